@@ -1,0 +1,222 @@
+/* pmtatail: follow PowerMTA's accounting files and deliver bounces and
+ * complaints to the Oempro backend. This file owns the command line, the
+ * process-wide state, and is the only place that exits. */
+#include "log.h"
+#include "pmta_csv.h"
+#include "replay.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_CONFIG "/etc/pmtatail/pmtatail.conf"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+    "usage: pmtatail [-c FILE] COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  replay --dry-run [OPTIONS] FILE...   parse accounting files and print their\n"
+    "                                       events as NDJSON on stdout\n"
+    "      --host NAME        host name put in events (default: this machine's)\n"
+    "      --records LIST     record types to forward (default b,rb,f)\n"
+    "      --columns LIST     column names for files without a header line\n"
+    "      --record-max BYTES longest record accepted (default 1048576)\n"
+    "      --no-message       leave the raw record out of the events\n"
+    "      --keep-rejects     print refused records as events with \"parseError\"\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
+    "  -h, --help             show this help\n"
+    "  -V, --version          show the version\n"
+    "\n"
+    "exit status: 0 success, 1 failure or rejected records, 2 usage error\n";
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("pmtatail: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputs("\n", stderr);
+        fputs("usage: pmtatail [-c FILE] COMMAND [OPTIONS]; try 'pmtatail --help'\n", stderr);
+        return EXIT_USAGE;
+}
+
+/* Split "b, rb,feedback-loop" into type codes. Returns the count, or -1 with
+ * the offending name in *bad. */
+static int parse_records(char *list, const char **codes, int max, const char **bad)
+{
+        int n = 0;
+        for (char *save = NULL, *tok = strtok_r(list, ", ", &save); tok;
+             tok = strtok_r(NULL, ", ", &save)) {
+                const char *code = pmta_type_code(tok);
+                if (!code || n == max) {
+                        *bad = tok;
+                        return -1;
+                }
+                codes[n++] = code;
+        }
+        return n;
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || end == s)
+                return -1;
+        if (*end == 'k' || *end == 'K')
+                v *= 1024, end++;
+        else if (*end == 'M')
+                v *= 1024 * 1024, end++;
+        if (*end || v < 64 || v > 256ULL * 1024 * 1024)
+                return -1;
+        *out = (size_t)v;
+        return 0;
+}
+
+static int cmd_replay(int argc, char **argv, const struct logger *lg)
+{
+        enum {
+                OPT_HOST = 256,
+                OPT_RECORDS,
+                OPT_COLUMNS,
+                OPT_RECORD_MAX,
+                OPT_NO_MESSAGE,
+                OPT_KEEP_REJECTS,
+                OPT_DRY_RUN
+        };
+        static const struct option longopts[] = {
+            {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+            {"host", required_argument, NULL, OPT_HOST},
+            {"records", required_argument, NULL, OPT_RECORDS},
+            {"columns", required_argument, NULL, OPT_COLUMNS},
+            {"record-max", required_argument, NULL, OPT_RECORD_MAX},
+            {"no-message", no_argument, NULL, OPT_NO_MESSAGE},
+            {"keep-rejects", no_argument, NULL, OPT_KEEP_REJECTS},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
+        char hostname[256] = "localhost";
+        gethostname(hostname, sizeof hostname - 1);
+        hostname[sizeof hostname - 1] = '\0';
+        const char *codes[16];
+        struct replay_opts o = {
+            .host = hostname,
+            .include_message = true,
+            .out = stdout,
+            .log = lg,
+        };
+        bool dry_run = false;
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+                switch (c) {
+                case OPT_DRY_RUN:
+                        dry_run = true;
+                        break;
+                case OPT_HOST:
+                        o.host = optarg;
+                        break;
+                case OPT_RECORDS: {
+                        const char *bad = NULL;
+                        int n = parse_records(optarg, codes, 16, &bad);
+                        if (n <= 0)
+                                return usage_error("--records: unknown record type \"%s\"",
+                                                   bad ? bad : "");
+                        o.types = codes;
+                        o.ntypes = (size_t)n;
+                        break;
+                }
+                case OPT_COLUMNS:
+                        o.columns = optarg;
+                        break;
+                case OPT_RECORD_MAX:
+                        if (parse_size(optarg, &o.record_max) < 0)
+                                return usage_error("--record-max: bad size \"%s\" (64 to 256M)",
+                                                   optarg);
+                        break;
+                case OPT_NO_MESSAGE:
+                        o.include_message = false;
+                        break;
+                case OPT_KEEP_REJECTS:
+                        o.keep_rejects = true;
+                        break;
+                case 'h':
+                        fputs(usage_text, stdout);
+                        return EXIT_OK;
+                default:
+                        return usage_error("%s", "replay: bad option");
+                }
+        }
+        if (optind >= argc)
+                return usage_error("%s", "replay: no file given");
+        if (!dry_run) {
+                fputs("pmtatail: replay: only --dry-run is available in this version "
+                      "(delivery comes with the output module)\n",
+                      stderr);
+                return EXIT_FAIL;
+        }
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        struct replay_totals totals = {0};
+        int r = replay_dry_run((const char *const *)argv + optind, (size_t)(argc - optind), &o,
+                               &totals);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        replay_print_summary(&totals, secs, stderr);
+        return r < 0 || totals.rejected ? EXIT_FAIL : EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+            {"config", required_argument, NULL, 'c'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {NULL, 0, NULL, 0},
+        };
+        const char *config_path = DEFAULT_CONFIG;
+        int c;
+        /* "+": stop at the command; its options are parsed by the command. */
+        while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case 'h':
+                        fputs(usage_text, stdout);
+                        return EXIT_OK;
+                case 'V':
+                        printf("pmtatail %s\n", PMTATAIL_VERSION);
+                        return EXIT_OK;
+                default:
+                        return usage_error("%s", "bad option");
+                }
+        }
+        (void)config_path;
+        if (optind >= argc)
+                return usage_error("%s", "no command given");
+        struct logger lg;
+        log_init(&lg, stderr, LOG_INFO);
+        const char *cmd = argv[optind];
+        int sub_argc = argc - optind;
+        char **sub_argv = argv + optind;
+        if (strcmp(cmd, "replay") == 0)
+                return cmd_replay(sub_argc, sub_argv, &lg);
+        if (strcmp(cmd, "help") == 0) {
+                fputs(usage_text, stdout);
+                return EXIT_OK;
+        }
+        return usage_error("unknown command \"%s\"", cmd);
+}

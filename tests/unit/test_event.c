@@ -1,0 +1,7 @@
+#include "event.h"
+#include "test.h"
+TEST_MAIN_BEGIN
+int main(void)
+{
+        TEST_MAIN_END;
+}
