@@ -1,6 +1,7 @@
 /* pmtatail: follow PowerMTA's accounting files and deliver bounces and
  * complaints to the Oempro backend. This file owns the command line, the
  * process-wide state, and is the only place that exits. */
+#include "config.h"
 #include "log.h"
 #include "pmta_csv.h"
 #include "replay.h"
@@ -15,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_CONFIG "/etc/pmtatail/pmtatail.conf"
+#define DEFAULT_CONFIG CONFIG_DEFAULT_PATH
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -85,7 +86,7 @@ static int parse_size(const char *s, size_t *out)
         return 0;
 }
 
-static int cmd_replay(int argc, char **argv, const struct logger *lg)
+static int cmd_replay(int argc, char **argv, const struct config *cfg, const struct logger *lg)
 {
         enum {
                 OPT_HOST = 256,
@@ -107,13 +108,29 @@ static int cmd_replay(int argc, char **argv, const struct logger *lg)
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
-        char hostname[256] = "localhost";
-        gethostname(hostname, sizeof hostname - 1);
-        hostname[sizeof hostname - 1] = '\0';
+        /* Record types: those of the configured sources together, so a
+         * replay forwards what the daemon would. */
         const char *codes[16];
+        size_t ncodes = 0;
+        size_t record_max = 0;
+        for (size_t i = 0; i < cfg->n_sources; i++) {
+                const struct config_source *src = &cfg->sources[i];
+                for (size_t k = 0; k < src->n_records; k++) {
+                        size_t j = 0;
+                        while (j < ncodes && strcmp(codes[j], src->records[k]) != 0)
+                                j++;
+                        if (j == ncodes && ncodes < 16)
+                                codes[ncodes++] = src->records[k];
+                }
+                if (src->record_max > record_max)
+                        record_max = src->record_max;
+        }
         struct replay_opts o = {
-            .host = hostname,
-            .include_message = true,
+            .types = ncodes ? codes : NULL,
+            .ntypes = ncodes,
+            .record_max = record_max,
+            .host = cfg->output.host,
+            .include_message = cfg->output.include_message,
             .out = stdout,
             .log = lg,
         };
@@ -187,12 +204,14 @@ int main(int argc, char **argv)
             {NULL, 0, NULL, 0},
         };
         const char *config_path = DEFAULT_CONFIG;
+        bool config_path_given = false;
         int c;
         /* "+": stop at the command; its options are parsed by the command. */
         while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'c':
                         config_path = optarg;
+                        config_path_given = true;
                         break;
                 case 'h':
                         fputs(usage_text, stdout);
@@ -204,19 +223,39 @@ int main(int argc, char **argv)
                         return usage_error("%s", "bad option");
                 }
         }
-        (void)config_path;
         if (optind >= argc)
                 return usage_error("%s", "no command given");
-        struct logger lg;
-        log_init(&lg, stderr, LOG_INFO);
         const char *cmd = argv[optind];
         int sub_argc = argc - optind;
         char **sub_argv = argv + optind;
-        if (strcmp(cmd, "replay") == 0)
-                return cmd_replay(sub_argc, sub_argv, &lg);
         if (strcmp(cmd, "help") == 0) {
                 fputs(usage_text, stdout);
                 return EXIT_OK;
         }
-        return usage_error("unknown command \"%s\"", cmd);
+        if (strcmp(cmd, "replay") != 0)
+                return usage_error("unknown command \"%s\"", cmd);
+
+        /* The default file may be absent (defaults apply); a file named with
+         * -c must exist. */
+        struct config *cfg = calloc(1, sizeof *cfg);
+        struct config_error *cerr = calloc(1, sizeof *cerr);
+        if (!cfg || !cerr) {
+                fputs("pmtatail: out of memory\n", stderr);
+                free(cfg);
+                free(cerr);
+                return EXIT_FAIL;
+        }
+        int rc;
+        if (config_load(config_path, config_path_given, cfg, cerr) < 0) {
+                config_error_print(cerr, stderr);
+                rc = EXIT_FAIL;
+        } else {
+                struct logger lg;
+                log_init(&lg, stderr, cfg->log_level);
+                rc = cmd_replay(sub_argc, sub_argv, cfg, &lg);
+        }
+        config_free(cfg);
+        free(cfg);
+        free(cerr);
+        return rc;
 }

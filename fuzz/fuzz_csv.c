@@ -1,0 +1,123 @@
+/* libFuzzer target for the parser and the event encoder.
+ *
+ * The first two input bytes choose the chunk size and the record cap; the
+ * rest is the file. Every input is parsed twice (whole, and in small chunks
+ * following the parser's next_offset), and the two runs must agree; every
+ * record's offsets must be sane and its raw text must be the file's bytes;
+ * every event must be valid JSON and equal, byte for byte, to jansson's. */
+#include "event.h"
+#include "pmta_csv.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct run {
+        const uint8_t *file;
+        size_t size;
+        struct event_encoder *enc;
+        struct buf events;
+        uint64_t last_end;
+};
+
+static void on_record(void *ctx, const struct pmta_record *r)
+{
+        struct run *run = ctx;
+        if (r->end > run->size || r->start >= r->end || r->start < run->last_end ||
+            r->start + r->raw_len > r->end)
+                abort();
+        /* raw is the file's own bytes (a BOM at offset 0 is dropped) */
+        uint64_t s = r->start;
+        if (s == 0 && run->size >= 3 && memcmp(run->file, "\xEF\xBB\xBF", 3) == 0 &&
+            (r->raw_len < 3 || memcmp(r->raw, "\xEF\xBB\xBF", 3) != 0))
+                s = 3;
+        if (memcmp(run->file + s, r->raw, r->raw_len) != 0)
+                abort();
+        run->last_end = r->end;
+        struct event_meta m = {.host = "h", .path = "p", .include_message = true, .now = 1};
+        size_t before = run->events.len;
+        if (event_encode(run->enc, &run->events, r, &m) != 0)
+                abort();
+        json_t *ref = event_to_json(r, &m);
+        char *txt = ref ? json_dumps(ref, JSON_COMPACT) : NULL;
+        if (!txt || strlen(txt) != run->events.len - before ||
+            memcmp(txt, run->events.data + before, strlen(txt)) != 0)
+                abort();
+        json_error_t err;
+        json_t *back = json_loadb(run->events.data + before, run->events.len - before,
+                                  JSON_ALLOW_NUL, &err);
+        if (!back)
+                abort();
+        json_decref(back);
+        free(txt);
+        json_decref(ref);
+        buf_putc(&run->events, '\n');
+}
+
+static void on_reject(void *ctx, const struct pmta_reject *r)
+{
+        struct run *run = ctx;
+        if (r->end > run->size || r->start > r->end)
+                abort();
+        char line[96];
+        int n = snprintf(line, sizeof line, "reject %d %llu-%llu\n", (int)r->reason,
+                         (unsigned long long)r->start, (unsigned long long)r->end);
+        buf_append(&run->events, line, (size_t)n);
+}
+
+static void parse(struct run *run, size_t chunk, size_t record_max)
+{
+        static const char *const types[] = {"b", "rb", "f", "d"};
+        struct pmta_parser_opts o = {.record_max = record_max,
+                                     .types = types,
+                                     .ntypes = 4,
+                                     .on_record = on_record,
+                                     .on_reject = on_reject,
+                                     .ctx = run};
+        run->enc = event_encoder_new();
+        buf_init(&run->events, 1u << 30);
+        run->last_end = 0;
+        struct pmta_parser *p = pmta_parser_new(&o);
+        if (!p || !run->enc)
+                abort();
+        for (int guard = 0;; guard++) {
+                if (guard > 10 * 1000 * 1000)
+                        abort(); /* no progress */
+                uint64_t off = pmta_parser_next_offset(p);
+                int r;
+                if (off >= run->size) {
+                        r = pmta_parser_finish(p);
+                        if (r == PMTA_FEED_OK)
+                                break;
+                } else {
+                        size_t k = run->size - off < chunk ? run->size - off : chunk;
+                        r = pmta_parser_feed(p, run->file + off, k);
+                }
+                if (r < 0)
+                        abort();
+        }
+        pmta_parser_free(p);
+        event_encoder_free(run->enc);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        if (size < 2)
+                return 0;
+        size_t chunk = (size_t)(data[0] % 23) + 1;
+        size_t record_max = (size_t)(data[1] % 8) * 16 + 16;
+        if (data[1] & 0x80)
+                record_max = 1 << 20;
+        struct run whole = {.file = data + 2, .size = size - 2};
+        struct run pieces = {.file = data + 2, .size = size - 2};
+        parse(&whole, size, record_max);
+        parse(&pieces, chunk, record_max);
+        if (whole.events.len != pieces.events.len ||
+            memcmp(whole.events.data, pieces.events.data, whole.events.len) != 0)
+                abort();
+        buf_free(&whole.events);
+        buf_free(&pieces.events);
+        return 0;
+}
