@@ -62,6 +62,7 @@ struct pmta_parser {
         uint64_t rec_start; /* offset of its first byte */
         uint64_t rec_line;  /* line of its first byte */
         size_t first_break; /* raw offset just past the first CR/LF inside it, 0 if none */
+        unsigned breaks;    /* CR/LF bytes inside it, all within quotes */
         struct buf cellbuf; /* unquoted cell bytes, back to back */
         struct cell_span *spans;
         size_t nspans;
@@ -161,6 +162,7 @@ static void reset_record(struct pmta_parser *p)
         p->too_many_cells = false;
         p->row_done = false;
         p->first_break = 0;
+        p->breaks = 0;
         p->rec_start = p->next_offset;
         p->rec_line = p->line;
 }
@@ -341,7 +343,7 @@ static int seek_done(struct pmta_parser *p)
 /* The record in progress ran past record_max. Returns PMTA_FEED_REREAD when
  * the parser goes back to the line after the record's first line break,
  * 0 when it enters skip mode, -1 on allocation failure. */
-static int overflow(struct pmta_parser *p)
+static int overflow(struct pmta_parser *p, enum pmta_reject_reason why)
 {
         if (p->first_break > 0) {
                 /* Either a runaway quote swallowed the lines after it, or a
@@ -350,8 +352,8 @@ static int overflow(struct pmta_parser *p)
                  * records in the first case; in the second the fragments are
                  * rejected or filtered one by one. Nothing valid is lost. */
                 uint64_t brk = p->rec_start + p->first_break;
-                reject(p, PMTA_REJECT_TOO_LONG, p->rec_start, brk, p->rec_line, p->raw.data,
-                       p->first_break - 1, p->nspans);
+                reject(p, why, p->rec_start, brk, p->rec_line, p->raw.data, p->first_break - 1,
+                       p->nspans);
                 if (libcsv_restart(p) < 0)
                         return -1;
                 const char *b = p->raw.data + p->first_break - 1;
@@ -477,7 +479,7 @@ int pmta_parser_feed(struct pmta_parser *p, const void *data, size_t len)
                 size_t seg = t ? (size_t)(t - (s + i)) + 1 : len - i;
 
                 if (p->raw.len + seg > p->record_max) {
-                        int r = overflow(p);
+                        int r = overflow(p, PMTA_REJECT_TOO_LONG);
                         if (r != 0)
                                 return r;
                         continue; /* now in skip mode */
@@ -495,8 +497,14 @@ int pmta_parser_feed(struct pmta_parser *p, const void *data, size_t len)
                 p->next_offset += seg;
                 if (t && *t == '\n')
                         p->line++;
-                if (!p->row_done)
+                if (!p->row_done) {
+                        if (t && ++p->breaks > PMTA_RECORD_BREAKS_MAX) {
+                                int r = overflow(p, PMTA_REJECT_RUNAWAY_QUOTE);
+                                if (r != 0)
+                                        return r;
+                        }
                         continue;
+                }
                 /* The row ended on this segment's last byte. The LF of a CRLF
                  * is left to the between-records path, so a record's end does
                  * not depend on whether the LF came in the same chunk. */
@@ -710,6 +718,8 @@ const char *pmta_reject_reason_str(enum pmta_reject_reason r)
                 return "record longer than record_max";
         case PMTA_REJECT_UNTERMINATED_QUOTE:
                 return "quoted field not closed at end of file";
+        case PMTA_REJECT_RUNAWAY_QUOTE:
+                return "quoted field spans too many lines";
         }
         return "unknown";
 }

@@ -26,6 +26,12 @@
 /* A row with more cells than this is rejected: the cell table stays small
  * whatever a hostile file holds. PowerMTA rows have a few dozen columns. */
 #define PMTA_CELLS_MAX 1024
+/* Line breaks allowed inside the quoted fields of one record. Past this the
+ * quote is taken for a runaway (a stray quote that would swallow the rest of
+ * the file): the record's first line is rejected and parsing resumes after
+ * it. The limit bounds the work of that recovery to this many lines per bad
+ * line, whatever the file holds. A real dsnDiag spans a handful. */
+#define PMTA_RECORD_BREAKS_MAX 100
 /* Distinct record types counted one by one; more go to `other_types`. */
 #define PMTA_TYPE_STATS_MAX 16
 
@@ -67,7 +73,9 @@ enum pmta_reject_reason {
         PMTA_REJECT_CELL_COUNT,         /* more or fewer cells than the header */
         PMTA_REJECT_TOO_LONG,           /* longer than record_max */
         PMTA_REJECT_UNTERMINATED_QUOTE, /* a quoted field still open at end of file */
+        PMTA_REJECT_RUNAWAY_QUOTE,      /* a quoted field spanning too many lines */
 };
+#define PMTA_REJECT_REASONS 5
 
 /* A record the parser could not turn into events. raw holds at most the
  * first record_max bytes (the whole line that was skipped, when the parser
@@ -92,7 +100,7 @@ struct pmta_stats {
         uint64_t records;  /* handed to on_record */
         uint64_t filtered; /* well-formed rows of a type not forwarded */
         uint64_t rejected;
-        uint64_t rejected_by_reason[4];
+        uint64_t rejected_by_reason[PMTA_REJECT_REASONS];
         uint64_t other_types; /* rows whose type did not fit in types[] */
         size_t ntypes;
         struct pmta_type_count types[PMTA_TYPE_STATS_MAX];

@@ -302,6 +302,13 @@ char **event_column_keys(const struct pmta_header *h)
                 else
                         len = event_utf8_sanitize(k, f->ptr, f->len);
                 k[len] = '\0';
+                /* Keys are C strings (to jansson too): a NUL in a column name
+                 * becomes U+FFFD like any byte that cannot be sent as is. */
+                for (size_t z = strlen(k); z < len; z = strlen(k)) {
+                        memmove(k + z + 3, k + z + 1, len - z);
+                        memcpy(k + z, "\xEF\xBF\xBD", 3);
+                        len += 2;
+                }
                 /* Rename until unique; each round grows the key, so it ends. */
                 for (;;) {
                         bool clash = is_reserved(k);

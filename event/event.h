@@ -80,7 +80,7 @@ size_t event_utf8_sanitize(char *dst, const char *s, size_t n);
 json_t *event_to_json(const struct pmta_record *r, const struct event_meta *m);
 
 /* The JSON keys for the columns of h: "type" -> "logType", invalid UTF-8
- * replaced, an empty name -> "columnN", and a name that collides with the
+ * and NUL bytes replaced by U+FFFD, an empty name -> "columnN", and a name that collides with the
  * event's own keys or an earlier column renamed "NAME_N" (N the 1-based
  * column). Both encoders use it. Returns a malloc'd array of h->ncols
  * malloc'd strings, or NULL; free with event_column_keys_free. */

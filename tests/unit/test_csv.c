@@ -246,6 +246,25 @@ static void test_unterminated_quote_recovers(void)
         check_chunkings("type,a,b\nb,1,\"never closed", "!3@2:9-26\n");
 }
 
+static void test_runaway_quote_live(void)
+{
+        /* A stray quote in a live file (never finished): after
+         * PMTA_RECORD_BREAKS_MAX lines the quote is given up, its line
+         * rejected and the lines after it recovered without waiting for the
+         * end of the file or for record_max bytes. */
+        static char in[16384];
+        size_t n = (size_t)sprintf(in, "type,a,b\nb,\"stray,1\n");
+        for (int i = 0; i < 150; i++)
+                n += (size_t)sprintf(in + n, "b,%d,x\n", i);
+        static struct collect c;
+        parse_opts(in, n, 64, 1, false, all_types(), &c);
+        static const char want[] = "!4@2:9-20\n20-26|b|0|x\n";
+        CHECK(strncmp(c.out, want, strlen(want)) == 0);
+        CHECK_EQ_INT(pmta_parser_stats(c.p)->records, 150);
+        CHECK_EQ_INT(pmta_parser_stats(c.p)->rejected, 1);
+        pmta_parser_free(c.p);
+}
+
 static void test_too_long(void)
 {
         static struct collect c;
@@ -281,6 +300,9 @@ static void test_memory_bounded(void)
          * and the parser's buffers never past the cap. */
         size_t big = 10u << 20;
         char *in = malloc(big + 64);
+        CHECK(in != NULL);
+        if (!in)
+                return;
         size_t n = (size_t)sprintf(in, "type,a,b\nb,\"");
         memset(in + n, 'y', big);
         n += big;
@@ -365,6 +387,7 @@ int main(void)
         RUN(test_blank_lines_and_bom);
         RUN(test_binary_bytes);
         RUN(test_unterminated_quote_recovers);
+        RUN(test_runaway_quote_live);
         RUN(test_too_long);
         RUN(test_memory_bounded);
         RUN(test_too_many_cells);

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install what is missing, then
+#   1. a normal build and every test (unit, fixtures, the real binary),
+#   2. the same tests once more under ASan+UBSan,
+#   3. the parser's fuzz target for a bounded time (FUZZ_SECONDS, default 60),
+#   4. the clang-format check of the tree.
+# Ends with the line "N passed, N failed"; exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh --test || exit 1
+
+passed=0
+failed=0
+note() { printf '== %s\n' "$*"; }
+count_meson() { # build dir
+  local log="$1/meson-logs/testlog.json" p f
+  if [ ! -f "$log" ]; then failed=$((failed + 1)); return; fi
+  p=$(grep -c '"result": "OK"' "$log" || true)
+  f=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
+  passed=$((passed + p)); failed=$((failed + f))
+}
+step() { # name, command...
+  local name="$1"; shift
+  if "$@"; then passed=$((passed + 1)); note "$name: ok"
+  else failed=$((failed + 1)); note "$name: FAILED"; fi
+}
+
+note "build"
+if [ ! -f build/build.ninja ]; then meson setup build >/dev/null || failed=$((failed + 1)); fi
+if ninja -C build >/dev/null; then
+  meson test -C build --print-errorlogs --num-processes 2
+  count_meson build
+else
+  note "build FAILED"; failed=$((failed + 1))
+fi
+
+note "sanitizers (ASan+UBSan)"
+if [ ! -f build-asan/build.ninja ]; then
+  meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || failed=$((failed + 1))
+fi
+if ninja -C build-asan >/dev/null; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    meson test -C build-asan --print-errorlogs --num-processes 2
+  count_meson build-asan
+else
+  note "sanitizer build FAILED"; failed=$((failed + 1))
+fi
+
+note "fuzz (${FUZZ_SECONDS:-60}s)"
+fuzz() {
+  if [ ! -f build-fuzz/build.ninja ]; then
+    CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
+      -Dc_args=-fsanitize=fuzzer-no-link >/dev/null || return 1
+  fi
+  ninja -C build-fuzz fuzz/fuzz_csv >/dev/null || return 1
+  local corpus
+  corpus=$(mktemp -d)
+  cp fuzz/corpus/* tests/fixtures/*.csv "$corpus"/
+  ./build-fuzz/fuzz/fuzz_csv -max_total_time="${FUZZ_SECONDS:-60}" -max_len=8192 \
+    -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
+  local rc=${PIPESTATUS[0]}
+  rm -rf "$corpus"
+  return "$rc"
+}
+step "fuzz" fuzz
+
+note "format"
+step "clang-format" bash -c 'git ls-files "*.c" "*.h" | xargs clang-format --dry-run --Werror'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
