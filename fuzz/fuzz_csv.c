@@ -46,8 +46,8 @@ static void on_record(void *ctx, const struct pmta_record *r)
             memcmp(txt, run->events.data + before, strlen(txt)) != 0)
                 abort();
         json_error_t err;
-        json_t *back = json_loadb(run->events.data + before, run->events.len - before,
-                                  JSON_ALLOW_NUL, &err);
+        json_t *back =
+            json_loadb(run->events.data + before, run->events.len - before, JSON_ALLOW_NUL, &err);
         if (!back)
                 abort();
         json_decref(back);
@@ -115,7 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         parse(&whole, size, record_max);
         parse(&pieces, chunk, record_max);
         if (whole.events.len != pieces.events.len ||
-            memcmp(whole.events.data, pieces.events.data, whole.events.len) != 0)
+            (whole.events.len &&
+             memcmp(whole.events.data, pieces.events.data, whole.events.len) != 0))
                 abort();
         buf_free(&whole.events);
         buf_free(&pieces.events);
