@@ -2,17 +2,20 @@
  * complaints to the Oempro backend. This file owns the command line, the
  * process-wide state, and is the only place that exits. */
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "pmta_csv.h"
 #include "replay.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,6 +198,31 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
         return r < 0 || totals.rejected ? EXIT_FAIL : EXIT_OK;
 }
 
+static int cmd_run(int argc, const struct config *cfg, const struct logger *lg)
+{
+        if (argc > 1)
+                return usage_error("%s", "run takes no arguments");
+        /* Signals arrive through a signalfd in the daemon's poll loop. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
+                perror("pmtatail: sigprocmask");
+                return EXIT_FAIL;
+        }
+        /* A reader gone from a pipe output must not kill us silently. */
+        signal(SIGPIPE, SIG_IGN);
+        int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sfd < 0) {
+                perror("pmtatail: signalfd");
+                return EXIT_FAIL;
+        }
+        int r = daemon_run(cfg, lg, sfd);
+        close(sfd);
+        return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
@@ -232,7 +260,7 @@ int main(int argc, char **argv)
                 fputs(usage_text, stdout);
                 return EXIT_OK;
         }
-        if (strcmp(cmd, "replay") != 0)
+        if (strcmp(cmd, "replay") != 0 && strcmp(cmd, "run") != 0)
                 return usage_error("unknown command \"%s\"", cmd);
 
         /* The default file may be absent (defaults apply); a file named with
@@ -252,7 +280,8 @@ int main(int argc, char **argv)
         } else {
                 struct logger lg;
                 log_init(&lg, stderr, cfg->log_level);
-                rc = cmd_replay(sub_argc, sub_argv, cfg, &lg);
+                rc = strcmp(cmd, "run") == 0 ? cmd_run(sub_argc, cfg, &lg)
+                                             : cmd_replay(sub_argc, sub_argv, cfg, &lg);
         }
         config_free(cfg);
         free(cfg);

@@ -1,0 +1,490 @@
+/* The daemon's pipeline and event loop.
+ *
+ * Records are read from the head file of each source, encoded into the open
+ * batch, and the batch goes to the output when it is full or has lingered.
+ * Each batch carries "marks": for every file it holds records of, the offset
+ * up to which that file is settled (its records are in this batch or an
+ * earlier one, or were filtered or rejected). When the output acknowledges
+ * the batch, the marks become the committed offsets. Batches are
+ * acknowledged in order, so a mark never passes an unacknowledged record.
+ *
+ * Reading stops while the window of events not yet acknowledged is full:
+ * the accounting files themselves are the buffer, and memory stays flat
+ * however far behind the output is. */
+#include "daemon.h"
+
+#include "buf.h"
+#include "event.h"
+#include "pmta_csv.h"
+#include "push.h"
+#include "tailer.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_CHUNK    (64 * 1024)
+#define MARKS_MAX     32
+#define COMMIT_EVERY  1000 /* ms between offset saves while busy */
+#define RETRY_MS      1000 /* an output that refused a batch is tried again after this */
+#define STOP_DRAIN_MS 5000
+
+struct mark {
+        struct tfile *f;
+        uint32_t gen;
+        uint64_t off;
+};
+
+struct batch {
+        struct buf lines;
+        size_t nevents;
+        struct mark marks[MARKS_MAX];
+        size_t nmarks;
+        int64_t opened_ms; /* when its first event came, 0 when it has none */
+};
+
+struct reader;
+
+struct daemon {
+        const struct config *cfg;
+        const struct logger *log;
+        struct tailer *tailer;
+        struct push *push;
+        struct batch *open;    /* being filled */
+        struct batch *waiting; /* closed, refused by the output: tried again */
+        int64_t retry_at_ms;
+        size_t inflight; /* events submitted, not yet acknowledged */
+        size_t window;
+        int64_t last_commit_ms;
+        char *chunk;
+        uint64_t delivered, batches;
+        bool stopping;
+};
+
+/* Per file being read: its parser and encoder. */
+struct reader {
+        struct daemon *d;
+        struct tfile *f;
+        size_t src;
+        uint32_t gen;
+        struct pmta_parser *parser;
+        struct event_encoder *enc;
+        struct event_meta meta;
+        uint64_t header_gen;
+        uint64_t rejects;
+};
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct batch *batch_new(const struct daemon *d)
+{
+        struct batch *b = calloc(1, sizeof *b);
+        if (!b)
+                return NULL;
+        /* One record alone may exceed batch_max_bytes: it still goes, so
+         * the cap leaves room for the largest event. */
+        size_t rmax = PMTA_RECORD_MAX_DEFAULT;
+        for (size_t i = 0; i < d->cfg->n_sources; i++) {
+                if (d->cfg->sources[i].record_max > rmax)
+                        rmax = d->cfg->sources[i].record_max;
+        }
+        buf_init(&b->lines, d->cfg->output.batch_max_bytes + 14 * rmax + 65536);
+        return b;
+}
+
+static void batch_free(struct batch *b)
+{
+        if (!b)
+                return;
+        buf_free(&b->lines);
+        free(b);
+}
+
+static void on_ack(void *ctx, void *token)
+{
+        struct daemon *d = ctx;
+        struct batch *b = token;
+        for (size_t i = 0; i < b->nmarks; i++)
+                tailer_ack(b->marks[i].f, b->marks[i].gen, b->marks[i].off);
+        d->inflight -= b->nevents;
+        d->delivered += b->nevents;
+        d->batches++;
+        batch_free(b);
+}
+
+/* Hand the open batch to the output. A refused batch waits and is tried
+ * again; nothing after it goes first, so acknowledgements stay in order. */
+static void batch_close(struct daemon *d)
+{
+        struct batch *b = d->open;
+        if (!b || (b->nevents == 0 && b->nmarks == 0) || d->waiting)
+                return;
+        d->open = NULL;
+        d->inflight += b->nevents;
+        if (push_submit(d->push, b->lines.data ? b->lines.data : "", b->lines.len, b->nevents, b) <
+            0) {
+                d->waiting = b;
+                d->retry_at_ms = now_ms() + RETRY_MS;
+        }
+}
+
+static void retry_waiting(struct daemon *d)
+{
+        if (!d->waiting || now_ms() < d->retry_at_ms)
+                return;
+        struct batch *b = d->waiting;
+        d->waiting = NULL;
+        if (push_submit(d->push, b->lines.data ? b->lines.data : "", b->lines.len, b->nevents, b) <
+            0) {
+                d->waiting = b;
+                d->retry_at_ms = now_ms() + RETRY_MS;
+        }
+}
+
+static struct batch *open_batch(struct daemon *d)
+{
+        if (!d->open)
+                d->open = batch_new(d);
+        return d->open;
+}
+
+/* Record that r's file is settled up to off in the open batch. */
+static int set_mark(struct reader *r, uint64_t off)
+{
+        struct batch *b = open_batch(r->d);
+        if (!b)
+                return -1;
+        for (size_t i = 0; i < b->nmarks; i++) {
+                if (b->marks[i].f == r->f && b->marks[i].gen == r->gen) {
+                        if (off > b->marks[i].off)
+                                b->marks[i].off = off;
+                        return 0;
+                }
+        }
+        if (b->nmarks == MARKS_MAX) {
+                batch_close(r->d);
+                return set_mark(r, off);
+        }
+        b->marks[b->nmarks++] = (struct mark){r->f, r->gen, off};
+        return 0;
+}
+
+static bool batch_full(const struct daemon *d)
+{
+        const struct batch *b = d->open;
+        return b && (b->nevents >= d->cfg->output.batch_max_records ||
+                     b->lines.len >= d->cfg->output.batch_max_bytes);
+}
+
+static void on_record(void *ctx, const struct pmta_record *rec)
+{
+        struct reader *r = ctx;
+        struct daemon *d = r->d;
+        if (batch_full(d)) {
+                /* everything before this record is settled */
+                set_mark(r, rec->start);
+                batch_close(d);
+        }
+        struct batch *b = open_batch(d);
+        if (!b)
+                return;
+        size_t before = b->lines.len;
+        if (b->nevents > 0 &&
+            b->lines.len + 2 * rec->raw_len + 1024 > d->cfg->output.batch_max_bytes) {
+                set_mark(r, rec->start);
+                batch_close(d);
+                b = open_batch(d);
+                if (!b)
+                        return;
+                before = 0;
+        }
+        if (event_encode(r->enc, &b->lines, rec, &r->meta) < 0 || buf_putc(&b->lines, '\n') < 0) {
+                /* Cannot happen with the cap above; never lose it silently. */
+                b->lines.len = before;
+                log_error(d->log, "cannot encode record file=%s offset=%llu error=\"%s\"",
+                          r->meta.path, (unsigned long long)rec->start, strerror(errno));
+                return;
+        }
+        if (b->nevents++ == 0)
+                b->opened_ms = now_ms();
+        set_mark(r, rec->end);
+}
+
+static void on_reject(void *ctx, const struct pmta_reject *rej)
+{
+        struct reader *r = ctx;
+        char path[512], raw[160];
+        size_t shown = rej->raw_len < 60 ? rej->raw_len : 60;
+        if (r->rejects++ < 100)
+                log_warn(r->d->log,
+                         "rejected record file=%s line=%llu offset=%llu reason=\"%s\" start=%s",
+                         log_quote(path, sizeof path, r->meta.path, strlen(r->meta.path)),
+                         (unsigned long long)rej->line, (unsigned long long)rej->start,
+                         pmta_reject_reason_str(rej->reason),
+                         log_quote(raw, sizeof raw, rej->raw, shown));
+        set_mark(r, rej->end);
+}
+
+static void reader_free(struct reader *r)
+{
+        if (!r)
+                return;
+        pmta_parser_free(r->parser);
+        event_encoder_free(r->enc);
+        free(r);
+}
+
+static struct reader *reader_new(struct daemon *d, struct tfile *f, size_t src)
+{
+        const struct config_source *cs = &d->cfg->sources[src];
+        struct reader *r = calloc(1, sizeof *r);
+        if (!r)
+                return NULL;
+        r->d = d;
+        r->f = f;
+        r->src = src;
+        r->gen = tailer_file_gen(f);
+        r->meta.host = d->cfg->output.host;
+        r->meta.path = tailer_file_path(f);
+        r->meta.include_message = d->cfg->output.include_message;
+        const char *types[CONFIG_MAX_RECORD_TYPES];
+        for (size_t i = 0; i < cs->n_records; i++)
+                types[i] = cs->records[i];
+        struct pmta_parser_opts po = {
+            .record_max = cs->record_max,
+            .types = types,
+            .ntypes = cs->n_records,
+            .columns = cs->columns,
+            .on_record = on_record,
+            .on_reject = on_reject,
+            .ctx = r,
+        };
+        r->parser = pmta_parser_new(&po);
+        r->enc = event_encoder_new();
+        size_t hlen;
+        const char *h = tailer_file_header(f, &hlen);
+        if (!r->parser || !r->enc ||
+            pmta_parser_resume(r->parser, tailer_file_start(f), h, hlen) < 0) {
+                reader_free(r);
+                return NULL;
+        }
+        return r;
+}
+
+/* Read source `src` while the window has room. */
+static void read_source(struct daemon *d, size_t src)
+{
+        while (!d->stopping && d->inflight + (d->open ? d->open->nevents : 0) < d->window &&
+               !d->waiting) {
+                struct tfile *f = tailer_head(d->tailer, src);
+                if (!f)
+                        return;
+                struct reader *r = tailer_file_user(f);
+                if (!r) {
+                        r = reader_new(d, f, src);
+                        if (!r) {
+                                log_error(d->log, "out of memory");
+                                return;
+                        }
+                        tailer_file_set_user(f, r);
+                }
+                r->meta.now = (int64_t)time(NULL);
+                uint64_t off = pmta_parser_next_offset(r->parser);
+                ssize_t n = tailer_read(f, off, d->chunk, READ_CHUNK);
+                if (n < 0) {
+                        log_error(d->log, "cannot read file=%s error=\"%s\"", r->meta.path,
+                                  strerror(errno));
+                        return;
+                }
+                int rc;
+                if (n > 0) {
+                        rc = pmta_parser_feed(r->parser, d->chunk, (size_t)n);
+                } else if (tailer_file_truncated(f, off)) {
+                        tailer_file_set_user(f, NULL);
+                        reader_free(r);
+                        continue;
+                } else if (tailer_file_final(f)) {
+                        rc = pmta_parser_finish(r->parser);
+                        if (rc == PMTA_FEED_OK) {
+                                uint64_t end = pmta_parser_next_offset(r->parser);
+                                set_mark(r, end);
+                                /* the drained file's last mark goes out now */
+                                batch_close(d);
+                                tailer_file_set_user(f, NULL);
+                                reader_free(r);
+                                tailer_file_drained(f, end);
+                                continue;
+                        }
+                } else {
+                        return; /* at the end of a file still written: wait */
+                }
+                if (rc < 0) {
+                        log_error(d->log, "out of memory parsing file=%s", r->meta.path);
+                        return;
+                }
+                const struct pmta_header *h = pmta_parser_header(r->parser);
+                if (h && h->generation != r->header_gen) {
+                        r->header_gen = h->generation;
+                        tailer_file_set_header(f, h->raw, h->raw_len);
+                }
+                set_mark(r, pmta_parser_settled_offset(r->parser));
+        }
+}
+
+static void read_all(struct daemon *d)
+{
+        for (size_t i = 0; i < tailer_nsources(d->tailer); i++)
+                read_source(d, i);
+}
+
+/* Let the open batch go when full, lingered long enough, or when it only
+ * carries marks (no request needed for those). */
+static void maybe_close(struct daemon *d)
+{
+        struct batch *b = d->open;
+        if (!b)
+                return;
+        if (batch_full(d) || b->nevents == 0 || d->stopping ||
+            now_ms() - b->opened_ms >= (int64_t)d->cfg->output.linger_ms)
+                batch_close(d);
+}
+
+static int poll_timeout(const struct daemon *d)
+{
+        int64_t now = now_ms(), t = -1;
+        if (d->open && d->open->nevents)
+                t = d->open->opened_ms + d->cfg->output.linger_ms;
+        if (d->waiting && (t < 0 || d->retry_at_ms < t))
+                t = d->retry_at_ms;
+        if (tailer_dirty(d->tailer)) {
+                int64_t c = d->last_commit_ms + COMMIT_EVERY;
+                if (t < 0 || c < t)
+                        t = c;
+        }
+        int ms = t < 0 ? -1 : t <= now ? 0 : (int)(t - now);
+        int tm = tailer_deadline_ms(d->tailer);
+        if (tm >= 0 && (ms < 0 || tm < ms))
+                ms = tm;
+        return ms;
+}
+
+static void maybe_commit(struct daemon *d, bool force)
+{
+        if (!tailer_dirty(d->tailer))
+                return;
+        int64_t now = now_ms();
+        if (!force && now - d->last_commit_ms < COMMIT_EVERY)
+                return;
+        tailer_commit(d->tailer);
+        d->last_commit_ms = now;
+}
+
+int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd)
+{
+        struct daemon d = {.cfg = cfg, .log = log};
+        if (cfg->n_sources == 0) {
+                log_error(log, "no [source] in the configuration: nothing to follow");
+                return -1;
+        }
+        if (cfg->output.kind != CONFIG_OUTPUT_FILE) {
+                log_error(log, "run needs an [output] file (the url output is not available "
+                               "in this version)");
+                return -1;
+        }
+        struct tailer_source_cfg src[CONFIG_MAX_SOURCES];
+        for (size_t i = 0; i < cfg->n_sources; i++) {
+                src[i] = (struct tailer_source_cfg){
+                    .name = cfg->sources[i].name,
+                    .path = cfg->sources[i].path,
+                    .archive_dir = cfg->sources[i].archive_dir,
+                    .start_at_end = cfg->sources[i].start_at == CONFIG_START_END,
+                };
+        }
+        char err[1024];
+        d.chunk = malloc(READ_CHUNK);
+        if (!d.chunk) {
+                log_error(log, "out of memory");
+                return -1;
+        }
+        if (push_open_file(&d.push, cfg->output.file, on_ack, &d, log, err, sizeof err) < 0) {
+                log_error(log, "%s", err);
+                free(d.chunk);
+                return -1;
+        }
+        if (tailer_open(&d.tailer, src, cfg->n_sources, cfg->state_dir, 0, log, err, sizeof err) <
+            0) {
+                log_error(log, "%s", err);
+                push_close(d.push);
+                free(d.chunk);
+                return -1;
+        }
+        d.window = 4 * (size_t)cfg->output.batch_max_records;
+        if (d.window < 1000)
+                d.window = 1000;
+        d.last_commit_ms = now_ms();
+        log_info(log, "running sources=%zu state=%s", cfg->n_sources, cfg->state_dir);
+
+        struct pollfd pfd[2] = {
+            {.fd = tailer_fd(d.tailer), .events = POLLIN},
+            {.fd = signal_fd, .events = POLLIN},
+        };
+        while (!d.stopping) {
+                retry_waiting(&d);
+                read_all(&d);
+                maybe_close(&d);
+                maybe_commit(&d, false);
+                int r = poll(pfd, 2, poll_timeout(&d));
+                if (r < 0 && errno != EINTR) {
+                        log_error(log, "poll: %s", strerror(errno));
+                        break;
+                }
+                if (pfd[1].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+                        if (read(signal_fd, &si, sizeof si) == sizeof si)
+                                log_info(log, "stopping signal=%s", strsignal((int)si.ssi_signo));
+                        d.stopping = true;
+                }
+                if (pfd[0].revents & POLLIN)
+                        tailer_handle_events(d.tailer);
+                tailer_tick(d.tailer);
+        }
+
+        /* Deliver what is read (bounded wait), commit, leave. */
+        maybe_close(&d);
+        int64_t give_up = now_ms() + STOP_DRAIN_MS;
+        while ((d.waiting || push_inflight(d.push)) && now_ms() < give_up) {
+                d.retry_at_ms = 0;
+                retry_waiting(&d);
+                if (d.waiting)
+                        poll(NULL, 0, 200);
+        }
+        if (d.waiting)
+                log_warn(log, "stopping with undelivered records: they are read again at the "
+                              "next start");
+        maybe_commit(&d, true);
+        for (size_t i = 0; i < tailer_nsources(d.tailer); i++) {
+                struct tfile *f = tailer_head(d.tailer, i);
+                if (f) {
+                        reader_free(tailer_file_user(f));
+                        tailer_file_set_user(f, NULL);
+                }
+        }
+        log_info(log, "stopped delivered=%llu batches=%llu", (unsigned long long)d.delivered,
+                 (unsigned long long)d.batches);
+        tailer_close(d.tailer);
+        batch_free(d.waiting);
+        batch_free(d.open);
+        push_close(d.push);
+        free(d.chunk);
+        return 0;
+}
