@@ -77,6 +77,7 @@ struct reader {
         struct event_meta meta;
         uint64_t header_gen;
         uint64_t rejects;
+        bool at_end; /* the last read found the end of the file */
 };
 
 static int64_t now_ms(void)
@@ -281,30 +282,43 @@ static struct reader *reader_new(struct daemon *d, struct tfile *f, size_t src)
         return r;
 }
 
-/* Read source `src` while the window has room. */
-static void read_source(struct daemon *d, size_t src)
+static bool window_full(const struct daemon *d)
 {
-        while (!d->stopping && d->inflight + (d->open ? d->open->nevents : 0) < d->window &&
-               !d->waiting) {
-                struct tfile *f = tailer_head(d->tailer, src);
-                if (!f)
-                        return;
+        return d->stopping || d->waiting ||
+               d->inflight + (d->open ? d->open->nevents : 0) >= d->window;
+}
+
+/* Read file f until its end or until the window is full. Returns true when
+ * the caller may go on to the next file of the source: f was drained, or it
+ * is at its end and superseded by a newer file (it stays open for a writer
+ * that still appends to it). */
+static bool read_file(struct daemon *d, struct tfile *f, size_t src)
+{
+        while (!window_full(d)) {
                 struct reader *r = tailer_file_user(f);
                 if (!r) {
                         r = reader_new(d, f, src);
                         if (!r) {
                                 log_error(d->log, "out of memory");
-                                return;
+                                return false;
                         }
                         tailer_file_set_user(f, r);
                 }
                 r->meta.now = (int64_t)time(NULL);
                 uint64_t off = pmta_parser_next_offset(r->parser);
+                /* After a pause at the end, make sure the file was not
+                 * rewritten meanwhile before reading on from the old offset. */
+                if (r->at_end && tailer_file_truncated(f, off)) {
+                        tailer_file_set_user(f, NULL);
+                        reader_free(r);
+                        return false;
+                }
+                r->at_end = false;
                 ssize_t n = tailer_read(f, off, d->chunk, READ_CHUNK);
                 if (n < 0) {
                         log_error(d->log, "cannot read file=%s error=\"%s\"", r->meta.path,
                                   strerror(errno));
-                        return;
+                        return false;
                 }
                 int rc;
                 if (n > 0) {
@@ -312,7 +326,7 @@ static void read_source(struct daemon *d, size_t src)
                 } else if (tailer_file_truncated(f, off)) {
                         tailer_file_set_user(f, NULL);
                         reader_free(r);
-                        continue;
+                        return false; /* the source's order may have changed */
                 } else if (tailer_file_final(f)) {
                         rc = pmta_parser_finish(r->parser);
                         if (rc == PMTA_FEED_OK) {
@@ -323,14 +337,16 @@ static void read_source(struct daemon *d, size_t src)
                                 tailer_file_set_user(f, NULL);
                                 reader_free(r);
                                 tailer_file_drained(f, end);
-                                continue;
+                                return true;
                         }
                 } else {
-                        return; /* at the end of a file still written: wait */
+                        /* at the end of a file that may still be written */
+                        r->at_end = true;
+                        return tailer_file_superseded(f);
                 }
                 if (rc < 0) {
                         log_error(d->log, "out of memory parsing file=%s", r->meta.path);
-                        return;
+                        return false;
                 }
                 const struct pmta_header *h = pmta_parser_header(r->parser);
                 if (h && h->generation != r->header_gen) {
@@ -338,6 +354,26 @@ static void read_source(struct daemon *d, size_t src)
                         tailer_file_set_header(f, h->raw, h->raw_len);
                 }
                 set_mark(r, pmta_parser_settled_offset(r->parser));
+        }
+        return false;
+}
+
+/* Read source `src` in the order its files were written. */
+static void read_source(struct daemon *d, size_t src)
+{
+        struct tfile *f = tailer_head(d->tailer, src);
+        while (f) {
+                /* f may be freed by read_file (drained and acknowledged):
+                 * take its successor first. */
+                struct tfile *next = tailer_next(f);
+                bool go_on = read_file(d, f, src);
+                if (tailer_take_requeued(d->tailer)) {
+                        f = tailer_head(d->tailer, src);
+                        continue;
+                }
+                if (!go_on)
+                        return;
+                f = next;
         }
 }
 
@@ -473,8 +509,7 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
                               "next start");
         maybe_commit(&d, true);
         for (size_t i = 0; i < tailer_nsources(d.tailer); i++) {
-                struct tfile *f = tailer_head(d.tailer, i);
-                if (f) {
+                for (struct tfile *f = tailer_head(d.tailer, i); f; f = tailer_next(f)) {
                         reader_free(tailer_file_user(f));
                         tailer_file_set_user(f, NULL);
                 }

@@ -36,6 +36,8 @@ struct tfile {
         char *path;
         bool live;         /* the live path points to it */
         time_t rotated_at; /* when it stopped being live */
+        time_t since;      /* when we began to follow it */
+        time_t grew_at;    /* when a read last found new bytes */
         bool drained;      /* read to its final end */
         uint64_t final_end;
         uint64_t start; /* where reading starts */
@@ -43,6 +45,12 @@ struct tfile {
         uint32_t gen;
         struct state_entry *entry; /* its offsets, NULL once truncated away */
         void *user;
+        /* The last bytes handed out and where they ended: if the file no
+         * longer holds them there, it was rewritten in place, even when it
+         * has grown past the offset meanwhile. */
+        unsigned char tail[64];
+        size_t tail_len;
+        uint64_t tail_end;
 };
 
 struct tsource {
@@ -54,9 +62,11 @@ struct tsource {
         char *stem;        /* "bounces-" for bounces.csv: rotated names start so */
         char *archive_dir; /* NULL when none */
         bool start_at_end;
-        int wd; /* watch of dir, -1 when lost */
+        int wd;         /* watch of dir, -1 when lost */
+        int archive_wd; /* watch of archive_dir: late writes to rotated files wake us */
         struct tfile *queue;
         struct tfile *live;
+        time_t last_live_since; /* since of the last live file, for queue_missed */
 };
 
 struct tailer {
@@ -66,7 +76,8 @@ struct tailer {
         struct tsource *src;
         size_t nsrc;
         bool dirty;
-        bool rewatch; /* a watched directory is gone: retry */
+        bool requeued; /* a file was put before one being read */
+        bool rewatch;  /* a watched directory is gone: retry */
         time_t rewatch_at;
 };
 
@@ -81,6 +92,16 @@ static const char *q(char *buf, size_t size, const char *s)
 }
 
 static bool is_archive_name(const struct tsource *s, const char *name);
+static time_t final_at(const struct tfile *f);
+
+struct candidate {
+        char *path;
+        int fd;
+        struct file_id id;
+        struct timespec mtime;
+        uint64_t size;
+        bool used;
+};
 
 /* ---- files ---- */
 
@@ -107,6 +128,7 @@ static struct tfile *tfile_new(struct tsource *s, int fd, const struct file_id *
         f->start = start;
         f->acked = start;
         f->entry = e;
+        f->since = time(NULL);
         return f;
 }
 
@@ -252,13 +274,71 @@ static void mark_rotated(struct tailer *t, struct tsource *s, const char *why)
         log_info(t->log, "rotated file=%s source=%s how=%s", q(b, sizeof b, f->path), s->name, why);
 }
 
+static void scan_dir(struct tailer *t, struct tsource *s, const char *dir, struct candidate *c,
+                     size_t *n);
+static int cmp_mtime(const void *a, const void *b);
+
+/* Files of this source that came and went between two looks (a quick
+ * cascade of rotations, or events lost to an overflow): rotated names we
+ * do not follow and never followed, written since `since`. They are queued
+ * after what we follow, oldest first, and read whole. */
+static void queue_missed(struct tailer *t, struct tsource *s, time_t since)
+{
+        struct candidate *c = calloc(SCAN_MAX + 1, sizeof *c);
+        struct tfile **found = calloc(SCAN_MAX + 1, sizeof *found);
+        size_t n = 0, nf = 0;
+        if (!c || !found) {
+                free(c);
+                free(found);
+                return;
+        }
+        if (s->archive_dir)
+                scan_dir(t, s, s->archive_dir, c, &n);
+        if (!s->archive_dir || strcmp(s->archive_dir, s->dir) != 0)
+                scan_dir(t, s, s->dir, c, &n);
+        for (size_t k = 0; k < n; k++) {
+                bool known = c[k].mtime.tv_sec < since;
+                for (struct tfile *f = s->queue; f && !known; f = f->next)
+                        known = f->id.dev == c[k].id.dev && f->id.ino == c[k].id.ino;
+                struct state_entry *e = state_find_id(t->state, c[k].id.dev, c[k].id.ino);
+                if (e && !known) {
+                        struct file_id saved = {e->dev, e->ino, e->fp, e->fp_len};
+                        known = identity_compare(&saved, c[k].fd) == IDENTITY_SAME;
+                }
+                if (known)
+                        continue;
+                struct state_entry *ne = entry_for_new(t, s, &c[k].id, c[k].path, 0);
+                struct tfile *f = ne ? tfile_new(s, c[k].fd, &c[k].id, c[k].path, 0, ne) : NULL;
+                if (!f)
+                        continue;
+                c[k].fd = -1;
+                f->rotated_at = time(NULL);
+                found[nf++] = f;
+                char b[512];
+                log_warn(t->log, "reading a file rotated before it was seen file=%s source=%s",
+                         q(b, sizeof b, f->path), s->name);
+        }
+        qsort(found, nf, sizeof *found, cmp_mtime);
+        for (size_t k = 0; k < nf; k++)
+                queue_append(s, found[k]);
+        for (size_t k = 0; k < n; k++) {
+                if (c[k].fd >= 0)
+                        close(c[k].fd);
+                free(c[k].path);
+        }
+        free(c);
+        free(found);
+}
+
 /* Compare the live path with what we follow, and act on the difference. */
 static void source_check(struct tailer *t, struct tsource *s)
 {
         struct stat st;
         bool exists = stat(s->path, &st) == 0;
+        time_t since = 0;
         if (s->live) {
                 struct stat fst;
+                since = s->live->since;
                 if (fstat(s->live->fd, &fst) == 0 && fst.st_nlink == 0)
                         mark_rotated(t, s, "deleted");
                 else if (!exists)
@@ -266,21 +346,19 @@ static void source_check(struct tailer *t, struct tsource *s)
                 else if ((uint64_t)st.st_dev != s->live->id.dev ||
                          (uint64_t)st.st_ino != s->live->id.ino)
                         mark_rotated(t, s, "replaced");
+        } else {
+                since = s->last_live_since;
         }
-        if (exists && !s->live && S_ISREG(st.st_mode))
+        if (exists && !s->live && S_ISREG(st.st_mode)) {
+                if (since)
+                        queue_missed(t, s, since - 1);
                 adopt_live(t, s, false);
+        }
+        if (s->live)
+                s->last_live_since = s->live->since;
 }
 
 /* ---- start: find the files of the state again ---- */
-
-struct candidate {
-        char *path;
-        int fd;
-        struct file_id id;
-        struct timespec mtime;
-        uint64_t size;
-        bool used;
-};
 
 static bool is_archive_name(const struct tsource *s, const char *name)
 {
@@ -395,7 +473,7 @@ static int source_start(struct tailer *t, struct tsource *s)
                 if (e->seen > watermark)
                         watermark = e->seen;
                 struct file_id saved = {e->dev, e->ino, e->fp, e->fp_len};
-                long found = -1;
+                long found = -1, shrunk = -1;
                 enum identity_match how = IDENTITY_DIFFERENT;
                 for (size_t k = 0; k < n && found < 0; k++) {
                         if (c[k].used)
@@ -405,9 +483,15 @@ static int source_start(struct tailer *t, struct tsource *s)
                                 found = (long)k;
                                 how = m;
                         } else if (m == IDENTITY_TRUNCATED && !e->finished && (long)k == live_idx) {
-                                found = (long)k;
-                                how = m;
+                                shrunk = (long)k;
                         }
+                }
+                /* The file itself or a copy of it comes first (copy-and-
+                 * truncate leaves the unread records in the copy); the live
+                 * file shrunk on the same inode only when there is neither. */
+                if (found < 0 && shrunk >= 0) {
+                        found = shrunk;
+                        how = IDENTITY_TRUNCATED;
                 }
                 if (found < 0) {
                         if (!e->finished)
@@ -501,6 +585,12 @@ static int source_start(struct tailer *t, struct tsource *s)
 
 static int arm_watch(struct tailer *t, struct tsource *s)
 {
+        /* The archive directory only wakes the daemon up (a writer still
+         * appending to a rotated file); losing it loses no record, since
+         * rotated files are read to their end before they are released. */
+        if (s->archive_dir && s->archive_wd < 0 &&
+            watch_add_dir(t->watch, s->archive_dir, &s->archive_wd) < 0)
+                s->archive_wd = -1;
         if (watch_add_dir(t->watch, s->dir, &s->wd) < 0) {
                 char b[512];
                 log_error(t->log, "cannot watch directory=%s error=\"%s\"", q(b, sizeof b, s->dir),
@@ -520,6 +610,7 @@ static int source_init(struct tsource *s, const struct tailer_source_cfg *cfg)
         s->archive_dir = xstrdup(cfg->archive_dir);
         s->start_at_end = cfg->start_at_end;
         s->wd = -1;
+        s->archive_wd = -1;
         char *d = xstrdup(cfg->path), *b = xstrdup(cfg->path);
         if (!s->name || !s->path || !d || !b || (cfg->archive_dir && !s->archive_dir)) {
                 free(d);
@@ -707,7 +798,7 @@ int tailer_deadline_ms(const struct tailer *t)
                 for (struct tfile *f = t->src[i].queue; f; f = f->next) {
                         if (f->live || f->drained)
                                 continue;
-                        time_t w = f->rotated_at + TAILER_ROTATE_GRACE_S;
+                        time_t w = final_at(f);
                         if (!when || w < when)
                                 when = w;
                 }
@@ -733,23 +824,41 @@ size_t tailer_nsources(const struct tailer *t)
         return t->nsrc;
 }
 
+static struct tfile *first_undrained(struct tfile *f)
+{
+        while (f && f->drained)
+                f = f->next;
+        return f;
+}
+
 struct tfile *tailer_head(struct tailer *t, size_t src)
 {
-        for (struct tfile *f = t->src[src].queue; f; f = f->next) {
-                if (!f->drained)
-                        return f;
-        }
-        return NULL;
+        return first_undrained(t->src[src].queue);
+}
+
+struct tfile *tailer_next(struct tfile *f)
+{
+        return first_undrained(f->next);
 }
 
 ssize_t tailer_read(struct tfile *f, uint64_t off, void *buf, size_t len)
 {
-        for (;;) {
-                ssize_t n = pread(f->fd, buf, len, (off_t)off);
-                if (n < 0 && errno == EINTR)
-                        continue;
+        ssize_t n;
+        do
+                n = pread(f->fd, buf, len, (off_t)off);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
                 return n;
-        }
+        size_t k = (size_t)n < sizeof f->tail ? (size_t)n : sizeof f->tail;
+        memcpy(f->tail, (const char *)buf + n - k, k);
+        f->grew_at = time(NULL);
+        f->tail_len = k;
+        f->tail_end = off + (uint64_t)n;
+        /* A young file's fingerprint grows as it is read, so that a file
+         * rewritten in place is told apart from its first version soon. */
+        if (f->id.fp_len < IDENTITY_FP_MAX && identity_extend(&f->id, f->fd) == 1 && f->entry)
+                entry_from_id(f->entry, &f->id);
+        return n;
 }
 
 uint64_t tailer_file_start(const struct tfile *f)
@@ -780,13 +889,29 @@ void tailer_file_set_header(struct tfile *f, const char *header, size_t len)
         f->src->t->dirty = true;
 }
 
+/* When a rotated file's end may be taken as final: once it has been quiet
+ * for TAILER_QUIET_S after the writer moved on to a newer file, or for the
+ * whole grace period when no newer file shows that. 0 for the live file. */
+static time_t final_at(const struct tfile *f)
+{
+        if (f->live)
+                return 0;
+        time_t quiet_since = f->grew_at > f->rotated_at ? f->grew_at : f->rotated_at;
+        if (tailer_file_superseded(f))
+                return quiet_since + TAILER_QUIET_S;
+        time_t g = f->rotated_at + TAILER_ROTATE_GRACE_S;
+        return g > quiet_since + TAILER_QUIET_S ? g : quiet_since + TAILER_QUIET_S;
+}
+
 bool tailer_file_final(const struct tfile *f)
+{
+        return !f->live && time(NULL) >= final_at(f);
+}
+
+bool tailer_file_superseded(const struct tfile *f)
 {
         if (f->live)
                 return false;
-        if (time(NULL) >= f->rotated_at + TAILER_ROTATE_GRACE_S)
-                return true;
-        /* The writer moved on once a newer file of the source holds bytes. */
         for (const struct tfile *g = f->next; g; g = g->next) {
                 struct stat st;
                 if (fstat(g->fd, &st) == 0 && st.st_size > 0)
@@ -795,14 +920,56 @@ bool tailer_file_final(const struct tfile *f)
         return false;
 }
 
+/* A copy of f made before f was truncated in place (copy-and-truncate
+ * rotation): a rotated name holding f's fingerprint on another inode, not
+ * followed yet. Returns a new tfile for it, or NULL. */
+static struct tfile *find_copy(struct tailer *t, struct tfile *f)
+{
+        struct tsource *s = f->src;
+        struct candidate *c = calloc(SCAN_MAX + 1, sizeof *c);
+        size_t n = 0;
+        struct tfile *copy = NULL;
+        if (!c)
+                return NULL;
+        if (s->archive_dir)
+                scan_dir(t, s, s->archive_dir, c, &n);
+        if (!s->archive_dir || strcmp(s->archive_dir, s->dir) != 0)
+                scan_dir(t, s, s->dir, c, &n);
+        for (size_t k = 0; k < n && !copy; k++) {
+                bool followed = false;
+                for (struct tfile *g = s->queue; g && !followed; g = g->next)
+                        followed = g->id.dev == c[k].id.dev && g->id.ino == c[k].id.ino;
+                if (followed || identity_compare(&f->id, c[k].fd) != IDENTITY_COPIED ||
+                    c[k].size < f->acked)
+                        continue;
+                copy = tfile_new(s, c[k].fd, &c[k].id, c[k].path, f->acked, NULL);
+                if (copy)
+                        c[k].fd = -1;
+        }
+        for (size_t k = 0; k < n; k++) {
+                if (c[k].fd >= 0)
+                        close(c[k].fd);
+                free(c[k].path);
+        }
+        free(c);
+        return copy;
+}
+
 bool tailer_file_truncated(struct tfile *f, uint64_t offset)
 {
         struct stat st;
         if (fstat(f->fd, &st) < 0)
                 return false;
         bool shrank = (uint64_t)st.st_size < offset;
-        /* Rewritten in place: its first bytes are not what they were. */
+        /* Rewritten in place: its first bytes, or the last ones read, are
+         * not what they were. */
         bool replaced = !shrank && identity_compare(&f->id, f->fd) != IDENTITY_SAME;
+        if (!shrank && !replaced && f->tail_len && f->tail_end == offset) {
+                unsigned char now[sizeof f->tail];
+                replaced = pread(f->fd, now, f->tail_len, (off_t)(offset - f->tail_len)) !=
+                               (ssize_t)f->tail_len ||
+                           memcmp(now, f->tail, f->tail_len) != 0;
+        }
         if (!shrank && !replaced)
                 return false;
         struct tailer *t = f->src->t;
@@ -810,10 +977,37 @@ bool tailer_file_truncated(struct tfile *f, uint64_t offset)
         log_warn(t->log, "file %s, reading it again from 0 file=%s offset=%llu size=%llu",
                  shrank ? "truncated" : "rewritten", q(b, sizeof b, f->path),
                  (unsigned long long)offset, (unsigned long long)st.st_size);
+        struct tfile *copy = f->entry ? find_copy(t, f) : NULL;
+        if (copy) {
+                /* The records not yet acknowledged are in the copy: it takes
+                 * over f's offsets and is read first. */
+                log_info(t->log, "reading the copy made before the truncation file=%s offset=%llu",
+                         q(b, sizeof b, copy->path), (unsigned long long)copy->start);
+                struct state_entry *e = f->entry;
+                uint64_t dev = f->id.dev, ino = f->id.ino;
+                if (state_set_id(t->state, e, copy->id.dev, copy->id.ino, NULL) == 0) {
+                        state_set_path(t->state, e, copy->path, NULL);
+                        copy->entry = e;
+                        copy->rotated_at = time(NULL) - TAILER_ROTATE_GRACE_S;
+                        f->entry = NULL;
+                        struct tfile **pp = &f->src->queue;
+                        while (*pp != f)
+                                pp = &(*pp)->next;
+                        copy->next = f;
+                        *pp = copy;
+                        struct file_id nid;
+                        if (identity_of_fd(f->fd, &nid) == 0 && nid.dev == dev && nid.ino == ino)
+                                f->entry = entry_for_new(t, f->src, &nid, f->path, 0);
+                } else {
+                        tfile_free(copy);
+                }
+        }
         identity_of_fd(f->fd, &f->id);
         f->start = 0;
         f->acked = 0;
+        f->tail_len = 0;
         f->gen++;
+        t->requeued = true;
         if (f->entry) {
                 f->entry->offset = 0;
                 entry_from_id(f->entry, &f->id);
@@ -924,6 +1118,13 @@ const char *tailer_file_path(const struct tfile *f)
 const char *tailer_file_source(const struct tfile *f)
 {
         return f->src->name;
+}
+
+bool tailer_take_requeued(struct tailer *t)
+{
+        bool r = t->requeued;
+        t->requeued = false;
+        return r;
 }
 
 bool tailer_dirty(const struct tailer *t)

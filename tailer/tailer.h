@@ -39,6 +39,9 @@
  * a writer that may still hold it open, when no newer file shows that the
  * writer moved on. */
 #define TAILER_ROTATE_GRACE_S 30
+/* Once a newer file holds bytes (the writer moved on), a rotated file is
+ * final after this long without growing. */
+#define TAILER_QUIET_S 2
 /* Finished entries are kept this long (to recognise archived files already
  * read) before they are pruned from the state. */
 #define TAILER_RETENTION_S (14 * 24 * 3600)
@@ -85,8 +88,12 @@ void tailer_tick(struct tailer *t);
 
 size_t tailer_nsources(const struct tailer *t);
 
-/* The file of source `src` to read now, or NULL when there is none. */
+/* The file of source `src` to read first, or NULL when there is none. */
 struct tfile *tailer_head(struct tailer *t, size_t src);
+
+/* The file of the same source to read after f (f is at its end and
+ * superseded), or NULL. */
+struct tfile *tailer_next(struct tfile *f);
 
 /* Read up to len bytes at off from f. Returns the count, 0 at its current
  * end, or -1 with errno. A read that finds the file shorter than the offset
@@ -103,9 +110,15 @@ const char *tailer_file_header(const struct tfile *f, size_t *len);
 /* Remember f's header line (saved with the offsets). */
 void tailer_file_set_header(struct tfile *f, const char *header, size_t len);
 
-/* True when f no longer is the live file and its writer has moved on (or
- * the grace period is over): when the caller's reads reach its end, that end
- * is final and the caller finishes its parsing and calls
+/* True when f is no longer the live file and a newer file of its source
+ * holds bytes: the writer moved on, so at f's end the caller may go on to
+ * tailer_next(f). f stays open: a writer that still appends to its old
+ * descriptor is read until f is final. */
+bool tailer_file_superseded(const struct tfile *f);
+
+/* True when f was rotated away and has been quiet long enough (see
+ * TAILER_QUIET_S, TAILER_ROTATE_GRACE_S): when the caller's reads reach its
+ * end, that end is final; the caller finishes its parsing and calls
  * tailer_file_drained. */
 bool tailer_file_final(const struct tfile *f);
 
@@ -113,8 +126,8 @@ bool tailer_file_final(const struct tfile *f);
  * what it parsed and starts again from tailer_file_start (now 0). */
 bool tailer_file_truncated(struct tfile *f, uint64_t offset);
 
-/* The caller read f to its final end `end`: the next file of the source
- * becomes the head. f stays valid until its acknowledgements reach `end`. */
+/* The caller read f to its final end `end`: f is no longer handed out. It
+ * stays valid until its acknowledgements reach `end`. */
 void tailer_file_drained(struct tfile *f, uint64_t end);
 
 /* f's generation: it changes when f is truncated and read again from 0, so
@@ -137,6 +150,11 @@ const char *tailer_file_source(const struct tfile *f);
 /* Save the offsets now if anything changed since the last save. Returns 0,
  * or -1 (logged; the previous offsets.json is intact). */
 int tailer_commit(struct tailer *t);
+
+/* True (once) when a file was queued before files already being read (the
+ * copy of a file truncated in place): the caller starts its reading pass
+ * again from tailer_head. */
+bool tailer_take_requeued(struct tailer *t);
 
 /* True when offsets changed since the last save. */
 bool tailer_dirty(const struct tailer *t);
