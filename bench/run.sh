@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
 # pmtatail benchmark: parse-only baseline (csvwalk) vs. pmtatail replay --dry-run.
 #
-# Usage: bench/run.sh [BUILD_DIR] [N]      (defaults: build, 1000000)
+# Usage: bench/run.sh [BUILD_DIR] [N] [--latency]   (defaults: build, 1000000)
 #
 # A benchmark, not a test: it reports numbers and the targets next to them, it
 # never fails because something is slow. It exits non-zero only when it cannot
 # measure (missing csvwalk, a program that crashes or exits non-zero).
 #
+# --latency: afterwards, also run bench/latency.py (append-to-delivery latency
+# of `pmtatail run` at 1,000 records/s, idle wake-ups, peak RSS; about 70 s).
+#
 # Environment: ROUNDS (default 3), SEED (default 1), PYTHON (default python3),
-#              BENCH_TIMEOUT (seconds per run, default 900).
+#              BENCH_TIMEOUT (seconds per run, default 900),
+#              LATENCY_DURATION (seconds of writing per latency run, default 20).
 set -euo pipefail
+
+LATENCY=0
+ARGS=()
+for arg in "$@"; do
+	case $arg in
+	--latency) LATENCY=1 ;;
+	*) ARGS+=("$arg") ;;
+	esac
+done
+set -- ${ARGS[@]+"${ARGS[@]}"}
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
@@ -284,3 +298,20 @@ echo "BENCH n=$N bytes=$BYTES rounds=$ROUNDS seed=$SEED nproc=$(nproc) cpu=${cpu
 	"csvwalk_rss_small_kib=$a_rss_small" \
 	"pmtatail_s=$b_wall pmtatail_rps=$b_rps pmtatail_mbps=$b_mbps pmtatail_rss_kib=$b_rss" \
 	"pmtatail_rss_small_kib=$b_rss_small ratio=$ratio"
+
+# ---------------------------------------------------------------- latency (optional)
+if ((LATENCY)); then
+	echo
+	if ((HAVE_PMTATAIL)); then
+		# It bounds its own time (start, drain and stop each have a limit) and
+		# removes its temporary directories.
+		"$PYTHON" "$BENCH_DIR/latency.py" --build "$BUILD_DIR" --binary "$PMTATAIL" \
+			${LATENCY_DURATION:+--duration "$LATENCY_DURATION"} || {
+			rc=$?
+			echo "run.sh: latency.py could not measure (exit $rc)" >&2
+			exit "$rc"
+		}
+	else
+		echo "SKIP latency: $PMTATAIL not found (not built yet?)"
+	fi
+fi

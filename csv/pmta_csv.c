@@ -301,8 +301,12 @@ static int finish_row(struct pmta_parser *p, uint64_t end)
                 return 0;
         }
         if (p->nspans != p->header.ncols) {
-                reject(p, PMTA_REJECT_CELL_COUNT, p->rec_start, end, p->rec_line, raw, raw_len,
-                       p->nspans);
+                /* Short, with no terminator, at the end of a file: the writer
+                 * stopped in the middle of it. */
+                enum pmta_reject_reason why = p->row_term < 0 && p->nspans < p->header.ncols
+                                                  ? PMTA_REJECT_INCOMPLETE
+                                                  : PMTA_REJECT_CELL_COUNT;
+                reject(p, why, p->rec_start, end, p->rec_line, raw, raw_len, p->nspans);
                 return 0;
         }
         for (size_t i = 0; i < p->nspans; i++) {
@@ -721,6 +725,8 @@ const char *pmta_reject_reason_str(enum pmta_reject_reason r)
                 return "quoted field not closed at end of file";
         case PMTA_REJECT_RUNAWAY_QUOTE:
                 return "quoted field spans too many lines";
+        case PMTA_REJECT_INCOMPLETE:
+                return "file ends in the middle of this record";
         }
         return "unknown";
 }

@@ -74,8 +74,9 @@ enum pmta_reject_reason {
         PMTA_REJECT_TOO_LONG,           /* longer than record_max */
         PMTA_REJECT_UNTERMINATED_QUOTE, /* a quoted field still open at end of file */
         PMTA_REJECT_RUNAWAY_QUOTE,      /* a quoted field spanning too many lines */
+        PMTA_REJECT_INCOMPLETE,         /* the file ended in the middle of a record */
 };
-#define PMTA_REJECT_REASONS 5
+#define PMTA_REJECT_REASONS 6
 
 /* A record the parser could not turn into events. raw holds at most the
  * first record_max bytes (the whole line that was skipped, when the parser

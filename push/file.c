@@ -65,7 +65,10 @@ int push_submit(struct push *p, const char *lines, size_t len, size_t nevents, v
         if (len > 0) {
                 struct stat st;
                 off_t before = !p->is_stdout && fstat(p->fd, &st) == 0 ? st.st_size : -1;
-                if (write_all(p->fd, lines, len) < 0 || (!p->is_stdout && fdatasync(p->fd) < 0)) {
+                /* EINVAL from fdatasync: a pipe or a device such as
+                 * /dev/null, which has nothing to make durable. */
+                if (write_all(p->fd, lines, len) < 0 ||
+                    (!p->is_stdout && fdatasync(p->fd) < 0 && errno != EINVAL)) {
                         int e = errno;
                         /* Take back a partial batch so the retry does not
                          * leave half an event in the file. */

@@ -305,6 +305,8 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                         tailer_file_set_user(f, r);
                 }
                 r->meta.now = (int64_t)time(NULL);
+                /* the tailer renames f when it learns where a rotation put it */
+                r->meta.path = tailer_file_path(f);
                 uint64_t off = pmta_parser_next_offset(r->parser);
                 /* After a pause at the end, make sure the file was not
                  * rewritten meanwhile before reading on from the old offset. */
@@ -398,7 +400,9 @@ static void maybe_close(struct daemon *d)
 static int poll_timeout(const struct daemon *d)
 {
         int64_t now = now_ms(), t = -1;
-        if (d->open && d->open->nevents)
+        /* While a refused batch waits, the open one cannot go before it:
+         * only the retry time matters (else poll would spin at 0). */
+        if (d->open && d->open->nevents && !d->waiting)
                 t = d->open->opened_ms + d->cfg->output.linger_ms;
         if (d->waiting && (t < 0 || d->retry_at_ms < t))
                 t = d->retry_at_ms;

@@ -93,6 +93,7 @@ static const char *q(char *buf, size_t size, const char *s)
 
 static bool is_archive_name(const struct tsource *s, const char *name);
 static time_t final_at(const struct tfile *f);
+static char *find_moved(const struct tsource *s, const struct tfile *f);
 
 struct candidate {
         char *path;
@@ -271,6 +272,14 @@ static void mark_rotated(struct tailer *t, struct tsource *s, const char *why)
         f->live = false;
         f->rotated_at = time(NULL);
         s->live = NULL;
+        /* Name the file where it is now, in logs and events. */
+        char *moved = find_moved(s, f);
+        if (moved) {
+                free(f->path);
+                f->path = moved;
+                if (f->entry)
+                        state_set_path(t->state, f->entry, moved, NULL);
+        }
         log_info(t->log, "rotated file=%s source=%s how=%s", q(b, sizeof b, f->path), s->name, why);
 }
 
@@ -1017,6 +1026,14 @@ bool tailer_file_truncated(struct tfile *f, uint64_t offset)
         return true;
 }
 
+static bool entry_file_exists(const struct state_entry *e, void *ctx)
+{
+        (void)ctx;
+        struct stat st;
+        return stat(e->path, &st) == 0 && (uint64_t)st.st_dev == e->dev &&
+               (uint64_t)st.st_ino == e->ino;
+}
+
 /* Where a rotated file went: its name in the archive directory (or the
  * live one), found by inode. NULL when it is nowhere to be seen. */
 static char *find_moved(const struct tsource *s, const struct tfile *f)
@@ -1063,6 +1080,10 @@ static void finish(struct tfile *f)
         }
         if (f->entry)
                 state_mark_finished(f->entry, f->final_end, time(NULL));
+        /* A daemon that runs for months must not fill the table with
+         * finished files: drop those gone from where we last saw them
+         * (PowerMTA's delete-after) and those past the retention. */
+        state_prune(t->state, time(NULL), TAILER_RETENTION_S, entry_file_exists, NULL);
         log_info(t->log, "finished file=%s source=%s offset=%llu", q(b, sizeof b, f->path), s->name,
                  (unsigned long long)f->final_end);
         queue_unlink(s, f);

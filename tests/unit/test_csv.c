@@ -244,6 +244,8 @@ static void test_unterminated_quote_recovers(void)
         check_chunkings("type,a,b\nb,\"oops,1\nb,2,3\nb,4,5\n",
                         "!3@2:9-19\n19-25|b|2|3\n25-31|b|4|5\n");
         check_chunkings("type,a,b\nb,1,\"never closed", "!3@2:9-26\n");
+        /* the writer stopped in the middle of the last record */
+        check_chunkings("type,a,b\nb,1", "!5@2:9-12\n");
 }
 
 static void test_runaway_quote_live(void)
