@@ -1,5 +1,5 @@
 /* The file output: NDJSON appended to a file, acknowledged once fsync'd. */
-#include "push.h"
+#include "push_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,20 +9,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct push {
+struct file_push {
+        struct push base;
         int fd;
         bool is_stdout;
         char *path;
-        push_ack_fn on_ack;
-        void *ctx;
-        const struct logger *log;
         bool failing; /* log a failure streak once, and its end */
+};
+
+static int file_submit(struct push *base, const char *lines, size_t len, size_t nevents,
+                       void *token);
+static int file_wait(struct push *base, struct pollfd *fds, unsigned nfds, int timeout_ms);
+static size_t file_inflight(const struct push *base);
+static void file_close(struct push *base);
+
+static const struct push_ops file_ops = {
+    .submit = file_submit,
+    .wait = file_wait,
+    .inflight = file_inflight,
+    .close = file_close,
 };
 
 int push_open_file(struct push **out, const char *path, push_ack_fn on_ack, void *ctx,
                    const struct logger *log, char *err, size_t errlen)
 {
-        struct push *p = calloc(1, sizeof *p);
+        struct file_push *p = calloc(1, sizeof *p);
         if (!p || !(p->path = strdup(path))) {
                 free(p);
                 snprintf(err, errlen, "out of memory");
@@ -37,10 +48,11 @@ int push_open_file(struct push **out, const char *path, push_ack_fn on_ack, void
                 free(p);
                 return -1;
         }
-        p->on_ack = on_ack;
-        p->ctx = ctx;
-        p->log = log;
-        *out = p;
+        p->base.ops = &file_ops;
+        p->base.on_ack = on_ack;
+        p->base.ctx = ctx;
+        p->base.log = log;
+        *out = &p->base;
         return 0;
 }
 
@@ -59,9 +71,10 @@ static int write_all(int fd, const char *s, size_t n)
         return 0;
 }
 
-int push_submit(struct push *p, const char *lines, size_t len, size_t nevents, void *token)
+static int file_submit(struct push *base, const char *lines, size_t len, size_t nevents,
+                       void *token)
 {
-        (void)nevents;
+        struct file_push *p = (struct file_push *)base;
         if (len > 0) {
                 struct stat st;
                 off_t before = !p->is_stdout && fstat(p->fd, &st) == 0 ? st.st_size : -1;
@@ -75,30 +88,38 @@ int push_submit(struct push *p, const char *lines, size_t len, size_t nevents, v
                         if (before >= 0 && ftruncate(p->fd, before) < 0)
                                 (void)0;
                         if (!p->failing)
-                                log_error(p->log, "cannot write output file=%s error=\"%s\"",
+                                log_error(p->base.log, "cannot write output file=%s error=\"%s\"",
                                           p->path, strerror(e));
                         p->failing = true;
+                        snprintf(p->base.stats.last_error, sizeof p->base.stats.last_error,
+                                 "cannot write %s: %s", p->path, strerror(e));
                         errno = e;
                         return -1;
                 }
                 if (p->failing)
-                        log_info(p->log, "writing output again file=%s", p->path);
+                        log_info(p->base.log, "writing output again file=%s", p->path);
                 p->failing = false;
         }
-        p->on_ack(p->ctx, token);
+        p->base.stats.delivered += nevents;
+        p->base.on_ack(p->base.ctx, token);
         return 0;
 }
 
-size_t push_inflight(const struct push *p)
+static int file_wait(struct push *base, struct pollfd *fds, unsigned nfds, int timeout_ms)
 {
-        (void)p;
+        (void)base;
+        return poll(fds, nfds, timeout_ms);
+}
+
+static size_t file_inflight(const struct push *base)
+{
+        (void)base;
         return 0; /* every batch is acknowledged before push_submit returns */
 }
 
-void push_close(struct push *p)
+static void file_close(struct push *base)
 {
-        if (!p)
-                return;
+        struct file_push *p = (struct file_push *)base;
         if (!p->is_stdout && p->fd >= 0)
                 close(p->fd);
         free(p->path);

@@ -2,18 +2,24 @@
  *
  * The caller hands over batches of JSON events (each event followed by a
  * newline) with a token of its own; the output calls back with the token
- * once the batch is acknowledged (fsync'd to a file, or accepted by the
- * backend), in the order the batches were submitted. A batch may hold no
- * event at all: it is then a marker acknowledged in its turn, which lets the
- * caller advance its offsets over records it filtered out.
+ * once every event of the batch is acknowledged (fsync'd to a file, accepted
+ * by the backend, or refused on its own and kept in the dead-letter file),
+ * in the order the batches were submitted. A batch may hold no event at all:
+ * it is then a marker acknowledged in its turn, which lets the caller
+ * advance its offsets over records it filtered out.
  *
- * The output never sees a PowerMTA file or an offset: the token is opaque. */
+ * The output never sees a PowerMTA file or an offset: the token is opaque.
+ * The caller's event loop waits through push_wait, which also waits on the
+ * output's own sockets and does the output's work. */
 #ifndef PMTATAIL_PUSH_H
 #define PMTATAIL_PUSH_H
 
 #include "log.h"
 
+#include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef void (*push_ack_fn)(void *ctx, void *token);
 
@@ -25,6 +31,31 @@ struct push;
 int push_open_file(struct push **out, const char *path, push_ack_fn on_ack, void *ctx,
                    const struct logger *log, char *err, size_t errlen);
 
+struct push_header {
+        const char *name;
+        const char *value; /* a secret: never logged */
+};
+
+struct push_http_opts {
+        const char *url;
+        bool single;          /* one event per request, else a JSON array per batch */
+        unsigned concurrency; /* requests in flight */
+        const struct push_header *headers;
+        size_t nheaders;
+        bool gzip;
+        bool tls_verify;
+        const char *ca_file; /* NULL: the system's */
+        unsigned timeout_s;
+        unsigned retry_max_s;    /* backoff ceiling */
+        const char *dead_letter; /* path of the dead-letter file */
+        const char *user_agent;
+};
+
+/* The HTTP output of the backend contract (see push/http.c). The options
+ * and strings are copied. Returns 0, or -1 with a reason in err. */
+int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_fn on_ack, void *ctx,
+                   const struct logger *log, char *err, size_t errlen);
+
 /* Queue a batch: `nevents` events in `lines` (len bytes, each event ending
  * with '\n'). The output copies what it needs. Returns 0 when taken (on_ack
  * will come, maybe before this returns), or -1 when it cannot be taken now
@@ -32,8 +63,26 @@ int push_open_file(struct push **out, const char *path, push_ack_fn on_ack, void
  * later. */
 int push_submit(struct push *p, const char *lines, size_t len, size_t nevents, void *token);
 
-/* Batches taken and not yet acknowledged. */
+/* Wait like poll(2) on the caller's fds and the output's own, at most
+ * timeout_ms (-1: no limit), then do the output's work (answers, retries
+ * due, acknowledgements). Returns poll's count for the caller's fds, or -1
+ * with errno. */
+int push_wait(struct push *p, struct pollfd *fds, unsigned nfds, int timeout_ms);
+
+/* Events submitted and not yet acknowledged. */
 size_t push_inflight(const struct push *p);
+
+struct push_stats {
+        uint64_t delivered;   /* events acknowledged */
+        uint64_t refused;     /* events kept in the dead-letter file */
+        uint64_t requests;    /* requests sent (HTTP) */
+        uint64_t retries;     /* requests tried again */
+        uint64_t answers[6];  /* HTTP answers by class: [0] no answer, [1..5] 1xx..5xx */
+        bool retrying;        /* a request is waiting to be tried again */
+        bool credentials;     /* the last answer was 401 or 403 */
+        char last_error[256]; /* the last failure, "" if none */
+};
+void push_get_stats(const struct push *p, struct push_stats *out);
 
 void push_close(struct push *p);
 

@@ -429,6 +429,33 @@ static void maybe_commit(struct daemon *d, bool force)
         d->last_commit_ms = now;
 }
 
+static int open_output(struct daemon *d, char *err, size_t errlen)
+{
+        const struct config_output *o = &d->cfg->output;
+        if (o->kind == CONFIG_OUTPUT_FILE)
+                return push_open_file(&d->push, o->file, on_ack, d, d->log, err, errlen);
+        struct push_header hdr[CONFIG_MAX_HEADERS];
+        for (size_t i = 0; i < o->n_headers; i++)
+                hdr[i] = (struct push_header){o->headers[i].name, o->headers[i].value};
+        char dl[4096];
+        snprintf(dl, sizeof dl, "%s/dead-letter.ndjson", d->cfg->state_dir);
+        struct push_http_opts ho = {
+            .url = o->url,
+            .single = o->format == CONFIG_FORMAT_SINGLE,
+            .concurrency = o->concurrency,
+            .headers = hdr,
+            .nheaders = o->n_headers,
+            .gzip = o->gzip,
+            .tls_verify = o->tls_verify,
+            .ca_file = o->ca_file,
+            .timeout_s = o->timeout_s,
+            .retry_max_s = o->retry_max_s,
+            .dead_letter = dl,
+            .user_agent = "pmtatail/" PMTATAIL_VERSION,
+        };
+        return push_open_http(&d->push, &ho, on_ack, d, d->log, err, errlen);
+}
+
 int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd)
 {
         struct daemon d = {.cfg = cfg, .log = log};
@@ -436,9 +463,8 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
                 log_error(log, "no [source] in the configuration: nothing to follow");
                 return -1;
         }
-        if (cfg->output.kind != CONFIG_OUTPUT_FILE) {
-                log_error(log, "run needs an [output] file (the url output is not available "
-                               "in this version)");
+        if (cfg->output.kind == CONFIG_OUTPUT_NONE) {
+                log_error(log, "run needs an [output]: url or file");
                 return -1;
         }
         struct tailer_source_cfg src[CONFIG_MAX_SOURCES];
@@ -456,7 +482,7 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
                 log_error(log, "out of memory");
                 return -1;
         }
-        if (push_open_file(&d.push, cfg->output.file, on_ack, &d, log, err, sizeof err) < 0) {
+        if (open_output(&d, err, sizeof err) < 0) {
                 log_error(log, "%s", err);
                 free(d.chunk);
                 return -1;
@@ -483,7 +509,7 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
                 read_all(&d);
                 maybe_close(&d);
                 maybe_commit(&d, false);
-                int r = poll(pfd, 2, poll_timeout(&d));
+                int r = push_wait(d.push, pfd, 2, poll_timeout(&d));
                 if (r < 0 && errno != EINTR) {
                         log_error(log, "poll: %s", strerror(errno));
                         break;
@@ -505,10 +531,9 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
         while ((d.waiting || push_inflight(d.push)) && now_ms() < give_up) {
                 d.retry_at_ms = 0;
                 retry_waiting(&d);
-                if (d.waiting)
-                        poll(NULL, 0, 200);
+                push_wait(d.push, NULL, 0, 200);
         }
-        if (d.waiting)
+        if (d.waiting || push_inflight(d.push))
                 log_warn(log, "stopping with undelivered records: they are read again at the "
                               "next start");
         maybe_commit(&d, true);

@@ -1,0 +1,723 @@
+/* The HTTP output: batches of events POSTed to the Oempro webhook.
+ *
+ * A submitted batch is cut into parts: the whole batch as one JSON array
+ * (format batch), or one part per event (format single). Parts are sent over
+ * libcurl's multi interface, up to `concurrency` at a time on kept-alive
+ * connections, and each answer decides the part's fate (backend-contract.md):
+ *   2xx                       accepted, unless the body is {"Success": false}
+ *   408, 429, 5xx, no answer  sent again, the same body and Idempotency-Key,
+ *                             after a capped exponential backoff with jitter
+ *                             or the Retry-After the server asked for
+ *   401, 403                  the same, and said loudly: credentials, not data
+ *   413                       too large: split in halves
+ *   other 4xx, Success:false  refused: split until the refused events stand
+ *                             alone, then each goes to the dead-letter file
+ * Nothing is ever dropped: a part is retried forever, and a refused event is
+ * acknowledged only once it is durably in the dead-letter file.
+ *
+ * A batch is acknowledged when all its events are; acknowledgements go out
+ * in the order batches came in, whatever order the answers arrive in. */
+#include "push_impl.h"
+
+#include "buf.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zlib.h>
+
+#define ANSWER_MAX        (64 * 1024) /* the start of an answer is all we need */
+#define DL_ANSWER_MAX     512         /* of it, kept with a dead letter */
+#define BACKOFF_MIN_MS    500
+#define RETRY_AFTER_MAX_S 3600
+#define BODY_MAX          (512u << 20)
+
+struct hbatch {
+        void *token;
+        char *data; /* the events, each ending with '\n' */
+        size_t len;
+        size_t *off; /* start of event i; off[nev] = len */
+        size_t nev;
+        size_t unresolved;
+        struct hbatch *next;
+};
+
+struct hpart {
+        struct hbatch *b;
+        size_t first, count;
+        struct buf body;
+        char idem[33];
+        unsigned attempts;
+        int64_t not_before_ms;
+        bool in_flight;
+        CURL *easy;
+        struct curl_slist *hdrs;
+        struct buf answer;
+        char errbuf[CURL_ERROR_SIZE];
+        struct hpart *next;
+};
+
+struct http_push {
+        struct push base;
+        struct push_http_opts o;
+        char *url, *ca_file, *dead_letter, *user_agent;
+        struct push_header *headers;
+        CURLM *multi;
+        CURL **easies; /* one per concurrency slot, reused: keeps connections warm */
+        bool *easy_busy;
+        struct hbatch *batches, *batches_tail;
+        struct hpart *parts; /* waiting or in flight, in order */
+        size_t in_flight;
+        size_t inflight_events;
+        int dl_fd;
+        unsigned seed;
+        unsigned failing; /* consecutive failed attempts, for the log */
+};
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t on_answer(char *ptr, size_t size, size_t n, void *userdata)
+{
+        struct buf *b = userdata;
+        size_t len = size * n;
+        size_t room = b->cap - b->len;
+        /* a hostile server may send gigabytes: keep the start, drop the rest */
+        buf_append(b, ptr, len < room ? len : room);
+        return len;
+}
+
+static void part_free(struct hpart *pt)
+{
+        buf_free(&pt->body);
+        buf_free(&pt->answer);
+        curl_slist_free_all(pt->hdrs);
+        free(pt);
+}
+
+static struct hpart *part_new(struct hbatch *b, size_t first, size_t count)
+{
+        struct hpart *pt = calloc(1, sizeof *pt);
+        if (!pt)
+                return NULL;
+        pt->b = b;
+        pt->first = first;
+        pt->count = count;
+        buf_init(&pt->body, BODY_MAX);
+        buf_init(&pt->answer, ANSWER_MAX);
+        return pt;
+}
+
+static int gzip_body(struct buf *body)
+{
+        z_stream zs = {0};
+        if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+                return -1;
+        struct buf out;
+        buf_init(&out, BODY_MAX);
+        size_t bound = deflateBound(&zs, body->len) + 32;
+        char *dst = buf_reserve(&out, bound);
+        if (!dst) {
+                deflateEnd(&zs);
+                return -1;
+        }
+        zs.next_in = (Bytef *)body->data;
+        zs.avail_in = (uInt)body->len;
+        zs.next_out = (Bytef *)dst;
+        zs.avail_out = (uInt)bound;
+        int r = deflate(&zs, Z_FINISH);
+        size_t n = bound - zs.avail_out;
+        deflateEnd(&zs);
+        if (r != Z_STREAM_END) {
+                buf_free(&out);
+                return -1;
+        }
+        buf_commit(&out, n);
+        buf_free(body);
+        *body = out;
+        return 0;
+}
+
+/* The body of a part, and its Idempotency-Key: a hash of the JSON, so the
+ * same events get the same key on every retry and even after a restart. */
+static int build_body(struct http_push *h, struct hpart *pt)
+{
+        struct hbatch *b = pt->b;
+        buf_reset(&pt->body);
+        if (!h->o.single && buf_putc(&pt->body, '[') < 0)
+                return -1;
+        for (size_t i = pt->first; i < pt->first + pt->count; i++) {
+                size_t len = b->off[i + 1] - b->off[i] - 1; /* without its '\n' */
+                if ((i > pt->first && buf_putc(&pt->body, ',') < 0) ||
+                    buf_append(&pt->body, b->data + b->off[i], len) < 0)
+                        return -1;
+        }
+        if (!h->o.single && buf_putc(&pt->body, ']') < 0)
+                return -1;
+        XXH128_hash_t k = XXH3_128bits(pt->body.data, pt->body.len);
+        snprintf(pt->idem, sizeof pt->idem, "%016llx%016llx", (unsigned long long)k.high64,
+                 (unsigned long long)k.low64);
+        if (h->o.gzip && gzip_body(&pt->body) < 0)
+                return -1;
+        return 0;
+}
+
+static int start_part(struct http_push *h, struct hpart *pt)
+{
+        size_t slot = 0;
+        while (slot < h->o.concurrency && h->easy_busy[slot])
+                slot++;
+        if (slot == h->o.concurrency)
+                return -1;
+        if (pt->body.len == 0 && build_body(h, pt) < 0) {
+                log_error(h->base.log, "cannot build a request body: %s", strerror(errno));
+                return -1;
+        }
+        CURL *e = h->easies[slot];
+        curl_slist_free_all(pt->hdrs);
+        pt->hdrs = NULL;
+        char line[128];
+        snprintf(line, sizeof line, "Idempotency-Key: %s", pt->idem);
+        struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json");
+        l = l ? curl_slist_append(l, line) : NULL;
+        l = l ? curl_slist_append(l, "Expect:") : NULL;
+        if (l && h->o.gzip)
+                l = curl_slist_append(l, "Content-Encoding: gzip");
+        for (size_t i = 0; l && i < h->o.nheaders; i++) {
+                char *hv = NULL;
+                if (asprintf(&hv, "%s: %s", h->headers[i].name, h->headers[i].value) < 0)
+                        break;
+                l = curl_slist_append(l, hv);
+                /* the secret does not linger in freed memory */
+                explicit_bzero(hv, strlen(hv));
+                free(hv);
+        }
+        if (!l) {
+                curl_slist_free_all(l);
+                return -1;
+        }
+        pt->hdrs = l;
+        buf_reset(&pt->answer);
+        pt->errbuf[0] = '\0';
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pt->errbuf);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, pt->body.data);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)pt->body.len);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &pt->answer);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, pt);
+        if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
+                return -1;
+        h->easy_busy[slot] = true;
+        pt->easy = e;
+        pt->in_flight = true;
+        h->in_flight++;
+        h->base.stats.requests++;
+        if (pt->attempts > 0)
+                h->base.stats.retries++;
+        return 0;
+}
+
+static void release_easy(struct http_push *h, struct hpart *pt)
+{
+        curl_multi_remove_handle(h->multi, pt->easy);
+        for (size_t i = 0; i < h->o.concurrency; i++) {
+                if (h->easies[i] == pt->easy)
+                        h->easy_busy[i] = false;
+        }
+        pt->easy = NULL;
+        pt->in_flight = false;
+        h->in_flight--;
+}
+
+static void unlink_part(struct http_push *h, struct hpart *pt)
+{
+        for (struct hpart **pp = &h->parts; *pp; pp = &(*pp)->next) {
+                if (*pp == pt) {
+                        *pp = pt->next;
+                        return;
+                }
+        }
+}
+
+/* Acknowledge the batches at the head whose events are all settled. */
+static void ack_ready(struct http_push *h)
+{
+        while (h->batches && h->batches->unresolved == 0) {
+                struct hbatch *b = h->batches;
+                h->batches = b->next;
+                if (!h->batches)
+                        h->batches_tail = NULL;
+                h->inflight_events -= b->nev;
+                h->base.stats.delivered += b->nev;
+                void *token = b->token;
+                free(b->data);
+                free(b->off);
+                free(b);
+                h->base.on_ack(h->base.ctx, token);
+        }
+}
+
+static void resolve(struct http_push *h, struct hpart *pt)
+{
+        pt->b->unresolved -= pt->count;
+        unlink_part(h, pt);
+        part_free(pt);
+}
+
+static void retry_later(struct http_push *h, struct hpart *pt, long retry_after_s, const char *why)
+{
+        pt->attempts++;
+        /* exponential, capped, with jitter so that many daemons do not hit a
+         * recovering backend in step */
+        int64_t cap = (int64_t)h->o.retry_max_s * 1000;
+        int64_t delay = BACKOFF_MIN_MS;
+        for (unsigned i = 1; i < pt->attempts && delay < cap; i++)
+                delay *= 2;
+        if (delay > cap)
+                delay = cap;
+        delay = delay / 2 + (int64_t)(rand_r(&h->seed) % (unsigned)(delay / 2 + 1));
+        if (retry_after_s > 0) {
+                if (retry_after_s > RETRY_AFTER_MAX_S)
+                        retry_after_s = RETRY_AFTER_MAX_S;
+                if (retry_after_s * 1000 > delay)
+                        delay = retry_after_s * 1000;
+        }
+        pt->not_before_ms = now_ms() + delay;
+        h->base.stats.retrying = true;
+        snprintf(h->base.stats.last_error, sizeof h->base.stats.last_error, "%s", why);
+        if (h->failing++ == 0)
+                log_warn(h->base.log, "delivery failing, retrying until it works reason=\"%s\"",
+                         why);
+        else
+                log_debug(h->base.log, "retrying in_ms=%lld attempt=%u reason=\"%s\"",
+                          (long long)delay, pt->attempts, why);
+}
+
+/* The start of an answer as a JSON string literal, for a dead letter. */
+static void answer_snippet(const struct buf *a, char *out, size_t size)
+{
+        size_t n = a->len < DL_ANSWER_MAX ? a->len : DL_ANSWER_MAX;
+        json_t *s = NULL;
+        char *tmp = malloc(3 * n + 1);
+        if (tmp) {
+                /* keep only printable ASCII: an answer may hold anything */
+                size_t k = 0;
+                for (size_t i = 0; i < n; i++) {
+                        unsigned char c = (unsigned char)a->data[i];
+                        tmp[k++] = c >= 0x20 && c < 0x7f ? (char)c : ' ';
+                }
+                s = json_stringn(tmp, k);
+                free(tmp);
+        }
+        char *d = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+        snprintf(out, size, "%s", d ? d : "\"\"");
+        free(d);
+        json_decref(s);
+}
+
+/* Keep a refused event for good: appended and fsync'd before it counts as
+ * done. Returns 0, or -1 (the part is then retried: never dropped). */
+static int dead_letter(struct http_push *h, struct hpart *pt, long status)
+{
+        struct hbatch *b = pt->b;
+        const char *ev = b->data + b->off[pt->first];
+        size_t evlen = b->off[pt->first + 1] - b->off[pt->first] - 1;
+        char when[32], answer[DL_ANSWER_MAX * 2 + 64];
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        answer_snippet(&pt->answer, answer, sizeof answer);
+        struct buf line;
+        buf_init(&line, evlen + sizeof answer + 256);
+        char head[128];
+        snprintf(head, sizeof head, "{\"time\":\"%s\",\"status\":%ld,\"answer\":", when, status);
+        int r = -1;
+        if (buf_puts(&line, head) == 0 && buf_puts(&line, answer) == 0 &&
+            buf_puts(&line, ",\"event\":") == 0 && buf_append(&line, ev, evlen) == 0 &&
+            buf_puts(&line, "}\n") == 0) {
+                if (h->dl_fd < 0)
+                        h->dl_fd =
+                            open(h->dead_letter, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+                if (h->dl_fd >= 0 && write(h->dl_fd, line.data, line.len) == (ssize_t)line.len &&
+                    fdatasync(h->dl_fd) == 0)
+                        r = 0;
+        }
+        buf_free(&line);
+        if (r < 0) {
+                log_error(h->base.log, "cannot write the dead-letter file=%s error=\"%s\"",
+                          h->dead_letter, strerror(errno));
+                return -1;
+        }
+        h->base.stats.refused++;
+        /* the event's id, for the operator */
+        const char *id = strstr(ev, "\"eventId\":\"");
+        log_warn(h->base.log,
+                 "record refused by the backend, kept in the dead-letter file "
+                 "status=%ld eventId=%.32s file=%s",
+                 status, id ? id + 11 : "?", h->dead_letter);
+        return 0;
+}
+
+/* Split a refused part in two, in place in the queue. */
+static int split(struct http_push *h, struct hpart *pt)
+{
+        size_t half = pt->count / 2;
+        struct hpart *b = part_new(pt->b, pt->first + half, pt->count - half);
+        if (!b)
+                return -1;
+        pt->count = half;
+        pt->attempts = 0;
+        pt->not_before_ms = 0;
+        buf_reset(&pt->body);
+        b->next = pt->next;
+        pt->next = b;
+        return 0;
+}
+
+/* Is a 2xx answer Oempro's way of saying no? */
+static bool success_false(const struct buf *a)
+{
+        if (a->len == 0 || a->len == a->cap)
+                return false;
+        json_t *j = json_loadb(a->data, a->len, 0, NULL);
+        json_t *s = json_is_object(j) ? json_object_get(j, "Success") : NULL;
+        bool no = s && json_is_false(s);
+        json_decref(j);
+        return no;
+}
+
+static void refused(struct http_push *h, struct hpart *pt, long status, const char *what)
+{
+        if (pt->count > 1) {
+                log_info(h->base.log,
+                         "backend refused a batch, splitting it status=%ld records=%zu%s", status,
+                         pt->count, what);
+                if (split(h, pt) < 0)
+                        retry_later(h, pt, 0, "out of memory");
+                return;
+        }
+        if (dead_letter(h, pt, status) < 0) {
+                retry_later(h, pt, 0, "cannot write the dead-letter file");
+                return;
+        }
+        resolve(h, pt);
+}
+
+static void done(struct http_push *h, struct hpart *pt, CURLcode rc)
+{
+        long status = 0;
+        curl_easy_getinfo(pt->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_off_t ra = 0;
+        curl_easy_getinfo(pt->easy, CURLINFO_RETRY_AFTER, &ra);
+        release_easy(h, pt);
+        char why[CURL_ERROR_SIZE + 64];
+        if (rc != CURLE_OK) {
+                h->base.stats.answers[0]++;
+                snprintf(why, sizeof why, "%s",
+                         pt->errbuf[0] ? pt->errbuf : curl_easy_strerror(rc));
+                retry_later(h, pt, 0, why);
+                return;
+        }
+        int cls = status >= 100 && status < 600 ? (int)(status / 100) : 0;
+        h->base.stats.answers[cls]++;
+        h->base.stats.credentials = status == 401 || status == 403;
+        if (cls == 2 && !success_false(&pt->answer)) {
+                if (h->failing) {
+                        log_info(h->base.log, "delivering again after failed_attempts=%u",
+                                 h->failing);
+                        h->failing = 0;
+                }
+                h->base.stats.retrying = false;
+                resolve(h, pt);
+                return;
+        }
+        if (cls == 2) {
+                refused(h, pt, status, " answer=Success:false");
+                return;
+        }
+        if (status == 401 || status == 403) {
+                snprintf(why, sizeof why,
+                         "HTTP %ld: the backend refuses our credentials (check the signature "
+                         "header)",
+                         status);
+                if (!h->failing)
+                        log_error(h->base.log, "credentials refused by the backend status=%ld",
+                                  status);
+                retry_later(h, pt, (long)ra, why);
+                return;
+        }
+        if (status == 413) {
+                if (pt->count > 1) {
+                        log_info(h->base.log, "request too large, splitting it records=%zu",
+                                 pt->count);
+                        if (split(h, pt) < 0)
+                                retry_later(h, pt, 0, "out of memory");
+                        return;
+                }
+                refused(h, pt, status, "");
+                return;
+        }
+        if (cls == 4 && status != 408 && status != 429) {
+                refused(h, pt, status, "");
+                return;
+        }
+        snprintf(why, sizeof why, "HTTP %ld", status);
+        retry_later(h, pt, (long)ra, why);
+}
+
+/* Start every part that may go now. Returns the ms until the next one may,
+ * or -1. */
+static int start_ready(struct http_push *h)
+{
+        int64_t now = now_ms(), next = -1;
+        for (struct hpart *pt = h->parts; pt && h->in_flight < h->o.concurrency; pt = pt->next) {
+                if (pt->in_flight)
+                        continue;
+                if (pt->not_before_ms > now) {
+                        if (next < 0 || pt->not_before_ms < next)
+                                next = pt->not_before_ms;
+                        continue;
+                }
+                if (start_part(h, pt) < 0)
+                        break;
+        }
+        if (h->in_flight >= h->o.concurrency)
+                return -1; /* an answer will wake us */
+        return next < 0 ? -1 : (int)(next - now);
+}
+
+static void work(struct http_push *h)
+{
+        int running;
+        curl_multi_perform(h->multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(h->multi, &left))) {
+                if (m->msg != CURLMSG_DONE)
+                        continue;
+                struct hpart *pt = NULL;
+                curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pt);
+                if (pt)
+                        done(h, pt, m->data.result);
+        }
+        ack_ready(h);
+        start_ready(h);
+        curl_multi_perform(h->multi, &running);
+}
+
+static int http_wait(struct push *base, struct pollfd *fds, unsigned nfds, int timeout_ms)
+{
+        struct http_push *h = (struct http_push *)base;
+        struct curl_waitfd wfd[8];
+        if (nfds > 8)
+                nfds = 8;
+        for (unsigned i = 0; i < nfds; i++) {
+                wfd[i].fd = fds[i].fd;
+                wfd[i].events = fds[i].events;
+                wfd[i].revents = 0;
+        }
+        int next = start_ready(h);
+        if (next >= 0 && (timeout_ms < 0 || next < timeout_ms))
+                timeout_ms = next;
+        if (timeout_ms < 0)
+                timeout_ms = INT_MAX; /* nothing to wait for: sleep until an fd stirs */
+        if (curl_multi_poll(h->multi, wfd, nfds, timeout_ms, NULL) != CURLM_OK) {
+                errno = EIO;
+                return -1;
+        }
+        int n = 0;
+        for (unsigned i = 0; i < nfds; i++) {
+                fds[i].revents = wfd[i].revents;
+                n += wfd[i].revents != 0;
+        }
+        work(h);
+        return n;
+}
+
+static int http_submit(struct push *base, const char *lines, size_t len, size_t nevents,
+                       void *token)
+{
+        struct http_push *h = (struct http_push *)base;
+        struct hbatch *b = calloc(1, sizeof *b);
+        if (!b)
+                return -1;
+        b->token = token;
+        b->nev = nevents;
+        b->unresolved = nevents;
+        b->off = malloc((nevents + 1) * sizeof *b->off);
+        b->data = malloc(len ? len : 1);
+        if (!b->off || !b->data) {
+                free(b->off);
+                free(b->data);
+                free(b);
+                return -1;
+        }
+        memcpy(b->data, lines, len);
+        b->len = len;
+        size_t k = 0, pos = 0;
+        while (k < nevents && pos < len) {
+                b->off[k++] = pos;
+                const char *nl = memchr(lines + pos, '\n', len - pos);
+                pos = nl ? (size_t)(nl - lines) + 1 : len;
+        }
+        b->nev = b->unresolved = k;
+        b->off[k] = len;
+        if (h->batches_tail)
+                h->batches_tail->next = b;
+        else
+                h->batches = b;
+        h->batches_tail = b;
+        h->inflight_events += k;
+        /* the parts go at the end of the queue */
+        struct hpart **tail = &h->parts;
+        while (*tail)
+                tail = &(*tail)->next;
+        size_t step = h->o.single ? 1 : (k ? k : 1);
+        for (size_t i = 0; i < k; i += step) {
+                struct hpart *pt = part_new(b, i, step);
+                if (!pt) {
+                        /* cannot happen often; the batch would never resolve */
+                        log_error(base->log, "out of memory queueing a request");
+                        return 0;
+                }
+                *tail = pt;
+                tail = &pt->next;
+        }
+        ack_ready(h); /* an empty marker batch goes at once when it is first */
+        start_ready(h);
+        return 0;
+}
+
+static size_t http_inflight(const struct push *base)
+{
+        return ((const struct http_push *)base)->inflight_events;
+}
+
+static void http_close(struct push *base)
+{
+        struct http_push *h = (struct http_push *)base;
+        for (struct hpart *pt = h->parts, *next; pt; pt = next) {
+                next = pt->next;
+                if (pt->in_flight)
+                        curl_multi_remove_handle(h->multi, pt->easy);
+                part_free(pt);
+        }
+        for (struct hbatch *b = h->batches, *next; b; b = next) {
+                next = b->next;
+                free(b->data);
+                free(b->off);
+                free(b);
+        }
+        for (size_t i = 0; h->easies && i < h->o.concurrency; i++)
+                curl_easy_cleanup(h->easies[i]);
+        curl_multi_cleanup(h->multi);
+        for (size_t i = 0; i < h->o.nheaders; i++) {
+                explicit_bzero((char *)h->headers[i].value, strlen(h->headers[i].value));
+                free((char *)h->headers[i].name);
+                free((char *)h->headers[i].value);
+        }
+        free(h->headers);
+        free(h->easies);
+        free(h->easy_busy);
+        free(h->url);
+        free(h->ca_file);
+        free(h->dead_letter);
+        free(h->user_agent);
+        if (h->dl_fd >= 0)
+                close(h->dl_fd);
+        free(h);
+        curl_global_cleanup();
+}
+
+static const struct push_ops http_ops = {
+    .submit = http_submit,
+    .wait = http_wait,
+    .inflight = http_inflight,
+    .close = http_close,
+};
+
+int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_fn on_ack, void *ctx,
+                   const struct logger *log, char *err, size_t errlen)
+{
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                snprintf(err, errlen, "cannot initialise libcurl");
+                return -1;
+        }
+        struct http_push *h = calloc(1, sizeof *h);
+        if (!h) {
+                curl_global_cleanup();
+                snprintf(err, errlen, "out of memory");
+                return -1;
+        }
+        h->base.ops = &http_ops;
+        h->base.on_ack = on_ack;
+        h->base.ctx = ctx;
+        h->base.log = log;
+        h->o = *o;
+        if (h->o.concurrency == 0)
+                h->o.concurrency = 1;
+        h->dl_fd = -1;
+        h->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+        h->url = strdup(o->url);
+        h->dead_letter = strdup(o->dead_letter);
+        h->user_agent = strdup(o->user_agent);
+        h->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
+        h->headers = calloc(o->nheaders ? o->nheaders : 1, sizeof *h->headers);
+        h->easies = calloc(h->o.concurrency, sizeof *h->easies);
+        h->easy_busy = calloc(h->o.concurrency, sizeof *h->easy_busy);
+        h->multi = curl_multi_init();
+        bool ok = h->url && h->dead_letter && h->user_agent && h->headers && h->easies &&
+                  h->easy_busy && h->multi && (!o->ca_file || h->ca_file);
+        h->o.nheaders = 0;
+        for (size_t i = 0; ok && i < o->nheaders; i++) {
+                h->headers[i].name = strdup(o->headers[i].name);
+                h->headers[i].value = strdup(o->headers[i].value);
+                ok = h->headers[i].name && h->headers[i].value;
+                h->o.nheaders = i + 1;
+        }
+        for (size_t i = 0; ok && i < h->o.concurrency; i++) {
+                CURL *e = curl_easy_init();
+                h->easies[i] = e;
+                if (!e) {
+                        ok = false;
+                        break;
+                }
+                curl_easy_setopt(e, CURLOPT_URL, h->url);
+                curl_easy_setopt(e, CURLOPT_POST, 1L);
+                curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
+                curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
+                curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)o->timeout_s);
+                curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT,
+                                 (long)(o->timeout_s < 10 ? o->timeout_s : 10));
+                curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+                curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+                curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+                curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, o->tls_verify ? 1L : 0L);
+                curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, o->tls_verify ? 2L : 0L);
+                if (h->ca_file)
+                        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+                curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        }
+        if (!ok) {
+                http_close(&h->base);
+                snprintf(err, errlen, "cannot set up the HTTP output (out of memory)");
+                return -1;
+        }
+        /* keep-alive connections for every request in flight */
+        curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->o.concurrency);
+        *out = &h->base;
+        return 0;
+}
