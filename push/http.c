@@ -25,6 +25,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +79,6 @@ struct http_push {
         struct hpart *parts; /* waiting or in flight, in order */
         size_t in_flight;
         size_t inflight_events;
-        int dl_fd;
         unsigned seed;
         unsigned failing; /* consecutive failed attempts, for the log */
 };
@@ -327,6 +328,26 @@ static void answer_snippet(const struct buf *a, char *out, size_t size)
         json_decref(s);
 }
 
+/* Open the dead-letter file for appending, locked. `dead-letter resend`
+ * renames the file under the same lock to take its entries: after the lock
+ * is ours, the path must still name the file we opened, else we open again
+ * (the entry then goes to the new file, never to the one being resent). */
+int dead_letter_open(const char *path)
+{
+        for (int tries = 0; tries < 10; tries++) {
+                int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+                if (fd < 0)
+                        return -1;
+                struct stat a, b;
+                if (flock(fd, LOCK_EX) == 0 && fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+                    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                        return fd;
+                close(fd);
+        }
+        errno = EAGAIN;
+        return -1;
+}
+
 /* Keep a refused event for good: appended and fsync'd before it counts as
  * done. Returns 0, or -1 (the part is then retried: never dropped). */
 static int dead_letter(struct http_push *h, struct hpart *pt, long status)
@@ -348,12 +369,12 @@ static int dead_letter(struct http_push *h, struct hpart *pt, long status)
         if (buf_puts(&line, head) == 0 && buf_puts(&line, answer) == 0 &&
             buf_puts(&line, ",\"event\":") == 0 && buf_append(&line, ev, evlen) == 0 &&
             buf_puts(&line, "}\n") == 0) {
-                if (h->dl_fd < 0)
-                        h->dl_fd =
-                            open(h->dead_letter, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-                if (h->dl_fd >= 0 && write(h->dl_fd, line.data, line.len) == (ssize_t)line.len &&
-                    fdatasync(h->dl_fd) == 0)
+                int fd = dead_letter_open(h->dead_letter);
+                if (fd >= 0 && write(fd, line.data, line.len) == (ssize_t)line.len &&
+                    fdatasync(fd) == 0)
                         r = 0;
+                if (fd >= 0)
+                        close(fd);
         }
         buf_free(&line);
         if (r < 0) {
@@ -636,8 +657,6 @@ static void http_close(struct push *base)
         free(h->ca_file);
         free(h->dead_letter);
         free(h->user_agent);
-        if (h->dl_fd >= 0)
-                close(h->dl_fd);
         free(h);
         curl_global_cleanup();
 }
@@ -669,7 +688,6 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
         h->o = *o;
         if (h->o.concurrency == 0)
                 h->o.concurrency = 1;
-        h->dl_fd = -1;
         h->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
         h->url = strdup(o->url);
         h->dead_letter = strdup(o->dead_letter);

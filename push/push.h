@@ -86,4 +86,10 @@ void push_get_stats(const struct push *p, struct push_stats *out);
 
 void push_close(struct push *p);
 
+/* The dead-letter file (refused events, one JSON object a line:
+ * {"time","status","answer","event"}) opened for appending under an
+ * exclusive lock, which `dead-letter resend` also takes before it renames
+ * the file away. Returns the fd (close it to unlock), or -1 with errno. */
+int dead_letter_open(const char *path);
+
 #endif

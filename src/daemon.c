@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "event.h"
+#include "output.h"
 #include "pmta_csv.h"
 #include "push.h"
 #include "tailer.h"
@@ -429,33 +430,6 @@ static void maybe_commit(struct daemon *d, bool force)
         d->last_commit_ms = now;
 }
 
-static int open_output(struct daemon *d, char *err, size_t errlen)
-{
-        const struct config_output *o = &d->cfg->output;
-        if (o->kind == CONFIG_OUTPUT_FILE)
-                return push_open_file(&d->push, o->file, on_ack, d, d->log, err, errlen);
-        struct push_header hdr[CONFIG_MAX_HEADERS];
-        for (size_t i = 0; i < o->n_headers; i++)
-                hdr[i] = (struct push_header){o->headers[i].name, o->headers[i].value};
-        char dl[4096];
-        snprintf(dl, sizeof dl, "%s/dead-letter.ndjson", d->cfg->state_dir);
-        struct push_http_opts ho = {
-            .url = o->url,
-            .single = o->format == CONFIG_FORMAT_SINGLE,
-            .concurrency = o->concurrency,
-            .headers = hdr,
-            .nheaders = o->n_headers,
-            .gzip = o->gzip,
-            .tls_verify = o->tls_verify,
-            .ca_file = o->ca_file,
-            .timeout_s = o->timeout_s,
-            .retry_max_s = o->retry_max_s,
-            .dead_letter = dl,
-            .user_agent = "pmtatail/" PMTATAIL_VERSION,
-        };
-        return push_open_http(&d->push, &ho, on_ack, d, d->log, err, errlen);
-}
-
 int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd)
 {
         struct daemon d = {.cfg = cfg, .log = log};
@@ -482,7 +456,7 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
                 log_error(log, "out of memory");
                 return -1;
         }
-        if (open_output(&d, err, sizeof err) < 0) {
+        if (output_open(cfg, on_ack, &d, log, &d.push, err, sizeof err) < 0) {
                 log_error(log, "%s", err);
                 free(d.chunk);
                 return -1;

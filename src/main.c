@@ -3,6 +3,7 @@
  * process-wide state, and is the only place that exits. */
 #include "config.h"
 #include "daemon.h"
+#include "deadletter.h"
 #include "log.h"
 #include "pmta_csv.h"
 #include "replay.h"
@@ -22,6 +23,15 @@
 #define DEFAULT_CONFIG CONFIG_DEFAULT_PATH
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Set by SIGINT/SIGTERM during the commands that loop (dead-letter resend). */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+        (void)sig;
+        stop_requested = 1;
+}
 
 static const char usage_text[] =
     "usage: pmtatail [-c FILE] COMMAND [OPTIONS]\n"
@@ -223,6 +233,21 @@ static int cmd_run(int argc, const struct config *cfg, const struct logger *lg)
         return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+static int cmd_dead_letter(const char *what, const struct config *cfg, const struct logger *lg)
+{
+        if (strcmp(what, "list") == 0)
+                return dead_letter_list(cfg->state_dir, stdout, lg) < 0 ? EXIT_FAIL : EXIT_OK;
+        if (cfg->output.kind == CONFIG_OUTPUT_NONE) {
+                fputs("pmtatail: dead-letter resend needs an [output] in the configuration\n",
+                      stderr);
+                return EXIT_FAIL;
+        }
+        struct sigaction sa = {.sa_handler = on_stop_signal};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        return dead_letter_resend(cfg, &stop_requested, lg) < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
@@ -260,8 +285,13 @@ int main(int argc, char **argv)
                 fputs(usage_text, stdout);
                 return EXIT_OK;
         }
-        if (strcmp(cmd, "replay") != 0 && strcmp(cmd, "run") != 0)
+        if (strcmp(cmd, "replay") != 0 && strcmp(cmd, "run") != 0 &&
+            strcmp(cmd, "dead-letter") != 0)
                 return usage_error("unknown command \"%s\"", cmd);
+        if (strcmp(cmd, "dead-letter") == 0 &&
+            (sub_argc != 2 ||
+             (strcmp(sub_argv[1], "list") != 0 && strcmp(sub_argv[1], "resend") != 0)))
+                return usage_error("%s", "usage: pmtatail dead-letter list|resend");
 
         /* The default file may be absent (defaults apply); a file named with
          * -c must exist. */
@@ -280,8 +310,12 @@ int main(int argc, char **argv)
         } else {
                 struct logger lg;
                 log_init(&lg, stderr, cfg->log_level);
-                rc = strcmp(cmd, "run") == 0 ? cmd_run(sub_argc, cfg, &lg)
-                                             : cmd_replay(sub_argc, sub_argv, cfg, &lg);
+                if (strcmp(cmd, "run") == 0)
+                        rc = cmd_run(sub_argc, cfg, &lg);
+                else if (strcmp(cmd, "dead-letter") == 0)
+                        rc = cmd_dead_letter(sub_argv[1], cfg, &lg);
+                else
+                        rc = cmd_replay(sub_argc, sub_argv, cfg, &lg);
         }
         config_free(cfg);
         free(cfg);

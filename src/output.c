@@ -1,0 +1,35 @@
+#include "output.h"
+
+#include <stdio.h>
+
+int output_open(const struct config *cfg, push_ack_fn on_ack, void *ctx, const struct logger *log,
+                struct push **out, char *err, size_t errlen)
+{
+        const struct config_output *o = &cfg->output;
+        if (o->kind == CONFIG_OUTPUT_FILE)
+                return push_open_file(out, o->file, on_ack, ctx, log, err, errlen);
+        if (o->kind != CONFIG_OUTPUT_URL) {
+                snprintf(err, errlen, "no [output] configured: url or file");
+                return -1;
+        }
+        struct push_header hdr[CONFIG_MAX_HEADERS];
+        for (size_t i = 0; i < o->n_headers; i++)
+                hdr[i] = (struct push_header){o->headers[i].name, o->headers[i].value};
+        char dl[4096];
+        snprintf(dl, sizeof dl, "%s/dead-letter.ndjson", cfg->state_dir);
+        struct push_http_opts ho = {
+            .url = o->url,
+            .single = o->format == CONFIG_FORMAT_SINGLE,
+            .concurrency = o->concurrency,
+            .headers = hdr,
+            .nheaders = o->n_headers,
+            .gzip = o->gzip,
+            .tls_verify = o->tls_verify,
+            .ca_file = o->ca_file,
+            .timeout_s = o->timeout_s,
+            .retry_max_s = o->retry_max_s,
+            .dead_letter = dl,
+            .user_agent = "pmtatail/" PMTATAIL_VERSION,
+        };
+        return push_open_http(out, &ho, on_ack, ctx, log, err, errlen);
+}
