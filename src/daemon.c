@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "event.h"
 #include "output.h"
+#include "report.h"
 #include "pmta_csv.h"
 #include "push.h"
 #include "tailer.h"
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +36,7 @@
 #define COMMIT_EVERY  1000 /* ms between offset saves while busy */
 #define RETRY_MS      1000 /* an output that refused a batch is tried again after this */
 #define STOP_DRAIN_MS 5000
+#define REPORT_EVERY  2000 /* ms between status.json writes while things change */
 
 struct mark {
         struct tfile *f;
@@ -47,6 +50,8 @@ struct batch {
         struct mark marks[MARKS_MAX];
         size_t nmarks;
         int64_t opened_ms; /* when its first event came, 0 when it has none */
+        uint32_t counts[CONFIG_MAX_SOURCES][TYPE_SLOTS]; /* events by source and type */
+        struct batch *next;                              /* submitted batches, oldest first */
 };
 
 struct reader;
@@ -56,8 +61,9 @@ struct daemon {
         const struct logger *log;
         struct tailer *tailer;
         struct push *push;
-        struct batch *open;    /* being filled */
-        struct batch *waiting; /* closed, refused by the output: tried again */
+        struct batch *open;                /* being filled */
+        struct batch *waiting;             /* closed, refused by the output: tried again */
+        struct batch *sub_head, *sub_tail; /* taken by the output, not yet acknowledged */
         int64_t retry_at_ms;
         size_t inflight; /* events submitted, not yet acknowledged */
         size_t window;
@@ -65,6 +71,14 @@ struct daemon {
         char *chunk;
         uint64_t delivered, batches;
         bool stopping;
+        struct source_counts counts[CONFIG_MAX_SOURCES];
+        time_t started, last_delivery;
+        bool report_dirty;
+        int64_t last_report_ms;
+        int64_t metrics_at_ms; /* next metrics write, 0: no metrics */
+        uint64_t watchdog_ms;  /* 0: no watchdog */
+        int64_t watchdog_at_ms;
+        char status_line[160];
 };
 
 /* Per file being read: its parser and encoder. */
@@ -116,16 +130,51 @@ static void on_ack(void *ctx, void *token)
 {
         struct daemon *d = ctx;
         struct batch *b = token;
-        for (size_t i = 0; i < b->nmarks; i++)
+        for (size_t i = 0; i < b->nmarks; i++) {
                 tailer_ack(b->marks[i].f, b->marks[i].gen, b->marks[i].off);
+                tailer_file_release(b->marks[i].f);
+        }
         d->inflight -= b->nevents;
         d->delivered += b->nevents;
         d->batches++;
+        for (size_t i = 0; b->nevents && i < d->cfg->n_sources; i++)
+                for (int k = 0; k < TYPE_SLOTS; k++)
+                        d->counts[i].delivered[k] += b->counts[i][k];
+        if (b->nevents)
+                d->last_delivery = time(NULL);
+        d->report_dirty = true;
+        /* acknowledgements come in submission order: b is the oldest */
+        d->sub_head = b->next;
+        if (!d->sub_head)
+                d->sub_tail = NULL;
         batch_free(b);
 }
 
 /* Hand the open batch to the output. A refused batch waits and is tried
  * again; nothing after it goes first, so acknowledgements stay in order. */
+/* Give b to the output; it is listed as submitted first, since the
+ * acknowledgement may come before push_submit returns. */
+static void submit(struct daemon *d, struct batch *b)
+{
+        b->next = NULL;
+        if (d->sub_tail)
+                d->sub_tail->next = b;
+        else
+                d->sub_head = b;
+        d->sub_tail = b;
+        if (push_submit(d->push, b->lines.data ? b->lines.data : "", b->lines.len, b->nevents, b) <
+            0) {
+                /* not taken: off the list, wait and try again */
+                struct batch **pp = &d->sub_head, *prev = NULL;
+                while (*pp != b)
+                        prev = *pp, pp = &(*pp)->next;
+                *pp = NULL;
+                d->sub_tail = prev;
+                d->waiting = b;
+                d->retry_at_ms = now_ms() + RETRY_MS;
+        }
+}
+
 static void batch_close(struct daemon *d)
 {
         struct batch *b = d->open;
@@ -133,11 +182,7 @@ static void batch_close(struct daemon *d)
                 return;
         d->open = NULL;
         d->inflight += b->nevents;
-        if (push_submit(d->push, b->lines.data ? b->lines.data : "", b->lines.len, b->nevents, b) <
-            0) {
-                d->waiting = b;
-                d->retry_at_ms = now_ms() + RETRY_MS;
-        }
+        submit(d, b);
 }
 
 static void retry_waiting(struct daemon *d)
@@ -146,11 +191,7 @@ static void retry_waiting(struct daemon *d)
                 return;
         struct batch *b = d->waiting;
         d->waiting = NULL;
-        if (push_submit(d->push, b->lines.data ? b->lines.data : "", b->lines.len, b->nevents, b) <
-            0) {
-                d->waiting = b;
-                d->retry_at_ms = now_ms() + RETRY_MS;
-        }
+        submit(d, b);
 }
 
 static struct batch *open_batch(struct daemon *d)
@@ -178,6 +219,8 @@ static int set_mark(struct reader *r, uint64_t off)
                 return set_mark(r, off);
         }
         b->marks[b->nmarks++] = (struct mark){r->f, r->gen, off};
+        /* the file must outlive this batch's acknowledgement */
+        tailer_file_hold(r->f);
         return 0;
 }
 
@@ -219,6 +262,9 @@ static void on_record(void *ctx, const struct pmta_record *rec)
         }
         if (b->nevents++ == 0)
                 b->opened_ms = now_ms();
+        int slot = report_type_slot(rec->cells[0].ptr, rec->cells[0].len);
+        b->counts[r->src][slot]++;
+        d->counts[r->src].read[slot]++;
         set_mark(r, rec->end);
 }
 
@@ -234,6 +280,7 @@ static void on_reject(void *ctx, const struct pmta_reject *rej)
                          (unsigned long long)rej->line, (unsigned long long)rej->start,
                          pmta_reject_reason_str(rej->reason),
                          log_quote(raw, sizeof raw, rej->raw, shown));
+        r->d->counts[r->src].rejected++;
         set_mark(r, rej->end);
 }
 
@@ -430,6 +477,81 @@ static void maybe_commit(struct daemon *d, bool force)
         d->last_commit_ms = now;
 }
 
+static void report(struct daemon *d)
+{
+        struct tailer_source_info info[CONFIG_MAX_SOURCES];
+        size_t n = tailer_nsources(d->tailer);
+        for (size_t i = 0; i < n; i++)
+                tailer_source_info(d->tailer, i, &info[i]);
+        struct report r = {
+            .pid = (long)getpid(),
+            .started = d->started,
+            .now = time(NULL),
+            .stopping = d->stopping,
+            .last_delivery = d->last_delivery,
+            .nsrc = n,
+            .src = info,
+            .counts = d->counts,
+            .output = d->cfg->output.kind == CONFIG_OUTPUT_URL ? "url" : "file",
+        };
+        push_get_stats(d->push, &r.push);
+        if (report_write_status(d->cfg->state_dir, &r) < 0)
+                log_warn(d->log, "cannot write status.json in %s: %s", d->cfg->state_dir,
+                         strerror(errno));
+        if (d->metrics_at_ms && now_ms() >= d->metrics_at_ms) {
+                if (report_write_metrics(d->cfg->metrics_textfile, &r) < 0)
+                        log_warn(d->log, "cannot write metrics file=%s error=\"%s\"",
+                                 d->cfg->metrics_textfile, strerror(errno));
+                d->metrics_at_ms = now_ms() + (int64_t)d->cfg->metrics_interval_s * 1000;
+        }
+        /* systemd's view: one line of what we are doing */
+        uint64_t behind = 0;
+        for (size_t i = 0; i < n; i++)
+                behind += info[i].bytes_behind;
+        char line[sizeof d->status_line];
+        if (r.push.credentials)
+                snprintf(line, sizeof line, "STATUS=credentials refused by the backend");
+        else if (r.push.retrying)
+                snprintf(line, sizeof line, "STATUS=retrying: %.120s", r.push.last_error);
+        else
+                snprintf(line, sizeof line, "STATUS=delivered %llu, %llu bytes behind",
+                         (unsigned long long)d->delivered, (unsigned long long)behind);
+        if (strcmp(line, d->status_line) != 0) {
+                sd_notify(0, line);
+                memcpy(d->status_line, line, sizeof line);
+        }
+        d->report_dirty = false;
+        d->last_report_ms = now_ms();
+}
+
+/* Housekeeping that has its own clock: status, metrics, the watchdog. */
+static void housekeeping(struct daemon *d)
+{
+        int64_t now = now_ms();
+        if ((d->report_dirty && now - d->last_report_ms >= REPORT_EVERY) ||
+            (d->metrics_at_ms && now >= d->metrics_at_ms))
+                report(d);
+        if (d->watchdog_ms && now >= d->watchdog_at_ms) {
+                sd_notify(0, "WATCHDOG=1");
+                d->watchdog_at_ms = now + (int64_t)d->watchdog_ms / 2;
+        }
+}
+
+static int housekeeping_timeout(const struct daemon *d, int ms)
+{
+        int64_t now = now_ms(), t = -1;
+        if (d->report_dirty)
+                t = d->last_report_ms + REPORT_EVERY;
+        if (d->metrics_at_ms && (t < 0 || d->metrics_at_ms < t))
+                t = d->metrics_at_ms;
+        if (d->watchdog_ms && (t < 0 || d->watchdog_at_ms < t))
+                t = d->watchdog_at_ms;
+        if (t < 0)
+                return ms;
+        int hk = t <= now ? 0 : (int)(t - now);
+        return ms < 0 || hk < ms ? hk : ms;
+}
+
 int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd)
 {
         struct daemon d = {.cfg = cfg, .log = log};
@@ -472,7 +594,16 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
         if (d.window < 1000)
                 d.window = 1000;
         d.last_commit_ms = now_ms();
+        d.started = time(NULL);
+        if (cfg->metrics_textfile)
+                d.metrics_at_ms = now_ms();
+        uint64_t wd_usec = 0;
+        if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000)
+                d.watchdog_ms = wd_usec / 1000;
         log_info(log, "running sources=%zu state=%s", cfg->n_sources, cfg->state_dir);
+        /* the offsets are loaded and the watches armed: ready */
+        report(&d);
+        sd_notify(0, "READY=1");
 
         struct pollfd pfd[2] = {
             {.fd = tailer_fd(d.tailer), .events = POLLIN},
@@ -483,7 +614,8 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
                 read_all(&d);
                 maybe_close(&d);
                 maybe_commit(&d, false);
-                int r = push_wait(d.push, pfd, 2, poll_timeout(&d));
+                housekeeping(&d);
+                int r = push_wait(d.push, pfd, 2, housekeeping_timeout(&d, poll_timeout(&d)));
                 if (r < 0 && errno != EINTR) {
                         log_error(log, "poll: %s", strerror(errno));
                         break;
@@ -500,6 +632,7 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
         }
 
         /* Deliver what is read (bounded wait), commit, leave. */
+        sd_notify(0, "STOPPING=1");
         maybe_close(&d);
         int64_t give_up = now_ms() + STOP_DRAIN_MS;
         while ((d.waiting || push_inflight(d.push)) && now_ms() < give_up) {
@@ -511,6 +644,8 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
                 log_warn(log, "stopping with undelivered records: they are read again at the "
                               "next start");
         maybe_commit(&d, true);
+        d.metrics_at_ms = d.metrics_at_ms ? 1 : 0; /* a last metrics write too */
+        report(&d);
         for (size_t i = 0; i < tailer_nsources(d.tailer); i++) {
                 for (struct tfile *f = tailer_head(d.tailer, i); f; f = tailer_next(f)) {
                         reader_free(tailer_file_user(f));
@@ -522,7 +657,12 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
         tailer_close(d.tailer);
         batch_free(d.waiting);
         batch_free(d.open);
-        push_close(d.push);
+        push_close(d.push); /* drops what it still held: read again at the next start */
+        d.push = NULL;
+        for (struct batch *b = d.sub_head, *next; b; b = next) {
+                next = b->next;
+                batch_free(b);
+        }
         free(d.chunk);
         return 0;
 }

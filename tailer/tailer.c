@@ -51,6 +51,8 @@ struct tfile {
         unsigned char tail[64];
         size_t tail_len;
         uint64_t tail_end;
+        unsigned refs; /* caller's holds (acknowledgements still to come) */
+        bool done;     /* finished: out of the queue, freed when the last hold goes */
 };
 
 struct tsource {
@@ -76,8 +78,9 @@ struct tailer {
         struct tsource *src;
         size_t nsrc;
         bool dirty;
-        bool requeued; /* a file was put before one being read */
-        bool rewatch;  /* a watched directory is gone: retry */
+        bool requeued;         /* a file was put before one being read */
+        struct tfile *zombies; /* finished, still held by the caller */
+        bool rewatch;          /* a watched directory is gone: retry */
         time_t rewatch_at;
 };
 
@@ -732,6 +735,10 @@ void tailer_close(struct tailer *t)
                 tailer_commit(t);
         for (size_t i = 0; i < t->nsrc; i++)
                 source_free(&t->src[i]);
+        for (struct tfile *f = t->zombies, *next; f; f = next) {
+                next = f->next;
+                tfile_free(f);
+        }
         free(t->src);
         watch_close(t->watch);
         state_close(t->state);
@@ -1087,8 +1094,36 @@ static void finish(struct tfile *f)
         log_info(t->log, "finished file=%s source=%s offset=%llu", q(b, sizeof b, f->path), s->name,
                  (unsigned long long)f->final_end);
         queue_unlink(s, f);
-        tfile_free(f);
         t->dirty = true;
+        if (f->refs) {
+                /* acknowledgements still to come name it: keep it until the last */
+                f->done = true;
+                f->next = t->zombies;
+                t->zombies = f;
+                close(f->fd);
+                f->fd = -1;
+                return;
+        }
+        tfile_free(f);
+}
+
+void tailer_file_hold(struct tfile *f)
+{
+        f->refs++;
+}
+
+void tailer_file_release(struct tfile *f)
+{
+        if (--f->refs || !f->done)
+                return;
+        struct tailer *t = f->src->t;
+        for (struct tfile **pp = &t->zombies; *pp; pp = &(*pp)->next) {
+                if (*pp == f) {
+                        *pp = f->next;
+                        break;
+                }
+        }
+        tfile_free(f);
 }
 
 void tailer_file_drained(struct tfile *f, uint64_t end)
@@ -1106,6 +1141,8 @@ uint32_t tailer_file_gen(const struct tfile *f)
 
 void tailer_ack(struct tfile *f, uint32_t gen, uint64_t offset)
 {
+        if (f->done)
+                return;
         if (gen != f->gen || offset <= f->acked) {
                 if (f->drained && f->acked >= f->final_end)
                         finish(f);
@@ -1139,6 +1176,26 @@ const char *tailer_file_path(const struct tfile *f)
 const char *tailer_file_source(const struct tfile *f)
 {
         return f->src->name;
+}
+
+void tailer_source_info(struct tailer *t, size_t src, struct tailer_source_info *out)
+{
+        struct tsource *s = &t->src[src];
+        memset(out, 0, sizeof *out);
+        out->name = s->name;
+        for (struct tfile *f = s->queue; f; f = f->next) {
+                struct stat st;
+                uint64_t size = fstat(f->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+                if (!out->reading && !f->drained) {
+                        out->reading = f->path;
+                        out->committed = f->acked;
+                        out->size = size;
+                }
+                uint64_t end = f->drained ? f->final_end : size;
+                if (end > f->acked)
+                        out->bytes_behind += end - f->acked;
+                out->files++;
+        }
 }
 
 bool tailer_take_requeued(struct tailer *t)

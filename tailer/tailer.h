@@ -140,6 +140,13 @@ uint32_t tailer_file_gen(const struct tfile *f);
  * May free f (drained and now fully acknowledged). */
 void tailer_ack(struct tfile *f, uint32_t gen, uint64_t offset);
 
+/* Keep f alive while the caller holds a reference to it (an
+ * acknowledgement still to come): a finished file is freed only when the
+ * last hold is released. Every tailer_ack on f must come before the release
+ * of the hold taken for it. */
+void tailer_file_hold(struct tfile *f);
+void tailer_file_release(struct tfile *f);
+
 /* The caller's pointer for f (its parser), NULL at first. */
 void *tailer_file_user(const struct tfile *f);
 void tailer_file_set_user(struct tfile *f, void *user);
@@ -155,6 +162,19 @@ int tailer_commit(struct tailer *t);
  * copy of a file truncated in place): the caller starts its reading pass
  * again from tailer_head. */
 bool tailer_take_requeued(struct tailer *t);
+
+struct tailer_source_info {
+        const char *name;
+        const char *reading;   /* path of the file read first, NULL when none */
+        uint64_t committed;    /* its committed offset */
+        uint64_t size;         /* its size now */
+        uint64_t bytes_behind; /* over every file of the source not yet acknowledged */
+        size_t files;          /* files queued (rotated ones not yet done, the live one) */
+};
+
+/* What source `src` is doing, for status reports. Strings valid until the
+ * next call into the tailer. */
+void tailer_source_info(struct tailer *t, size_t src, struct tailer_source_info *out);
 
 /* True when offsets changed since the last save. */
 bool tailer_dirty(const struct tailer *t);

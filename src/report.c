@@ -1,0 +1,171 @@
+#include "report.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const type_names[TYPE_SLOTS] = {"b", "rb", "f", "other"};
+
+int report_type_slot(const char *type, size_t len)
+{
+        for (int i = 0; i < TYPE_OTHER; i++) {
+                if (strlen(type_names[i]) == len && memcmp(type_names[i], type, len) == 0)
+                        return i;
+        }
+        return TYPE_OTHER;
+}
+
+/* Write text to path through a temp file and a rename. */
+static int replace_file(const char *path, const char *text, size_t len)
+{
+        char tmp[4200];
+        if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+                errno = ENAMETOOLONG;
+                return -1;
+        }
+        FILE *f = fopen(tmp, "w");
+        if (!f)
+                return -1;
+        bool ok = fwrite(text, 1, len, f) == len;
+        ok = fclose(f) == 0 && ok;
+        if (!ok || rename(tmp, path) < 0) {
+                int e = errno;
+                unlink(tmp);
+                errno = e;
+                return -1;
+        }
+        return 0;
+}
+
+int report_write_status(const char *state_dir, const struct report *r)
+{
+        json_t *o = json_object();
+        json_t *srcs = json_array();
+        json_t *answers = json_object();
+        if (!o || !srcs || !answers) {
+                json_decref(o);
+                json_decref(srcs);
+                json_decref(answers);
+                return -1;
+        }
+        json_object_set_new(o, "version", json_integer(1));
+        json_object_set_new(o, "pid", json_integer(r->pid));
+        json_object_set_new(o, "started", json_integer((json_int_t)r->started));
+        json_object_set_new(o, "updated", json_integer((json_int_t)r->now));
+        json_object_set_new(o, "state", json_string(r->stopping ? "stopping" : "running"));
+        json_object_set_new(o, "output", json_string(r->output));
+        json_object_set_new(o, "last_delivery", json_integer((json_int_t)r->last_delivery));
+        json_object_set_new(o, "delivered", json_integer((json_int_t)r->push.delivered));
+        json_object_set_new(o, "refused", json_integer((json_int_t)r->push.refused));
+        json_object_set_new(o, "requests", json_integer((json_int_t)r->push.requests));
+        json_object_set_new(o, "retries", json_integer((json_int_t)r->push.retries));
+        json_object_set_new(o, "retrying", json_boolean(r->push.retrying));
+        json_object_set_new(o, "credentials_refused", json_boolean(r->push.credentials));
+        json_object_set_new(o, "last_error", json_string(r->push.last_error));
+        static const char *const cls[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+        for (int i = 0; i < 6; i++)
+                json_object_set_new(answers, cls[i], json_integer((json_int_t)r->push.answers[i]));
+        json_object_set_new(o, "answers", answers);
+        for (size_t i = 0; i < r->nsrc; i++) {
+                const struct tailer_source_info *s = &r->src[i];
+                const struct source_counts *c = &r->counts[i];
+                json_t *j = json_object();
+                uint64_t read = 0, delivered = 0;
+                for (int k = 0; k < TYPE_SLOTS; k++) {
+                        read += c->read[k];
+                        delivered += c->delivered[k];
+                }
+                json_object_set_new(j, "name", json_string(s->name));
+                json_object_set_new(j, "file", s->reading ? json_string(s->reading) : json_null());
+                json_object_set_new(j, "offset", json_integer((json_int_t)s->committed));
+                json_object_set_new(j, "size", json_integer((json_int_t)s->size));
+                json_object_set_new(j, "bytes_behind", json_integer((json_int_t)s->bytes_behind));
+                json_object_set_new(j, "files", json_integer((json_int_t)s->files));
+                json_object_set_new(j, "records_read", json_integer((json_int_t)read));
+                json_object_set_new(j, "records_delivered", json_integer((json_int_t)delivered));
+                json_object_set_new(j, "records_rejected", json_integer((json_int_t)c->rejected));
+                json_array_append_new(srcs, j);
+        }
+        json_object_set_new(o, "sources", srcs);
+        char *text = json_dumps(o, JSON_INDENT(1));
+        json_decref(o);
+        if (!text)
+                return -1;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/status.json", state_dir);
+        int rc = replace_file(path, text, strlen(text));
+        free(text);
+        return rc;
+}
+
+int report_write_metrics(const char *path, const struct report *r)
+{
+        char *text = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&text, &len);
+        if (!m)
+                return -1;
+        fprintf(m, "# HELP pmtatail_records_read_total Records parsed and forwarded, by source "
+                   "and type.\n# TYPE pmtatail_records_read_total counter\n");
+        for (size_t i = 0; i < r->nsrc; i++)
+                for (int k = 0; k < TYPE_SLOTS; k++)
+                        fprintf(m, "pmtatail_records_read_total{source=\"%s\",type=\"%s\"} %llu\n",
+                                r->src[i].name, type_names[k],
+                                (unsigned long long)r->counts[i].read[k]);
+        fprintf(m, "# HELP pmtatail_records_delivered_total Records acknowledged by the output "
+                   "(accepted, or kept as dead letters).\n"
+                   "# TYPE pmtatail_records_delivered_total counter\n");
+        for (size_t i = 0; i < r->nsrc; i++)
+                for (int k = 0; k < TYPE_SLOTS; k++)
+                        fprintf(m,
+                                "pmtatail_records_delivered_total{source=\"%s\",type=\"%s\"} "
+                                "%llu\n",
+                                r->src[i].name, type_names[k],
+                                (unsigned long long)r->counts[i].delivered[k]);
+        fprintf(m, "# HELP pmtatail_records_rejected_total Records the parser refused.\n"
+                   "# TYPE pmtatail_records_rejected_total counter\n");
+        for (size_t i = 0; i < r->nsrc; i++)
+                fprintf(m, "pmtatail_records_rejected_total{source=\"%s\"} %llu\n", r->src[i].name,
+                        (unsigned long long)r->counts[i].rejected);
+        fprintf(m, "# HELP pmtatail_bytes_behind Bytes written by PowerMTA and not yet "
+                   "acknowledged.\n# TYPE pmtatail_bytes_behind gauge\n");
+        for (size_t i = 0; i < r->nsrc; i++)
+                fprintf(m, "pmtatail_bytes_behind{source=\"%s\"} %llu\n", r->src[i].name,
+                        (unsigned long long)r->src[i].bytes_behind);
+        fprintf(m,
+                "# HELP pmtatail_records_refused_total Records the backend refused on their "
+                "own (dead letters).\n# TYPE pmtatail_records_refused_total counter\n"
+                "pmtatail_records_refused_total %llu\n",
+                (unsigned long long)r->push.refused);
+        static const char *const cls[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+        fprintf(m, "# HELP pmtatail_http_answers_total HTTP answers by class (none: no answer "
+                   "at all).\n# TYPE pmtatail_http_answers_total counter\n");
+        for (int i = 0; i < 6; i++)
+                fprintf(m, "pmtatail_http_answers_total{class=\"%s\"} %llu\n", cls[i],
+                        (unsigned long long)r->push.answers[i]);
+        fprintf(m,
+                "# HELP pmtatail_retries_total Requests sent again.\n"
+                "# TYPE pmtatail_retries_total counter\npmtatail_retries_total %llu\n",
+                (unsigned long long)r->push.retries);
+        fprintf(m,
+                "# HELP pmtatail_last_success_timestamp_seconds When the output last "
+                "acknowledged records.\n"
+                "# TYPE pmtatail_last_success_timestamp_seconds gauge\n"
+                "pmtatail_last_success_timestamp_seconds %lld\n",
+                (long long)r->last_delivery);
+        fprintf(m,
+                "# HELP pmtatail_credentials_refused 1 while the backend refuses our "
+                "credentials (401/403).\n# TYPE pmtatail_credentials_refused gauge\n"
+                "pmtatail_credentials_refused %d\n",
+                r->push.credentials ? 1 : 0);
+        if (fclose(m) != 0) {
+                free(text);
+                return -1;
+        }
+        int rc = replace_file(path, text, len);
+        free(text);
+        return rc;
+}

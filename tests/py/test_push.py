@@ -1,0 +1,1019 @@
+#!/usr/bin/python3
+"""Scenario tests of the daemon's HTTP output against a fake Oempro backend.
+
+    python3 tests/py/test_push.py PMTATAIL_BINARY
+
+Each scenario gets its own temporary directory (pmta/bounces.csv, its archive
+directory pmta/archive, state/, logs/), a fake backend on 127.0.0.1
+(backend.py, in this process) and a configuration whose [output] url points
+at it; it starts the real daemon (`PMTATAIL_BINARY -c CONF run`), drives
+pmta_sim.Sim (appends in random chunk sizes, rotations) and scripts the
+backend's answers (503, 429, 408, dropped and reset connections, hung
+requests, 401, 413, 422, 200 with "Success": false, the backend down). It then
+checks what the backend accepted (2xx and not "Success": false):
+
+  * every record the writer completed has an accepted event (rcpt uN);
+  * no accepted event for a record never written; each accepted event holds
+    record N's fields, its raw line as "message" and an "eventId", the same
+    eventId every time record N is sent, different for different records;
+  * no record accepted twice, except where a scenario allows it (kill -9,
+    SIGTERM with a request pending), where the duplicates are reported;
+  * every request is a POST with Content-Type: application/json, a body that
+    decodes, a User-Agent pmtatail/..., a 32-hex Idempotency-Key;
+  * the secret header values never appear in the daemon's stderr;
+  * what the scenario is about (see each one's docstring).
+
+Waits poll (every 20 ms) with timeouts instead of fixed sleeps; the whole run
+takes about two minutes.
+
+Environment:
+  PMTATAIL_PUSH_ONLY     comma-separated scenario names to run (default all)
+  PMTATAIL_PUSH_SEED     random seed (default: from the clock; printed)
+  PMTATAIL_PUSH_TIMEOUT  seconds to wait for delivery, default 20
+  PMTATAIL_PUSH_KEEP     keep the temporary directories (their paths are printed)
+
+Standard library only. One line per check; exits 1 if any check failed.
+"""
+
+import collections
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pmta_sim import Sim, ranges, rcpt_number, record_bytes, record_fields  # noqa: E402
+from backend import Backend  # noqa: E402
+
+ONLY = [s for s in os.environ.get("PMTATAIL_PUSH_ONLY", "").split(",") if s]
+SEED = int(os.environ.get("PMTATAIL_PUSH_SEED", str(int(time.time()) % 100000)))
+TIMEOUT = float(os.environ.get("PMTATAIL_PUSH_TIMEOUT", "20"))
+KEEP = bool(os.environ.get("PMTATAIL_PUSH_KEEP"))
+
+HWM_MAX_KIB = 32 * 1024      # peak RSS allowed (batches of 500 in flight, 4 at a time)
+HWM_FLAT_KIB = 1024          # growth allowed while the backend is down and records pile up
+DRAIN_MAX_S = 8.0            # SIGTERM with a request hanging: exit within this
+KEY_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+
+BINARY = None
+failures = 0
+checks = 0
+
+
+def check(name, cond, details=()):
+    global failures, checks
+    checks += 1
+    print(("ok - " if cond else "FAIL - ") + name, flush=True)
+    if not cond:
+        failures += 1
+        for d in details:
+            print("    " + str(d), flush=True)
+    return cond
+
+
+def info(msg):
+    print("info - " + msg, flush=True)
+
+
+def poll_until(pred, timeout, step=0.02):
+    """Call pred() until it is true or timeout seconds pass; its last value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(step)
+
+
+def inotify_watches(pid):
+    """Watches held by pid's inotify descriptors (None if it is gone)."""
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return None
+    n = 0
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != "anon_inode:inotify":
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as fh:
+                n += sum(1 for line in fh if line.startswith("inotify wd:"))
+        except OSError:
+            pass
+    return n
+
+
+def vm_hwm(pid):
+    """VmHWM of pid in KiB (None if it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def compare(n, ev):
+    """Differences between an event and record n (empty when it matches)."""
+    want = record_fields(n)
+    diffs = []
+    for col, val in want.items():
+        key = "logType" if col == "type" else col
+        if ev.get(key) != val:
+            diffs.append("%s=%.80r want %.80r" % (key, ev.get(key), val))
+    msg = record_bytes(n)[:-2].decode()
+    if ev.get("message") != msg:
+        diffs.append("message=%.120r want %.120r" % (ev.get("message"), msg))
+    if not isinstance(ev.get("eventId"), str) or not ev.get("eventId"):
+        diffs.append("eventId=%r" % (ev.get("eventId"),))
+    return diffs
+
+
+# -------------------------------------------------------------- one scenario
+
+
+class Env:
+    """A temporary directory, a fake backend, a configuration, a simulated
+    writer, and the daemon runs."""
+
+    OUTPUT_DEFAULTS = collections.OrderedDict([
+        ("format", "batch"), ("batch_max_records", "50"), ("linger_ms", "20"),
+        ("timeout_s", "5"), ("retry_max_s", "2")])
+
+    def __init__(self, name, output=None, headers=None, header_file=None, backend_up=True,
+                 sim_args=None):
+        self.name = name
+        self.tmp = tempfile.mkdtemp(prefix="pmtatail-push-%s-" % name)
+        self.pmta = os.path.join(self.tmp, "pmta")
+        self.archive = os.path.join(self.pmta, "archive")
+        self.live = os.path.join(self.pmta, "bounces.csv")
+        self.state = os.path.join(self.tmp, "state")
+        self.dead = os.path.join(self.state, "dead-letter.ndjson")
+        self.logs = os.path.join(self.tmp, "logs")
+        for d in (self.pmta, self.archive, self.logs):
+            os.makedirs(d, exist_ok=True)
+        rng = random.Random(SEED + zlib.crc32(name.encode()))
+        # Secrets: every scenario sends one; none may show in stderr.
+        self.secret = "sig-%016x" % rng.getrandbits(64)
+        self.secrets = [self.secret]
+        if headers is None:
+            headers = [("X-Octeth-Signature", self.secret)]
+        self.backend = Backend(port=Backend.free_port())
+        if backend_up:
+            self.backend.start()
+        self.header_file = None
+        if header_file is not None:
+            self.header_file = os.path.join(self.tmp, "signature")
+            self.write_header_file(header_file)
+        self.output = collections.OrderedDict(self.OUTPUT_DEFAULTS)
+        self.output.update(output or {})
+        self.conf = os.path.join(self.tmp, "pmtatail.conf")
+        with open(self.conf, "w") as fh:
+            fh.write("[source bounces]\npath = %s\narchive_dir = %s\nrecords = b, rb\n\n"
+                     % (self.live, self.archive))
+            fh.write("[output]\nurl = %s\n" % self.backend.url())
+            for k, v in self.output.items():
+                fh.write("%s = %s\n" % (k, v))
+            for hn, hv in headers:
+                fh.write("header = %s: %s\n" % (hn, hv))
+            if self.header_file:
+                fh.write("header_file = %s\n" % self.header_file)
+            fh.write("\n[state]\ndir = %s\n\n[log]\nlevel = debug\n" % self.state)
+        args = dict(seed=SEED + zlib.crc32(name.encode()) % 1000, filtered_ratio=0.03,
+                    pause_prob=0.02)
+        args.update(sim_args or {})
+        self.sim = Sim(self.live, self.archive, **args)
+        self.proc = None
+        self.runs = []      # [stderr path, exit status]
+        self.cmd_out = []   # outputs of other commands (checked for secrets too)
+        self.kills = 0
+        # What the backend accepted, by record number.
+        self.acc_pos = 0
+        self.acc = collections.Counter()
+        self.ids = collections.defaultdict(set)  # N -> eventIds accepted for it
+        self.strays = []
+        self.mismatch = []
+
+    def write_header_file(self, lines):
+        """(Re)write the header_file: a list of (name, value)."""
+        with open(self.header_file, "w") as fh:
+            fh.write("# the webhook's signature\n")
+            for hn, hv in lines:
+                fh.write("%s: %s\n" % (hn, hv))
+                if hv not in self.secrets:
+                    self.secrets.append(hv)
+
+    # -- the daemon
+
+    def start(self, wait_ready=True):
+        assert self.proc is None
+        err = os.path.join(self.logs, "run-%d.stderr" % (len(self.runs) + 1))
+        with open(err, "wb") as eh, open(err[:-len("stderr")] + "stdout", "wb") as oh:
+            self.proc = subprocess.Popen([BINARY, "-c", self.conf, "run"],
+                                         stdin=subprocess.DEVNULL, stdout=oh, stderr=eh)
+        self.runs.append([err, None])
+        if wait_ready:
+            poll_until(lambda: self.proc.poll() is not None
+                       or (inotify_watches(self.proc.pid) or 0) >= 1, 5)
+        return self.proc
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Signal the daemon and reap it: (exit status or 'timeout', seconds)."""
+        p, self.proc = self.proc, None
+        if p is None:
+            return None, 0.0
+        t0 = time.monotonic()
+        if p.poll() is None:
+            p.send_signal(sig)
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            rc = "timeout"
+        self.runs[-1][1] = rc
+        return rc, time.monotonic() - t0
+
+    def kill9(self):
+        self.kills += 1
+        return self.stop(signal.SIGKILL)[0]
+
+    def expect_stop(self, label, timeout=20):
+        rc, t = self.stop(timeout=timeout)
+        check("%s: SIGTERM, exit status 0 (%.2f s)" % (label, t), rc == 0,
+              ["got %r" % (rc,)] + self.stderr_tail())
+        return rc, t
+
+    def command(self, *args, timeout=60):
+        """Run `pmtatail -c CONF ARGS...`: (exit status, stdout, stderr)."""
+        try:
+            r = subprocess.run([BINARY, "-c", self.conf] + list(args), stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode("utf-8", "replace")
+            err = (e.stderr or b"").decode("utf-8", "replace")
+            self.cmd_out.append(out + err)
+            return "timeout", out, err
+        out = r.stdout.decode("utf-8", "replace")
+        err = r.stderr.decode("utf-8", "replace")
+        self.cmd_out.append(out + err)
+        return r.returncode, out, err
+
+    def stderr(self, run=None):
+        sel = self.runs if run is None else [self.runs[run if run < 0 else run - 1]]
+        out = []
+        for path, _ in sel:
+            with open(path, "rb") as fh:
+                out.append(fh.read().decode("utf-8", "replace"))
+        return "".join(out)
+
+    def said(self, pattern, run=None):
+        """stderr lines (temporary directory shown as TMP) matching a regex."""
+        return [ln for ln in self.stderr(run).replace(self.tmp, "TMP").splitlines()
+                if re.search(pattern, ln, re.I)]
+
+    def stderr_tail(self, k=8, run=-1):
+        if not self.runs:
+            return []
+        return ["stderr: " + line for line in
+                self.stderr(run).replace(self.tmp, "TMP").splitlines()[-k:]]
+
+    def cleanup(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        try:
+            self.sim.close()
+        except OSError:
+            pass
+        self.backend.stop()
+        if KEEP:
+            info("%s kept in %s" % (self.name, self.tmp))
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- what the backend accepted
+
+    def poll(self):
+        news = self.backend.accepted_from(self.acc_pos)
+        self.acc_pos += len(news)
+        for ev in news:
+            n = rcpt_number(ev.get("rcpt"))
+            if n is None:
+                self.strays.append(ev)
+                continue
+            self.acc[n] += 1
+            self.ids[n].add(ev.get("eventId"))
+            if self.acc[n] == 1 and len(self.mismatch) < 100:
+                d = compare(n, ev)
+                if d:
+                    self.mismatch.append("u%d: %s" % (n, "; ".join(d)))
+        return self
+
+    def missing(self, required=None):
+        req = self.sim.required() if required is None else required
+        self.poll()
+        return [n for n in req if not self.acc.get(n)]
+
+    def wait_delivered(self, timeout=None, required=None):
+        """Poll the backend until every required record is accepted (or the
+        daemon exits): (all delivered, seconds)."""
+        req = self.sim.required() if required is None else required
+        t = TIMEOUT + len(req) / 2000.0 if timeout is None else timeout
+        todo = set(req)
+
+        def done():
+            self.poll()
+            for n in [n for n in todo if self.acc.get(n)]:
+                todo.discard(n)
+            return not todo or (self.proc is not None and self.proc.poll() is not None)
+        t0 = time.monotonic()
+        poll_until(done, t)
+        return not todo, time.monotonic() - t0
+
+    def dead_letters(self):
+        """The dead-letter file's lines, parsed (None for a line that is not
+        JSON); [] when the file is missing."""
+        try:
+            with open(self.dead, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in data.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line.decode("utf-8")))
+            except ValueError:
+                out.append(None)
+        return out
+
+    # -- the checks every scenario ends with
+
+    def verify(self, label, exact=True, required=None, refused=()):
+        """All written records accepted (but `refused` ones, never accepted),
+        content, eventIds, duplicates, request headers, secrets."""
+        self.poll()
+        req = [n for n in (self.sim.required() if required is None else required)
+               if n not in set(refused)]
+        missing = [n for n in req if not self.acc.get(n)]
+        where = ["  %s holds u%s" % (os.path.relpath(p, self.tmp), ranges(ns)[:200])
+                 for p, ns in sorted(self.sim.where(missing).items())][:6]
+        check("%s: all %d written records accepted by the backend" % (label, len(req)),
+              not missing, ["missing %d: u%s" % (len(missing), ranges(missing)[:600])] + where +
+              self.request_summary() + self.stderr_tail())
+        never = sorted(n for n in self.acc if n not in self.sim.started)
+        check("%s: no accepted event for a record not written" % label, not never,
+              ["u%s" % ranges(never)[:600]])
+        check("%s: no stray accepted events (filtered rows, headers)" % label,
+              not self.strays, ["%d strays, first: %.300r" % (len(self.strays), self.strays[:2])])
+        check("%s: accepted events carry record N's fields, message and an eventId" % label,
+              not self.mismatch, self.mismatch[:5])
+        unstable = sorted(n for n, s in self.ids.items() if len(s) > 1)
+        check("%s: eventId stable per record" % label, not unstable,
+              ["u%d: %s" % (n, sorted(self.ids[n])) for n in unstable[:5]])
+        owner = {}
+        shared = []
+        for n, s in self.ids.items():
+            for i in s:
+                if i in owner and owner[i] != n:
+                    shared.append((i, owner[i], n))
+                owner[i] = n
+        check("%s: eventId different for different records" % label, not shared,
+              ["%s for u%d and u%d" % x for x in shared[:5]])
+        if refused:
+            acc = sorted(n for n in refused if self.acc.get(n))
+            check("%s: refused records never accepted" % label, not acc,
+                  ["accepted: u%s" % ranges(acc)])
+        dupes = sum(c - 1 for c in self.acc.values() if c > 1)
+        if exact:
+            twice = sorted(n for n, c in self.acc.items() if c > 1)
+            check("%s: no record accepted twice" % label, not twice,
+                  ["%d records accepted twice or more: u%s" % (len(twice), ranges(twice)[:600])])
+        else:
+            info("%s: %d duplicate accepted events over %d records (%d kills)" % (
+                label, dupes, len(req), self.kills))
+        self.verify_requests(label)
+        self.verify_secrets(label)
+        return not missing
+
+    def verify_requests(self, label):
+        reqs = self.backend.requests()
+        bad = collections.OrderedDict()
+
+        def note(what, r):
+            bad.setdefault(what, []).append(r)
+        for r in reqs:
+            if r.method != "POST":
+                note("method %s" % r.method, r)
+            ct = (r.header("Content-Type") or "").split(";")[0].strip().lower()
+            if ct != "application/json":
+                note("Content-Type %r" % r.header("Content-Type"), r)
+            if not (r.header("User-Agent") or "").startswith("pmtatail/"):
+                note("User-Agent %r" % r.header("User-Agent"), r)
+            if not KEY_RE.match(r.header("Idempotency-Key") or ""):
+                note("Idempotency-Key %r" % r.header("Idempotency-Key"), r)
+            if r.decode_error:
+                note("body: %s" % r.decode_error, r)
+            if not r.path.startswith("/system/bounce_webhook?type=pmta"):
+                note("path %r" % r.path, r)
+        check("%s: %d requests: POST, application/json, pmtatail/ agent, 32-hex "
+              "Idempotency-Key, body decodes" % (label, len(reqs)), not bad,
+              ["%s: %d requests, e.g. #%d" % (k, len(v), v[0].n) for k, v in bad.items()][:8])
+
+    def verify_secrets(self, label):
+        text = self.stderr() + "".join(self.cmd_out)
+        leaked = [s for s in self.secrets if s in text]
+        check("%s: header secrets never in stderr or command output" % label, not leaked,
+              ["%r in: %s" % (s, ln.strip()[:200]) for s in leaked
+               for ln in text.splitlines() if s in ln][:5])
+
+    def request_summary(self, k=6):
+        reqs = self.backend.requests()
+        st = collections.Counter(str(r.status if r.status is not None else r.action)
+                                 for r in reqs)
+        return ["backend saw %d requests (%s); last: %s" % (
+            len(reqs), ", ".join("%s x%d" % kv for kv in sorted(st.items())),
+            ", ".join(repr(r) for r in reqs[-k:]))]
+
+
+def attempts_by_key(reqs):
+    """{Idempotency-Key: [requests in arrival order]}"""
+    out = collections.OrderedDict()
+    for r in sorted(reqs, key=lambda r: r.t0):
+        out.setdefault(r.header("Idempotency-Key"), []).append(r)
+    return out
+
+
+def write_spread(e, total, steps=5, pause=0.03):
+    """Write total records in a few bursts."""
+    per = max(1, total // steps)
+    done = 0
+    while done < total:
+        k = min(per, total - done)
+        e.sim.write(k)
+        done += k
+        time.sleep(pause)
+
+
+# -------------------------------------------------------------- scenarios
+
+SCENARIOS = []
+
+
+def scenario(**env):
+    def deco(fn):
+        fn.env = env
+        SCENARIOS.append(fn)
+        return fn
+    return deco
+
+
+@scenario(output={"batch_max_records": "50"})
+def batch_format(e):
+    """format = batch: bodies are JSON arrays of at most batch_max_records
+    events; keep-alive connections are reused."""
+    e.start()
+    check("batch-format: daemon running", e.alive(), e.stderr_tail())
+    write_spread(e, 600, steps=6)
+    ok, t = e.wait_delivered()
+    info("batch-format: delivered %.2f s after the last write" % t)
+    e.expect_stop("batch-format")
+    reqs = e.backend.requests()
+    not_arr = [r for r in reqs if not isinstance(r.json, list)]
+    check("batch-format: every body is a JSON array", not not_arr,
+          ["#%d: %.120r" % (r.n, r.body) for r in not_arr[:3]])
+    sizes = [len(r.events) for r in reqs]
+    check("batch-format: batch sizes within batch_max_records = 50 (max %d)" % max(sizes or [0]),
+          sizes and max(sizes) <= 50)
+    check("batch-format: records are batched (some request holds more than one event)",
+          any(s > 1 for s in sizes), ["sizes %s" % sizes[:30]])
+    info("batch-format: %d requests, sizes %s..., %d connections" % (
+        len(reqs), sizes[:12], e.backend.stats()["connections"]))
+    check("batch-format: connections reused (%d connections for %d requests)" % (
+        e.backend.stats()["connections"], len(reqs)),
+        e.backend.stats()["connections"] < max(2, len(reqs)))
+    e.verify("batch-format")
+
+
+@scenario(output={"format": "single"})
+def single_format(e):
+    """format = single: one event object per request."""
+    e.start()
+    write_spread(e, 150, steps=3)
+    e.wait_delivered()
+    e.expect_stop("single-format")
+    reqs = e.backend.requests()
+    bad = [r for r in reqs if not isinstance(r.json, dict)]
+    check("single-format: every body is one JSON object (%d requests)" % len(reqs), not bad,
+          ["#%d: %.120r" % (r.n, r.body) for r in bad[:3]])
+    e.verify("single-format")
+
+
+@scenario(output={"batch_max_records": "10", "concurrency": "4"})
+def concurrency(e):
+    """concurrency = 4 against a backend answering in 200 ms: several requests
+    in flight at once (at most 4)."""
+    e.backend.set_delay_ms(200)
+    e.start()
+    e.sim.write(300)
+    ok, t = e.wait_delivered()
+    mx = e.backend.stats()["max_in_flight"]
+    n = len(e.backend.requests())
+    info("concurrency: %d requests of 200 ms delivered in %.2f s; max %d in flight" % (n, t, mx))
+    check("concurrency: several requests in flight (max %d)" % mx, mx > 1)
+    check("concurrency: no more than concurrency = 4 in flight (max %d)" % mx, mx <= 4)
+    e.expect_stop("concurrency")
+    e.verify("concurrency")
+
+
+@scenario(output={"concurrency": "1"}, headers=[("X-Extra-Header", "extra-value-1")],
+          header_file=[("X-Octeth-Signature", "file-secret-7f3a9c")])
+def headers(e):
+    """Content-Type, User-Agent, Idempotency-Key (the same on every retry of
+    a body: two 503 then 200), an extra `header`, a `header_file` header; the
+    secret never in stderr."""
+    e.secrets.append("extra-value-1")
+    e.backend.script(503, 503)
+    e.start()
+    e.sim.write(40)
+    ok, t = e.wait_delivered()
+    e.expect_stop("headers")
+    reqs = e.backend.requests()
+    check("headers: X-Extra-Header from `header` reaches the backend",
+          reqs and all(r.header("X-Extra-Header") == "extra-value-1" for r in reqs),
+          ["%r" % (r.header("X-Extra-Header"),) for r in reqs[:3]])
+    check("headers: X-Octeth-Signature from header_file reaches the backend",
+          reqs and all(r.header("X-Octeth-Signature") == "file-secret-7f3a9c" for r in reqs),
+          ["%r" % (r.header("X-Octeth-Signature"),) for r in reqs[:3]])
+    if reqs:
+        info("headers: User-Agent %r, Content-Type %r, Idempotency-Key %r" % (
+            reqs[0].header("User-Agent"), reqs[0].header("Content-Type"),
+            reqs[0].header("Idempotency-Key")))
+    by_key = attempts_by_key(reqs)
+    first = reqs[:3]
+    keys = [r.header("Idempotency-Key") for r in first]
+    check("headers: the 503, 503, 200 attempts carry one Idempotency-Key",
+          len(first) == 3 and len(set(keys)) == 1 and
+          [r.status for r in first] == [503, 503, 200],
+          ["first requests: %s keys %s" % (first, keys)])
+    check("headers: ... and byte-identical bodies",
+          len(first) == 3 and len({r.raw for r in first}) == 1,
+          ["body sizes %s" % [len(r.raw) for r in first]])
+    differ = [k for k, rs in by_key.items() if len({r.raw for r in rs}) > 1]
+    check("headers: one key, one body (no key reused for a different body)", not differ,
+          ["key %s: %d different bodies" % (k, len({r.raw for r in by_key[k]}))
+           for k in differ[:3]])
+    bodies = collections.defaultdict(set)
+    for r in reqs:
+        bodies[r.raw].add(r.header("Idempotency-Key"))
+    rekeyed = [ks for ks in bodies.values() if len(ks) > 1]
+    check("headers: a body keeps its key across retries", not rekeyed,
+          ["keys %s for one body" % sorted(ks) for ks in rekeyed[:3]])
+    e.verify("headers")
+
+
+@scenario(output={"gzip": "yes"})
+def gzip_body(e):
+    """gzip = yes: Content-Encoding: gzip, and the body gunzips to JSON."""
+    e.start()
+    write_spread(e, 300, steps=3)
+    e.wait_delivered()
+    e.expect_stop("gzip")
+    reqs = e.backend.requests()
+    bad = [r for r in reqs if (r.header("Content-Encoding") or "").lower() != "gzip"
+           or not r.raw.startswith(b"\x1f\x8b")]
+    check("gzip: every request has Content-Encoding: gzip and a gzip body (%d requests)"
+          % len(reqs), reqs and not bad,
+          ["#%d: Content-Encoding %r, body starts %r" % (
+              r.n, r.header("Content-Encoding"), r.raw[:4]) for r in bad[:3]])
+    ok = all(r.decode_error is None and r.json is not None for r in reqs)
+    check("gzip: every body decodes", ok, ["#%d: %s" % (r.n, r.decode_error)
+                                           for r in reqs if r.decode_error][:3])
+    if reqs:
+        raw = sum(len(r.raw) for r in reqs)
+        plain = sum(len(r.body) for r in reqs)
+        info("gzip: %d bytes on the wire for %d bytes of JSON (%.1fx)" % (
+            raw, plain, plain / max(raw, 1)))
+    e.verify("gzip")
+
+
+@scenario(output={"concurrency": "1", "retry_max_s": "8", "linger_ms": "50"})
+def backoff(e):
+    """503 three times then 200: delivered once, with growing gaps between the
+    attempts (about 0.5, 1, 2 s); then a 503 with Retry-After: 2: the next
+    attempt comes no earlier than ~2 s."""
+    e.backend.script(503, 503, 503)
+    e.start()
+    e.sim.write(20)
+    ok, t = e.wait_delivered()
+    reqs = e.backend.requests()
+    by_key = attempts_by_key(reqs)
+    k503 = [k for k, rs in by_key.items() if any(r.status == 503 for r in rs)]
+    check("backoff: the three 503 went to one body (concurrency 1)", len(k503) == 1,
+          ["keys with a 503: %d; requests %s" % (len(k503), reqs[:8])])
+    if k503:
+        rs = by_key[k503[0]]
+        times = [r.t0 for r in rs]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        info("backoff: attempts %s, gaps %s s" % (
+            [r.status for r in rs], ["%.2f" % g for g in gaps]))
+        check("backoff: 503, 503, 503, 200 for that body",
+              [r.status for r in rs] == [503, 503, 503, 200], [rs])
+        if len(gaps) >= 3:
+            g1, g2, g3 = gaps[:3]
+            check("backoff: first retry after ~0.5 s (%.2f s)" % g1, 0.2 <= g1 <= 1.5)
+            check("backoff: gaps grow (%.2f < %.2f < %.2f s), the third at least twice "
+                  "the first" % (g1, g2, g3), g1 < g2 < g3 and g3 >= 2 * g1)
+    e.poll()
+    check("backoff: each record accepted once", all(c == 1 for c in e.acc.values()),
+          ["twice: u%s" % ranges([n for n, c in e.acc.items() if c > 1])])
+
+    # Retry-After: 2
+    since = len(e.backend.requests()) + 1
+    e.backend.script({"status": 503, "headers": {"Retry-After": "2"}})
+    e.sim.write(10)
+    ok, t = e.wait_delivered()
+    reqs = e.backend.requests(since)
+    r503 = [r for r in reqs if r.status == 503]
+    if check("backoff: the Retry-After 503 was answered", bool(r503), e.request_summary()):
+        key = r503[0].header("Idempotency-Key")
+        after = [r for r in reqs if r.header("Idempotency-Key") == key and r.t0 > r503[0].t0]
+        gap = (after[0].t0 - r503[0].t1) if after else None
+        info("backoff: attempt after the Retry-After: 2 answer: %s" % (
+            "%.2f s later" % gap if gap is not None else "none"))
+        check("backoff: Retry-After: 2 honoured (next attempt %s s after the 503)" % (
+            "%.2f" % gap if gap is not None else "never"),
+            gap is not None and gap >= 1.9, e.request_summary())
+        if gap is not None and gap > 3.5:
+            info("backoff: the attempt after Retry-After: 2 came late (%.2f s)" % gap)
+    e.expect_stop("backoff")
+    e.verify("backoff")
+
+
+@scenario(output={"concurrency": "1", "retry_max_s": "1", "timeout_s": "2"})
+def transient(e):
+    """429, 408, a dropped connection, a reset connection, a request hanging
+    past timeout_s = 2: every one retried, everything delivered once."""
+    e.backend.script(429, 408, {"action": "drop"}, {"action": "reset"}, {"action": "hang"})
+    e.start()
+    e.sim.write(30)
+    ok, t = e.wait_delivered(timeout=TIMEOUT + 10)
+    reqs = e.backend.requests()
+    by_key = attempts_by_key(reqs)
+    for r in reqs[:5]:
+        what = r.status if r.status is not None else r.action
+        later = [x for x in by_key.get(r.header("Idempotency-Key"), [])
+                 if x.t0 > r.t0 and x.accepted]
+        check("transient: %s retried with the same body until accepted" % what,
+              bool(later) and later[0].raw == r.raw, [repr(r)] + e.request_summary())
+    hung = [r for r in reqs if r.action == "hang"]
+    if check("transient: the hung request was made", bool(hung), e.request_summary()):
+        h = hung[0]
+        dur = (h.t1 - h.t0) if h.t1 else None
+        check("transient: the hung request given up after ~timeout_s = 2 (%s s)" % (
+            "%.2f" % dur if dur is not None else "still open"),
+            dur is not None and 1.5 <= dur <= 4.5 and h.client_gone)
+    e.expect_stop("transient")
+    e.verify("transient")
+
+
+@scenario(output={"batch_max_records": "500", "retry_max_s": "2"}, backend_up=False)
+def backend_down(e):
+    """The backend down (connection refused) while PowerMTA writes 20,000
+    records and rotates three times: the daemon stops reading, so memory stays
+    flat (VmHWM after the first 5,000 records = VmHWM after 20,000); the
+    backend comes up and everything arrives."""
+    e.start()
+    check("backend-down: daemon runs with the backend down", e.alive(), e.stderr_tail())
+    pid = e.proc.pid
+    hwm0 = vm_hwm(pid)
+    e.sim.write(300)
+    # Let it read, try, fail and start backing off.
+    poll_until(lambda: not e.alive() or e.said(r"refused|connect|retry|fail"), 3)
+    t0 = time.monotonic()
+    e.sim.write(5000)
+    e.sim.rotate()
+    poll_until(lambda: False, 0.7)  # it fills what it may hold in flight
+    hwm1 = vm_hwm(pid)
+    for i in range(3):
+        e.sim.write(5000)
+        if i < 2:
+            e.sim.rotate()
+        time.sleep(0.2)
+    poll_until(lambda: not e.alive(), max(0.5, 4.0 - (time.monotonic() - t0)))
+    hwm2 = vm_hwm(pid)
+    check("backend-down: daemon still running after %.1f s of outage" % (
+        time.monotonic() - t0), e.alive(), e.stderr_tail())
+    info("backend-down: VmHWM %s KiB at start, %s after 5,300 records, %s after 20,300 "
+         "(backend down all along)" % (hwm0, hwm1, hwm2))
+    check("backend-down: memory flat while down (VmHWM %s KiB after 5,300 records, %s after "
+          "20,300; growth max %d KiB)" % (hwm1, hwm2, HWM_FLAT_KIB),
+          hwm1 is not None and hwm2 is not None and hwm2 - hwm1 <= HWM_FLAT_KIB)
+    lines = e.said(r"refused|connect")
+    info("backend-down: %d stderr lines about the connection, e.g. %s" % (
+        len(lines), lines[:1]))
+    e.backend.start()
+    t_up = time.monotonic()
+    ok, t = e.wait_delivered(timeout=TIMEOUT + 20)
+    info("backend-down: %d records delivered %.2f s after the backend came up "
+         "(%d requests)" % (len(e.sim.required()), time.monotonic() - t_up,
+                            len(e.backend.requests())))
+    hwm3 = vm_hwm(pid)
+    info("backend-down: VmHWM after catching up %s KiB" % hwm3)
+    check("backend-down: peak RSS below %d KiB (VmHWM %s)" % (HWM_MAX_KIB, hwm3),
+          hwm3 is not None and hwm3 < HWM_MAX_KIB)
+    e.expect_stop("backend-down")
+    e.verify("backend-down")
+
+
+@scenario(output={"retry_max_s": "1"}, headers=[],
+          header_file=[("X-Octeth-Signature", "wrong-secret-0b5e")])
+def credentials(e):
+    """401 (wrong X-Octeth-Signature from header_file): retried, a log line
+    says "credentials", nothing dead-lettered; restart with the right
+    header_file: everything delivered."""
+    right = "right-secret-%08x" % random.Random(SEED).getrandbits(32)
+    e.secrets.append(right)
+    e.backend.require_header("X-Octeth-Signature", right)
+    e.start()
+    e.sim.write(100)
+    got = e.backend.wait(lambda b: sum(1 for r in b.requests() if r.status == 401) >= 3, 10)
+    n401 = sum(1 for r in e.backend.requests() if r.status == 401)
+    check("credentials: 401 retried (%d attempts)" % n401, bool(got), e.request_summary())
+    said = poll_until(lambda: e.said(r"credential"), 3)
+    check("credentials: a log line says credentials", bool(said), e.stderr_tail())
+    if said:
+        info("credentials: " + said[0].strip()[:200])
+    e.poll()
+    check("credentials: nothing accepted with the wrong signature", not e.acc)
+    dl = e.dead_letters()
+    check("credentials: nothing dead-lettered", not dl, ["%d lines in dead-letter.ndjson"
+                                                        % len(dl)])
+    check("credentials: daemon still running", e.alive(), e.stderr_tail())
+    e.expect_stop("credentials (wrong signature)")
+    e.write_header_file([("X-Octeth-Signature", right)])
+    e.sim.write(50)
+    e.start()
+    ok, t = e.wait_delivered()
+    e.expect_stop("credentials (right signature)")
+    check("credentials: still nothing dead-lettered", not e.dead_letters())
+    e.verify("credentials")
+
+
+@scenario(output={"batch_max_records": "200", "linger_ms": "300"})
+def split_413(e):
+    """413 for bodies over 32 KiB: the daemon splits them and delivers
+    everything."""
+    cap = 32 * 1024
+    e.backend.set_max_body(cap)
+    e.start()
+    e.sim.write(600)
+    ok, t = e.wait_delivered()
+    e.expect_stop("split-413")
+    reqs = e.backend.requests()
+    n413 = sum(1 for r in reqs if r.status == 413)
+    big = [r for r in reqs if r.accepted and len(r.raw) > cap]
+    check("split-413: some bodies were too big (%d answered 413)" % n413, n413 > 0)
+    check("split-413: accepted bodies are within the cap", not big)
+    info("split-413: %d requests, %d answered 413, accepted sizes %d..%d bytes" % (
+        len(reqs), n413, min([len(r.raw) for r in reqs if r.accepted] or [0]),
+        max([len(r.raw) for r in reqs if r.accepted] or [0])))
+    check("split-413: nothing dead-lettered", not e.dead_letters(),
+          ["%d lines" % len(e.dead_letters())])
+    e.verify("split-413")
+
+
+def _dead_letter_checks(e, label, refused, status, body):
+    rcpts = {"u%d@example.com" % n for n in refused}
+    got = poll_until(lambda: len(e.dead_letters()) >= len(refused), 10)
+    dl = e.dead_letters()
+    check("%s: dead-letter.ndjson holds %d lines (%d)" % (label, len(refused), len(dl)),
+          bool(got) and len(dl) == len(refused), ["%.300r" % (x,) for x in dl[:5]])
+    bad = [x for x in dl if not isinstance(x, dict)]
+    check("%s: every dead-letter line is a JSON object" % label, not bad)
+    dl = [x for x in dl if isinstance(x, dict)]
+    evs = [x.get("event") if isinstance(x.get("event"), dict) else {} for x in dl]
+    check("%s: exactly the refused records are dead-lettered" % label,
+          sorted(ev.get("rcpt", "?") for ev in evs) == sorted(rcpts),
+          ["got %s, want %s" % (sorted(ev.get("rcpt", "?") for ev in evs), sorted(rcpts))])
+    check("%s: status %d in each" % (label, status), all(x.get("status") == status for x in dl),
+          ["statuses %s" % [x.get("status") for x in dl]])
+    check("%s: a time in each" % label, all(isinstance(x.get("time"), str) and x["time"]
+                                           for x in dl), ["%r" % [x.get("time") for x in dl]])
+    ans_ok = all(isinstance(x.get("answer"), str) and x["answer"] and
+                 body.startswith(x["answer"][:len(body)]) for x in dl)
+    check("%s: the start of the answer in each" % label, ans_ok,
+          ["answers %r, body %r" % ([x.get("answer") for x in dl], body)])
+    diffs = []
+    for ev in evs:
+        n = rcpt_number(ev.get("rcpt"))
+        if n is not None:
+            diffs += ["u%d: %s" % (n, d) for d in compare(n, ev)]
+    check("%s: the dead-lettered events are the records' events" % label, not diffs, diffs[:4])
+    return dl
+
+
+@scenario(output={"batch_max_records": "50", "retry_max_s": "1"})
+def refused_422(e):
+    """422 refusing 3 chosen records among 300: exactly those in
+    dead-letter.ndjson (status 422, the event), the others delivered;
+    `dead-letter list` shows 3; `dead-letter resend` with the refusal still on
+    keeps them, after it is lifted delivers them and empties the file."""
+    refused = [17, 150, 299]
+    body = json.dumps({"Success": False, "ErrorCode": 422,
+                       "ErrorText": "refused: invalid bounce event"})
+    e.backend.refuse("rcpt", {"u%d@example.com" % n for n in refused}, status=422, body=body)
+    e.start()
+    write_spread(e, 300, steps=4)
+    ok, t = e.wait_delivered(required=[n for n in e.sim.required() if n not in refused])
+    dl = _dead_letter_checks(e, "refused-422", refused, 422, body)
+    reqs = e.backend.requests()
+    info("refused-422: %d requests (%d answered 422) to isolate 3 records in %d" % (
+        len(reqs), sum(1 for r in reqs if r.status == 422), len(e.sim.required())))
+    check("refused-422: daemon still running", e.alive(), e.stderr_tail())
+    rc, out, err = e.command("dead-letter", "list")
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    ids = [x.get("event", {}).get("eventId") for x in dl]
+    check("refused-422: `dead-letter list` exits 0 and prints 3 lines (%d)" % len(lines),
+          rc == 0 and len(lines) == 3, ["exit %r" % rc] + lines[:5] + err.splitlines()[:3])
+    check("refused-422: ... each with an eventId and the status",
+          all(any(i and i in ln and "422" in ln for ln in lines) for i in ids),
+          lines[:5] + ["eventIds %s" % ids])
+    if lines:
+        info("refused-422: list line: %s" % lines[0][:200])
+    e.expect_stop("refused-422")
+    e.verify("refused-422", refused=refused)
+
+    # resend while still refused: they stay
+    before = len(e.backend.requests())
+    rc, out, err = e.command("dead-letter", "resend")
+    info("refused-422: resend while still refused: exit %r, %s" % (
+        rc, (out + err).strip().splitlines()[-1:] if (out + err).strip() else "no output"))
+    check("refused-422: resend while still refused reaches the backend",
+          len(e.backend.requests()) > before, e.request_summary())
+    e.poll()
+    check("refused-422: resend while still refused: nothing accepted, all 3 stay",
+          len(e.dead_letters()) == 3 and not any(e.acc.get(n) for n in refused),
+          ["%d lines" % len(e.dead_letters())])
+    # lifted: they go
+    e.backend.refuse(None, ())
+    rc, out, err = e.command("dead-letter", "resend")
+    check("refused-422: resend after the refusal is lifted: exit 0", rc == 0,
+          ["exit %r" % rc] + (out + err).splitlines()[-5:])
+    e.poll()
+    check("refused-422: resend delivers the 3", all(e.acc.get(n) == 1 for n in refused),
+          ["accepted %s" % {n: e.acc.get(n) for n in refused}] + e.request_summary())
+    check("refused-422: dead-letter file empty or gone after resend", not e.dead_letters(),
+          ["%d lines left" % len(e.dead_letters())])
+    rc, out, err = e.command("dead-letter", "list")
+    info("refused-422: list after resend: exit %r, %d lines" % (
+        rc, len([ln for ln in out.splitlines() if ln.strip()])))
+    e.verify("refused-422 (after resend)")
+
+
+@scenario(output={"batch_max_records": "25", "retry_max_s": "1"})
+def success_false(e):
+    """200 with {"Success": false, "ErrorCode": 1, "ErrorText": ...} for 2
+    records: a refusal (isolated, dead-lettered), not an acceptance."""
+    refused = [33, 71]
+    body = json.dumps({"Success": False, "ErrorCode": 1,
+                       "ErrorText": "Invalid bounce data: email address not found"})
+    e.backend.refuse("rcpt", {"u%d@example.com" % n for n in refused}, status=200, body=body)
+    e.start()
+    write_spread(e, 100, steps=2)
+    ok, t = e.wait_delivered(required=[n for n in e.sim.required() if n not in refused])
+    _dead_letter_checks(e, "success-false", refused, 200, body)
+    e.expect_stop("success-false")
+    e.verify("success-false", refused=refused)
+
+
+@scenario(output={"batch_max_records": "100", "retry_max_s": "1"})
+def outage_kill9(e):
+    """An outage spanning several rotations, with a kill -9 of pmtatail in
+    the middle and a restart while the backend is still down; then the
+    backend comes up: every record delivered (duplicates counted)."""
+    e.start()
+    e.sim.write(300)
+    e.wait_delivered()
+    before = set(e.sim.required())
+    t_acked = time.monotonic()
+    e.backend.stop()
+    e.sim.write(500)
+    e.sim.rotate()
+    e.sim.write(500)
+    e.sim.rotate(old_writes=5)
+    e.sim.write(200)
+    poll_until(lambda: False, 2.5)  # longer than a commit interval
+    check("outage-kill9: daemon running during the outage", e.alive(), e.stderr_tail())
+    t_kill = time.monotonic()
+    e.kill9()
+    e.sim.write(300)
+    e.sim.rotate()
+    e.sim.write(300)
+    e.start()
+    e.sim.write(200)
+    e.sim.rotate()
+    e.sim.write(200)
+    poll_until(lambda: False, 0.8)
+    check("outage-kill9: restarted daemon running with the backend down", e.alive(),
+          e.stderr_tail())
+    e.backend.start()
+    ok, t = e.wait_delivered(timeout=TIMEOUT + 10)
+    info("outage-kill9: %d records, %d rotations; delivered %.2f s after the backend came up"
+         % (len(e.sim.required()), e.sim.rotations, t))
+    e.expect_stop("outage-kill9")
+    e.verify("outage-kill9", exact=False)
+    twice = [n for n, c in e.acc.items() if c > 1]
+    info("outage-kill9: %d records accepted twice: %d of them among the %d accepted before "
+         "the outage (acknowledged %.1f s before the kill -9), %d written during it" % (
+             len(twice), sum(1 for n in twice if n in before), len(before),
+             t_kill - t_acked, sum(1 for n in twice if n not in before)))
+
+
+@scenario(output={"timeout_s": "60", "retry_max_s": "1", "batch_max_records": "500",
+                  "linger_ms": "100"})
+def sigterm_hang(e):
+    """SIGTERM while a request hangs: exit status 0 within the bounded drain
+    time; the records not acknowledged are delivered after a restart."""
+    e.backend.script({"action": "hang"})
+    e.start()
+    e.sim.write(60)
+    got = e.backend.wait(lambda b: any(r.action == "hang" for r in b.requests()), 5)
+    check("sigterm-hang: a request is hanging", bool(got), e.request_summary())
+    e.sim.write(20)
+    poll_until(lambda: False, 0.3)
+    rc, t = e.stop(timeout=30)
+    check("sigterm-hang: SIGTERM exits with status 0 (%r)" % (rc,), rc == 0, e.stderr_tail())
+    check("sigterm-hang: ... within %.0f s (%.2f s)" % (DRAIN_MAX_S, t), t <= DRAIN_MAX_S)
+    hung = [r for r in e.backend.requests() if r.action == "hang"]
+    if hung:
+        e.backend.wait(lambda b: hung[0].t1 is not None, 2)
+        check("sigterm-hang: the hung connection is closed by the exiting daemon",
+              hung[0].t1 is not None and hung[0].client_gone)
+    e.poll()
+    left = e.missing()
+    info("sigterm-hang: %d of %d records not accepted at exit" % (
+        len(left), len(e.sim.required())))
+    e.start()
+    e.sim.write(20)
+    ok, t = e.wait_delivered()
+    e.expect_stop("sigterm-hang (restarted)")
+    e.verify("sigterm-hang", exact=False)
+
+
+# -------------------------------------------------------------- main
+
+
+def main(argv):
+    global BINARY
+    if len(argv) != 2:
+        print(__doc__.split("\n\n")[1])
+        return 2
+    BINARY = os.path.abspath(argv[1])
+    if not check("binary %s is executable" % BINARY, os.access(BINARY, os.X_OK)):
+        return 1
+    info("seed %d (PMTATAIL_PUSH_SEED)" % SEED)
+    t_all = time.monotonic()
+    names = collections.OrderedDict(
+        (fn.__name__.replace("_", "-"), fn) for fn in SCENARIOS)
+    unknown = [s for s in ONLY if s not in names]
+    if unknown:
+        print("unknown scenario(s) %s; known: %s" % (unknown, ", ".join(names)))
+        return 2
+    for name, fn in names.items():
+        if ONLY and name not in ONLY:
+            continue
+        t0 = time.monotonic()
+        e = Env(name, **fn.env)
+        try:
+            fn(e)
+        except Exception:
+            check("%s: ran without an exception in the test" % name, False,
+                  traceback.format_exc().splitlines()[-6:] + e.stderr_tail())
+        finally:
+            e.cleanup()
+        info("%s: %.1f s" % (name, time.monotonic() - t0))
+    info("total %.1f s" % (time.monotonic() - t_all))
+    print("%d checks, %d failed" % (checks, failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
