@@ -1,6 +1,7 @@
 /* pmtatail: follow PowerMTA's accounting files and deliver bounces and
  * complaints to the Oempro backend. This file owns the command line, the
  * process-wide state, and is the only place that exits. */
+#include "admin.h"
 #include "config.h"
 #include "daemon.h"
 #include "deadletter.h"
@@ -285,9 +286,22 @@ int main(int argc, char **argv)
                 fputs(usage_text, stdout);
                 return EXIT_OK;
         }
-        if (strcmp(cmd, "replay") != 0 && strcmp(cmd, "run") != 0 &&
-            strcmp(cmd, "dead-letter") != 0)
+        static const char *const commands[] = {"replay", "run",          "dead-letter",
+                                               "status", "check-config", "pmta-config"};
+        bool known = false;
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                known |= strcmp(cmd, commands[i]) == 0;
+        if (!known)
                 return usage_error("unknown command \"%s\"", cmd);
+        bool as_json = false;
+        if (strcmp(cmd, "status") == 0) {
+                if (sub_argc > 2 || (sub_argc == 2 && strcmp(sub_argv[1], "--json") != 0))
+                        return usage_error("%s", "usage: pmtatail status [--json]");
+                as_json = sub_argc == 2;
+        } else if ((strcmp(cmd, "check-config") == 0 || strcmp(cmd, "pmta-config") == 0) &&
+                   sub_argc != 1) {
+                return usage_error("%s takes no arguments", cmd);
+        }
         if (strcmp(cmd, "dead-letter") == 0 &&
             (sub_argc != 2 ||
              (strcmp(sub_argv[1], "list") != 0 && strcmp(sub_argv[1], "resend") != 0)))
@@ -304,9 +318,23 @@ int main(int argc, char **argv)
                 return EXIT_FAIL;
         }
         int rc;
-        if (config_load(config_path, config_path_given, cfg, cerr) < 0) {
+        /* check-config and the daemon want the file; the rest can do with
+         * the defaults when the default file is absent */
+        bool must_exist =
+            config_path_given || strcmp(cmd, "check-config") == 0 || strcmp(cmd, "run") == 0;
+        if (config_load(config_path, must_exist, cfg, cerr) < 0) {
                 config_error_print(cerr, stderr);
+                if (strcmp(cmd, "check-config") == 0)
+                        fprintf(stderr, "%zu problem%s\n", cerr->count + cerr->dropped,
+                                cerr->count + cerr->dropped == 1 ? "" : "s");
                 rc = EXIT_FAIL;
+        } else if (strcmp(cmd, "status") == 0) {
+                rc = admin_status(cfg, as_json, stdout);
+        } else if (strcmp(cmd, "check-config") == 0) {
+                rc = admin_check_config(cfg, stdout);
+        } else if (strcmp(cmd, "pmta-config") == 0) {
+                admin_pmta_config(cfg, stdout);
+                rc = EXIT_OK;
         } else {
                 struct logger lg;
                 log_init(&lg, stderr, cfg->log_level);

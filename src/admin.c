@@ -1,0 +1,353 @@
+/* The operator's commands: status, check-config, pmta-config. None of them
+ * needs the daemon: status reads the offsets and the daemon's status file,
+ * whether or not the daemon is running. */
+#include "admin.h"
+
+#include "identity.h"
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A backlog not moving for this long while records wait is a stall. */
+#define STALL_S 300
+/* Without figures from the daemon, a record is taken to be this long. */
+#define RECORD_BYTES_GUESS 300
+
+/* Is a daemon holding the state directory? */
+static bool daemon_running(const char *state_dir)
+{
+        char path[4200];
+        snprintf(path, sizeof path, "%s/lock", state_dir);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+        close(fd);
+        return held;
+}
+
+static int64_t jint(json_t *o, const char *k)
+{
+        return (int64_t)json_integer_value(json_object_get(o, k));
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+        const char *s = json_string_value(json_object_get(o, k));
+        return s ? s : "";
+}
+
+static size_t count_lines(const char *path)
+{
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return 0;
+        size_t n = 0;
+        int c;
+        while ((c = getc(f)) != EOF)
+                n += c == '\n';
+        fclose(f);
+        return n;
+}
+
+struct src_status {
+        const char *name;
+        char file[4096];
+        uint64_t offset, size, behind;
+        size_t files;
+};
+
+/* What the offsets say about a source: the files not finished, how far
+ * each is acknowledged, how much is written beyond. */
+static void source_from_state(struct state *st, const struct config_source *cs,
+                              struct src_status *out)
+{
+        memset(out, 0, sizeof *out);
+        out->name = cs->name;
+        snprintf(out->file, sizeof out->file, "%s", cs->path);
+        bool first = true;
+        for (size_t i = 0; st && i < state_count(st); i++) {
+                struct state_entry *e = state_at(st, i);
+                if (strcmp(e->source, cs->name) != 0 || e->finished)
+                        continue;
+                struct stat sb;
+                uint64_t size = e->offset;
+                if (stat(e->path, &sb) == 0 && (uint64_t)sb.st_ino == e->ino)
+                        size = (uint64_t)sb.st_size;
+                if (first) {
+                        snprintf(out->file, sizeof out->file, "%s", e->path);
+                        out->offset = e->offset;
+                        out->size = size;
+                        first = false;
+                }
+                if (size > e->offset)
+                        out->behind += size - e->offset;
+                out->files++;
+        }
+        /* A live file never seen is all behind. */
+        struct stat sb;
+        if (first && stat(cs->path, &sb) == 0) {
+                out->size = (uint64_t)sb.st_size;
+                out->behind = out->size;
+                out->files = 1;
+        }
+}
+
+int admin_status(const struct config *cfg, bool as_json, FILE *out)
+{
+        struct state *st = NULL;
+        struct state_error serr;
+        bool state_ok = state_open(&st, cfg->state_dir, STATE_OPEN_READONLY, &serr) == 0;
+        bool running = daemon_running(cfg->state_dir);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/status.json", cfg->state_dir);
+        json_t *ds = json_load_file(path, 0, NULL);
+        snprintf(path, sizeof path, "%s/dead-letter.ndjson", cfg->state_dir);
+        size_t dead = count_lines(path);
+        time_t now = time(NULL);
+
+        int64_t last_delivery = ds ? jint(ds, "last_delivery") : 0;
+        int64_t updated = ds ? jint(ds, "updated") : 0;
+        bool credentials =
+            ds && running && json_is_true(json_object_get(ds, "credentials_refused"));
+        bool retrying = ds && running && json_is_true(json_object_get(ds, "retrying"));
+        /* average record size from the daemon's counters, for the estimate */
+        double rec_bytes = RECORD_BYTES_GUESS;
+
+        json_t *jo = json_object();
+        json_t *jsrc = json_array();
+        uint64_t total_behind = 0;
+        struct src_status ss[CONFIG_MAX_SOURCES];
+        json_t *dsrc = ds && running ? json_object_get(ds, "sources") : NULL;
+        for (size_t i = 0; i < cfg->n_sources; i++) {
+                source_from_state(state_ok ? st : NULL, &cfg->sources[i], &ss[i]);
+                /* a running daemon's own view is fresher than the offsets it
+                 * saves once a second */
+                for (size_t k = 0; k < json_array_size(dsrc); k++) {
+                        json_t *j = json_array_get(dsrc, k);
+                        if (strcmp(jstr(j, "name"), cfg->sources[i].name) != 0)
+                                continue;
+                        if (jstr(j, "file")[0])
+                                snprintf(ss[i].file, sizeof ss[i].file, "%s", jstr(j, "file"));
+                        ss[i].offset = (uint64_t)jint(j, "offset");
+                        ss[i].size = (uint64_t)jint(j, "size");
+                        ss[i].behind = (uint64_t)jint(j, "bytes_behind");
+                        ss[i].files = (size_t)jint(j, "files");
+                }
+                total_behind += ss[i].behind;
+        }
+        /* Unhealthy: offsets unreadable, credentials refused, or a backlog
+         * that does not move (daemon gone, or nothing delivered lately). */
+        const char *problem = NULL;
+        if (!state_ok)
+                problem = "offsets unreadable";
+        else if (credentials)
+                problem = "credentials refused by the backend";
+        else if (total_behind > 0 && !running)
+                problem = "records waiting and the daemon is not running";
+        else if (total_behind > 0 && running && last_delivery && now - last_delivery > STALL_S &&
+                 now - updated < STALL_S)
+                problem = "records waiting and nothing delivered for over 5 minutes";
+
+        if (as_json) {
+                json_object_set_new(jo, "healthy", json_boolean(problem == NULL));
+                json_object_set_new(jo, "problem", problem ? json_string(problem) : json_null());
+                json_object_set_new(jo, "running", json_boolean(running));
+                json_object_set_new(jo, "state_dir", json_string(cfg->state_dir));
+                if (!state_ok)
+                        json_object_set_new(jo, "state_error", json_string(serr.msg));
+                json_object_set_new(jo, "last_delivery", json_integer(last_delivery));
+                json_object_set_new(jo, "retrying", json_boolean(retrying));
+                json_object_set_new(jo, "credentials_refused", json_boolean(credentials));
+                json_object_set_new(jo, "last_error",
+                                    json_string(ds && running ? jstr(ds, "last_error") : ""));
+                json_object_set_new(jo, "dead_letters", json_integer((json_int_t)dead));
+                for (size_t i = 0; i < cfg->n_sources; i++) {
+                        json_t *j = json_object();
+                        json_object_set_new(j, "name", json_string(ss[i].name));
+                        json_object_set_new(j, "file", json_string(ss[i].file));
+                        json_object_set_new(j, "offset", json_integer((json_int_t)ss[i].offset));
+                        json_object_set_new(j, "size", json_integer((json_int_t)ss[i].size));
+                        json_object_set_new(j, "bytes_behind",
+                                            json_integer((json_int_t)ss[i].behind));
+                        json_object_set_new(
+                            j, "records_behind_estimate",
+                            json_integer((json_int_t)((double)ss[i].behind / rec_bytes)));
+                        json_object_set_new(j, "files", json_integer((json_int_t)ss[i].files));
+                        json_array_append_new(jsrc, j);
+                }
+                json_object_set_new(jo, "sources", jsrc);
+                char *text = json_dumps(jo, JSON_INDENT(2));
+                fprintf(out, "%s\n", text ? text : "{}");
+                free(text);
+        } else {
+                fprintf(out, "daemon: %s\n", running ? "running" : "not running");
+                if (!state_ok)
+                        fprintf(out, "offsets: %s\n", serr.msg);
+                for (size_t i = 0; i < cfg->n_sources; i++)
+                        fprintf(out,
+                                "source %s: file=%s offset=%llu size=%llu behind=%llu bytes "
+                                "(~%llu records) files=%zu\n",
+                                ss[i].name, ss[i].file, (unsigned long long)ss[i].offset,
+                                (unsigned long long)ss[i].size, (unsigned long long)ss[i].behind,
+                                (unsigned long long)((double)ss[i].behind / rec_bytes),
+                                ss[i].files);
+                if (last_delivery) {
+                        char when[64];
+                        struct tm tm;
+                        time_t t = (time_t)last_delivery;
+                        localtime_r(&t, &tm);
+                        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+                        fprintf(out, "last delivery: %s (%llds ago)\n", when, (long long)(now - t));
+                } else {
+                        fprintf(out, "last delivery: none recorded\n");
+                }
+                if (running && retrying)
+                        fprintf(out, "retrying: %s\n", jstr(ds, "last_error"));
+                else if (running && jstr(ds, "last_error")[0])
+                        fprintf(out, "last error: %s\n", jstr(ds, "last_error"));
+                fprintf(out, "dead letters: %zu\n", dead);
+                fprintf(out, "health: %s%s\n", problem ? "UNHEALTHY: " : "ok",
+                        problem ? problem : "");
+        }
+        json_decref(jo);
+        json_decref(ds);
+        state_close(st);
+        return problem ? 1 : 0;
+}
+
+/* Can this process read a directory's entries and the files in it? */
+static bool dir_readable(const char *dir)
+{
+        return access(dir, R_OK | X_OK) == 0;
+}
+
+int admin_check_config(const struct config *cfg, FILE *out)
+{
+        int problems = 0;
+        config_describe(cfg, out);
+        fprintf(out, "\nchecks:\n");
+#define PROBLEM(...)                                                                               \
+        do {                                                                                       \
+                fprintf(out, "  problem: " __VA_ARGS__);                                           \
+                fputc('\n', out);                                                                  \
+                problems++;                                                                        \
+        } while (0)
+        if (cfg->n_sources == 0)
+                PROBLEM("no [source]: the daemon would have nothing to follow");
+        for (size_t i = 0; i < cfg->n_sources; i++) {
+                const struct config_source *s = &cfg->sources[i];
+                struct stat sb;
+                char dir[4096];
+                snprintf(dir, sizeof dir, "%s", s->path);
+                char *slash = strrchr(dir, '/');
+                if (slash)
+                        *(slash == dir ? slash + 1 : slash) = '\0';
+                else
+                        snprintf(dir, sizeof dir, ".");
+                if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+                        PROBLEM("[source %s] directory %s does not exist", s->name, dir);
+                else if (!dir_readable(dir))
+                        PROBLEM("[source %s] directory %s is not readable by this user", s->name,
+                                dir);
+                if (stat(s->path, &sb) < 0)
+                        fprintf(out,
+                                "  note: [source %s] %s does not exist yet (it is followed "
+                                "once PowerMTA creates it)\n",
+                                s->name, s->path);
+                else if (access(s->path, R_OK) < 0)
+                        PROBLEM("[source %s] %s is not readable by this user (PowerMTA's "
+                                "world-readable yes?)",
+                                s->name, s->path);
+                else
+                        fprintf(out, "  ok: [source %s] %s readable, %lld bytes\n", s->name,
+                                s->path, (long long)sb.st_size);
+                if (s->archive_dir) {
+                        if (stat(s->archive_dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+                                PROBLEM("[source %s] archive_dir %s does not exist", s->name,
+                                        s->archive_dir);
+                        else if (!dir_readable(s->archive_dir))
+                                PROBLEM("[source %s] archive_dir %s is not readable by this user",
+                                        s->name, s->archive_dir);
+                        else
+                                fprintf(out, "  ok: [source %s] archive_dir %s readable\n", s->name,
+                                        s->archive_dir);
+                } else {
+                        fprintf(out,
+                                "  note: [source %s] no archive_dir: files rotated while "
+                                "the daemon is stopped are looked for beside the live file "
+                                "only\n",
+                                s->name);
+                }
+        }
+        if (cfg->output.kind == CONFIG_OUTPUT_NONE)
+                PROBLEM("[output] has neither url nor file");
+        struct stat sb;
+        if (stat(cfg->state_dir, &sb) == 0) {
+                if (!S_ISDIR(sb.st_mode) || access(cfg->state_dir, W_OK | X_OK) < 0)
+                        PROBLEM("[state] dir %s is not a writable directory", cfg->state_dir);
+                else
+                        fprintf(out, "  ok: [state] dir %s writable\n", cfg->state_dir);
+        } else {
+                fprintf(out, "  note: [state] dir %s does not exist yet (created at start)\n",
+                        cfg->state_dir);
+        }
+#undef PROBLEM
+        fprintf(out, "%d problem%s\n", problems, problems == 1 ? "" : "s");
+        return problems ? 1 : 0;
+}
+
+/* PowerMTA's name for a record type in `records`. */
+static const char *pmta_record_name(const char *code)
+{
+        return strcmp(code, "f") == 0 ? "feedback-loop" : code;
+}
+
+/* The fields Oempro's handler reads, per record type. */
+static const char *record_fields(const char *code)
+{
+        if (strcmp(code, "f") == 0)
+                return "timeLogged,orig,rcpt,format,feedbackType,userAgent,reportingMta,"
+                       "repSourceIp,reportedDomain,header_To,header_Return-Path,header_X-FBLId,"
+                       "jobId";
+        if (strcmp(code, "b") == 0 || strcmp(code, "rb") == 0)
+                return "timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,"
+                       "bounceCat,srcMta,dlvSourceIp,dlvDestinationIp,vmta,jobId,envId";
+        return "*";
+}
+
+void admin_pmta_config(const struct config *cfg, FILE *out)
+{
+        fprintf(out, "# PowerMTA accounting files for pmtatail, generated from its own "
+                     "configuration\n# (pmtatail pmta-config). Paste into /etc/pmta/config.\n");
+        for (size_t i = 0; i < cfg->n_sources; i++) {
+                const struct config_source *s = &cfg->sources[i];
+                bool fbl = s->n_records == 1 && strcmp(s->records[0], "f") == 0;
+                fprintf(out, "\n# [source %s]\n<acct-file %s>\n    records ", s->name, s->path);
+                for (size_t k = 0; k < s->n_records; k++)
+                        fprintf(out, "%s%s", k ? ", " : "", pmta_record_name(s->records[k]));
+                fputc('\n', out);
+                for (size_t k = 0; k < s->n_records; k++)
+                        fprintf(out, "    record-fields %s %s\n", s->records[k],
+                                record_fields(s->records[k]));
+                /* complaints are few: a daily file; bounces hourly */
+                fprintf(out, "    move-interval %s\n", fbl ? "24h" : "1h");
+                if (s->archive_dir)
+                        fprintf(out, "    move-to %s/\n", s->archive_dir);
+                else
+                        fprintf(out,
+                                "    # no archive_dir in [source %s]: set one and add "
+                                "move-to\n",
+                                s->name);
+                fprintf(out, "    delete-after 8d\n    world-readable yes\n</acct-file>\n");
+        }
+}
