@@ -10,8 +10,12 @@ packages=(
   python3
 )
 if [ "${1:-}" = "--test" ]; then
-  # sanitizers, the fuzzer, the format check
-  packages+=(clang libclang-rt-14-dev clang-format)
+  # sanitizers, the fuzzer, the format check; the package test (dpkg-deb,
+  # dpkg-shlibdeps, systemd-analyze, the man page renderer, adduser for the
+  # maintainer scripts)
+  packages+=(clang libclang-rt-14-dev clang-format
+             dpkg-dev systemd man-db groff-base adduser init-system-helpers passwd
+             util-linux binutils)
 fi
 
 missing=()

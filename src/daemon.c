@@ -552,16 +552,44 @@ static int housekeeping_timeout(const struct daemon *d, int ms)
         return ms < 0 || hk < ms ? hk : ms;
 }
 
-int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd)
+/* SIGHUP: a good new configuration ends this run; a bad one is refused. */
+static bool try_reload(struct daemon *d, const char *config_path, struct config **reloaded)
 {
+        struct config *c = calloc(1, sizeof *c);
+        struct config_error *err = calloc(1, sizeof *err);
+        bool ok = c && err && config_load(config_path, true, c, err) == 0;
+        if (!ok) {
+                log_error(d->log,
+                          "reload refused, going on with the running configuration "
+                          "file=%s",
+                          config_path);
+                for (size_t i = 0; err && i < err->count; i++)
+                        log_error(d->log, "reload: %s", err->msg[i]);
+                if (c)
+                        config_free(c);
+                free(c);
+                free(err);
+                return false;
+        }
+        free(err);
+        log_info(d->log, "reloading configuration file=%s sources=%zu", config_path, c->n_sources);
+        sd_notify(0, "RELOADING=1");
+        *reloaded = c;
+        return true;
+}
+
+enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
+                              const struct logger *log, int signal_fd, struct config **reloaded)
+{
+        *reloaded = NULL;
         struct daemon d = {.cfg = cfg, .log = log};
         if (cfg->n_sources == 0) {
                 log_error(log, "no [source] in the configuration: nothing to follow");
-                return -1;
+                return DAEMON_FAILED;
         }
         if (cfg->output.kind == CONFIG_OUTPUT_NONE) {
                 log_error(log, "run needs an [output]: url or file");
-                return -1;
+                return DAEMON_FAILED;
         }
         struct tailer_source_cfg src[CONFIG_MAX_SOURCES];
         for (size_t i = 0; i < cfg->n_sources; i++) {
@@ -576,19 +604,19 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
         d.chunk = malloc(READ_CHUNK);
         if (!d.chunk) {
                 log_error(log, "out of memory");
-                return -1;
+                return DAEMON_FAILED;
         }
         if (output_open(cfg, on_ack, &d, log, &d.push, err, sizeof err) < 0) {
                 log_error(log, "%s", err);
                 free(d.chunk);
-                return -1;
+                return DAEMON_FAILED;
         }
         if (tailer_open(&d.tailer, src, cfg->n_sources, cfg->state_dir, 0, log, err, sizeof err) <
             0) {
                 log_error(log, "%s", err);
                 push_close(d.push);
                 free(d.chunk);
-                return -1;
+                return DAEMON_FAILED;
         }
         d.window = 4 * (size_t)cfg->output.batch_max_records;
         if (d.window < 1000)
@@ -622,9 +650,15 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
                 }
                 if (pfd[1].revents & POLLIN) {
                         struct signalfd_siginfo si;
-                        if (read(signal_fd, &si, sizeof si) == sizeof si)
-                                log_info(log, "stopping signal=%s", strsignal((int)si.ssi_signo));
-                        d.stopping = true;
+                        if (read(signal_fd, &si, sizeof si) == sizeof si) {
+                                if (si.ssi_signo == SIGHUP) {
+                                        d.stopping = try_reload(&d, config_path, reloaded);
+                                } else {
+                                        log_info(log, "stopping signal=%s",
+                                                 strsignal((int)si.ssi_signo));
+                                        d.stopping = true;
+                                }
+                        }
                 }
                 if (pfd[0].revents & POLLIN)
                         tailer_handle_events(d.tailer);
@@ -632,7 +666,8 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
         }
 
         /* Deliver what is read (bounded wait), commit, leave. */
-        sd_notify(0, "STOPPING=1");
+        if (!*reloaded)
+                sd_notify(0, "STOPPING=1");
         maybe_close(&d);
         int64_t give_up = now_ms() + STOP_DRAIN_MS;
         while ((d.waiting || push_inflight(d.push)) && now_ms() < give_up) {
@@ -664,5 +699,5 @@ int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd
                 batch_free(b);
         }
         free(d.chunk);
-        return 0;
+        return *reloaded ? DAEMON_RELOAD : DAEMON_STOPPED;
 }

@@ -7,9 +7,20 @@
 #include "config.h"
 #include "log.h"
 
-/* Run until SIGTERM or SIGINT (the caller has blocked them and passes a
- * signalfd for them). Returns 0 after a clean stop, -1 when it could not
- * start (logged). */
-int daemon_run(const struct config *cfg, const struct logger *log, int signal_fd);
+enum daemon_result {
+        DAEMON_FAILED = -1, /* could not start (logged) */
+        DAEMON_STOPPED = 0, /* SIGTERM or SIGINT: drained and committed */
+        DAEMON_RELOAD = 1,  /* SIGHUP with a valid new configuration in *reloaded */
+};
+
+/* Run until SIGTERM or SIGINT, or SIGHUP (the caller has blocked them and
+ * passes a signalfd for them). On SIGHUP the configuration at config_path
+ * is loaded again: when it is bad its problems are logged and the daemon
+ * goes on as it was; when it is good the daemon stops as for SIGTERM (what
+ * was read is delivered or read again later: offsets are never lost) and
+ * returns DAEMON_RELOAD with the new configuration in *reloaded (the caller
+ * frees it), to be run in its turn. */
+enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
+                              const struct logger *log, int signal_fd, struct config **reloaded);
 
 #endif

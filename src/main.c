@@ -209,7 +209,8 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
         return r < 0 || totals.rejected ? EXIT_FAIL : EXIT_OK;
 }
 
-static int cmd_run(int argc, const struct config *cfg, const struct logger *lg)
+static int cmd_run(int argc, const struct config *cfg, const char *config_path,
+                   const struct logger *lg)
 {
         if (argc > 1)
                 return usage_error("%s", "run takes no arguments");
@@ -218,6 +219,7 @@ static int cmd_run(int argc, const struct config *cfg, const struct logger *lg)
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
                 perror("pmtatail: sigprocmask");
                 return EXIT_FAIL;
@@ -229,9 +231,28 @@ static int cmd_run(int argc, const struct config *cfg, const struct logger *lg)
                 perror("pmtatail: signalfd");
                 return EXIT_FAIL;
         }
-        int r = daemon_run(cfg, lg, sfd);
+        /* Each SIGHUP with a good configuration runs the daemon again on it:
+         * the offsets carry over through the state directory. */
+        struct config *owned = NULL;
+        struct logger log = *lg;
+        enum daemon_result r;
+        for (;;) {
+                struct config *next = NULL;
+                r = daemon_run(cfg, config_path, &log, sfd, &next);
+                if (r != DAEMON_RELOAD)
+                        break;
+                if (owned)
+                        config_free(owned);
+                free(owned);
+                owned = next;
+                cfg = owned;
+                log.level = cfg->log_level;
+        }
+        if (owned)
+                config_free(owned);
+        free(owned);
         close(sfd);
-        return r < 0 ? EXIT_FAIL : EXIT_OK;
+        return r == DAEMON_FAILED ? EXIT_FAIL : EXIT_OK;
 }
 
 static int cmd_dead_letter(const char *what, const struct config *cfg, const struct logger *lg)
@@ -339,7 +360,7 @@ int main(int argc, char **argv)
                 struct logger lg;
                 log_init(&lg, stderr, cfg->log_level);
                 if (strcmp(cmd, "run") == 0)
-                        rc = cmd_run(sub_argc, cfg, &lg);
+                        rc = cmd_run(sub_argc, cfg, config_path, &lg);
                 else if (strcmp(cmd, "dead-letter") == 0)
                         rc = cmd_dead_letter(sub_argv[1], cfg, &lg);
                 else
