@@ -5,6 +5,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "deadletter.h"
+#include "event.h"
 #include "log.h"
 #include "pmta_csv.h"
 #include "replay.h"
@@ -109,10 +110,16 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
                 OPT_RECORD_MAX,
                 OPT_NO_MESSAGE,
                 OPT_KEEP_REJECTS,
-                OPT_DRY_RUN
+                OPT_DRY_RUN,
+                OPT_SINCE,
+                OPT_UNTIL,
+                OPT_FROM_START
         };
         static const struct option longopts[] = {
             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+            {"since", required_argument, NULL, OPT_SINCE},
+            {"until", required_argument, NULL, OPT_UNTIL},
+            {"from-start", no_argument, NULL, OPT_FROM_START},
             {"host", required_argument, NULL, OPT_HOST},
             {"records", required_argument, NULL, OPT_RECORDS},
             {"columns", required_argument, NULL, OPT_COLUMNS},
@@ -148,14 +155,32 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
             .out = stdout,
             .log = lg,
         };
-        bool dry_run = false;
         int c;
         optind = 1;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
                 switch (c) {
                 case OPT_DRY_RUN:
-                        dry_run = true;
+                        o.dry_run = true;
                         break;
+                case OPT_FROM_START:
+                        o.from_start = true;
+                        break;
+                case OPT_SINCE:
+                case OPT_UNTIL: {
+                        int64_t t;
+                        if (event_parse_time(optarg, strlen(optarg), &t) < 0)
+                                return usage_error("%s: bad time \"%s\" (epoch seconds or "
+                                                   "YYYY-MM-DD HH:MM:SS+hhmm)",
+                                                   c == OPT_SINCE ? "--since" : "--until", optarg);
+                        if (c == OPT_SINCE) {
+                                o.has_since = true;
+                                o.since = t;
+                        } else {
+                                o.has_until = true;
+                                o.until = t;
+                        }
+                        break;
+                }
                 case OPT_HOST:
                         o.host = optarg;
                         break;
@@ -192,17 +217,31 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
         }
         if (optind >= argc)
                 return usage_error("%s", "replay: no file given");
-        if (!dry_run) {
-                fputs("pmtatail: replay: only --dry-run is available in this version "
-                      "(delivery comes with the output module)\n",
+        if (!o.dry_run && cfg->output.kind == CONFIG_OUTPUT_NONE) {
+                fputs("pmtatail: replay: no [output] in the configuration to deliver to (or "
+                      "use --dry-run)\n",
                       stderr);
                 return EXIT_FAIL;
         }
+        struct sigaction sa = {.sa_handler = on_stop_signal};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        o.stop = &stop_requested;
+        o.cfg = cfg;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        char **paths = NULL;
+        ssize_t n =
+            replay_expand((const char *const *)argv + optind, (size_t)(argc - optind), &paths, lg);
         struct replay_totals totals = {0};
-        int r = replay_dry_run((const char *const *)argv + optind, (size_t)(argc - optind), &o,
-                               &totals);
+        int r = n < 0 ? -1 : 0;
+        if (n > 0 && replay_run((const char *const *)paths, (size_t)n, &o, &totals) < 0)
+                r = -1;
+        else if (n == 0)
+                log_warn(lg, "no accounting file to replay");
+        for (ssize_t i = 0; i < n; i++)
+                free(paths[i]);
+        free(paths);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         replay_print_summary(&totals, secs, stderr);

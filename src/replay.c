@@ -2,87 +2,592 @@
 
 #include "buf.h"
 #include "event.h"
+#include "identity.h"
+#include "output.h"
 #include "pmta_csv.h"
+#include "push.h"
 
+#include <dirent.h>
 #include <errno.h>
-#include <stdio.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
-#define READ_CHUNK    (256 * 1024)
-#define OUT_FLUSH     (256 * 1024)
-#define REJECTS_SHOWN 100 /* per file; the rest are counted */
+#define READ_CHUNK      (256 * 1024)
+#define OUT_FLUSH       (256 * 1024)
+#define REJECTS_SHOWN   100 /* per file; the rest are counted */
+#define MAX_INPUTS      100000
+#define SAVE_EVERY_MS   1000
+#define PROGRESS_EVERY  5000 /* ms between progress lines when not on a terminal */
+#define PROGRESS_TTY_MS 250
 
-struct file_run {
-        const struct replay_opts *o;
-        const char *path;
-        struct event_encoder *enc;
-        struct pmta_parser *parser;
-        struct buf out;
-        struct event_meta meta;
-        uint64_t rejects_logged;
-        int err; /* first output error, errno */
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- inputs: plain files read with pread, .gz through zlib ---- */
+
+struct input {
+        int fd;
+        gzFile gz;
+        uint64_t gz_pos; /* uncompressed offset gzread is at */
 };
 
-static int flush_out(struct file_run *fr)
+static bool is_gz(const char *path)
 {
-        if (fr->out.len == 0)
-                return 0;
-        if (fwrite(fr->out.data, 1, fr->out.len, fr->o->out) != fr->out.len) {
-                fr->err = errno ? errno : EIO;
+        size_t n = strlen(path);
+        return n > 3 && strcmp(path + n - 3, ".gz") == 0;
+}
+
+static int input_open(struct input *in, const char *path)
+{
+        in->gz = NULL;
+        in->gz_pos = 0;
+        in->fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (in->fd < 0)
                 return -1;
+        if (is_gz(path)) {
+                int dfd = dup(in->fd);
+                in->gz = dfd >= 0 ? gzdopen(dfd, "rb") : NULL;
+                if (!in->gz) {
+                        if (dfd >= 0)
+                                close(dfd);
+                        close(in->fd);
+                        errno = ENOMEM;
+                        return -1;
+                }
+                gzbuffer(in->gz, 128 * 1024);
+        } else {
+                posix_fadvise(in->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         }
-        buf_reset(&fr->out);
         return 0;
 }
 
-static void emit(struct file_run *fr, int r)
+static void input_close(struct input *in)
 {
-        if (r < 0) {
-                fr->err = errno;
-                return;
+        if (in->gz)
+                gzclose(in->gz);
+        if (in->fd >= 0)
+                close(in->fd);
+}
+
+/* Read at an offset of the (uncompressed) content. */
+static ssize_t input_read(struct input *in, uint64_t off, char *buf, size_t len)
+{
+        if (!in->gz) {
+                ssize_t n;
+                do
+                        n = pread(in->fd, buf, len, (off_t)off);
+                while (n < 0 && errno == EINTR);
+                return n;
         }
-        if (buf_putc(&fr->out, '\n') < 0)
-                fr->err = errno;
-        if (fr->out.len >= OUT_FLUSH)
-                flush_out(fr);
+        if (off != in->gz_pos) {
+                /* the parser went back after a runaway quote, or resumes */
+                if (gzseek(in->gz, (z_off_t)off, SEEK_SET) < 0) {
+                        errno = EIO;
+                        return -1;
+                }
+                in->gz_pos = off;
+        }
+        int n = gzread(in->gz, buf, (unsigned)len);
+        if (n < 0) {
+                int e;
+                const char *m = gzerror(in->gz, &e);
+                (void)m;
+                errno = e == Z_ERRNO ? errno : EIO;
+                return -1;
+        }
+        in->gz_pos += (uint64_t)n;
+        return n;
+}
+
+/* ---- expanding and ordering the inputs ---- */
+
+struct named {
+        char *path;
+        int64_t key; /* epoch seconds: rotated-name time, else mtime */
+        int64_t mtime_ns;
+};
+
+static bool accounting_name(const char *name)
+{
+        size_t n = strlen(name);
+        return (n > 4 && strcmp(name + n - 4, ".csv") == 0) ||
+               (n > 7 && strcmp(name + n - 7, ".csv.gz") == 0);
+}
+
+/* The time in a rotated name: "...-YYYY-MM-DD-HHMM.csv[.gz]", local time. */
+static bool name_time(const char *path, int64_t *out)
+{
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        for (const char *p = base; *p; p++) {
+                int Y, M, D, hm;
+                char sep;
+                if (*p == '-' && sscanf(p, "-%4d-%2d-%2d-%4d%c", &Y, &M, &D, &hm, &sep) == 5 &&
+                    sep == '.' && M >= 1 && M <= 12 && D >= 1 && D <= 31 && hm / 100 < 24 &&
+                    hm % 100 < 60) {
+                        struct tm tm = {.tm_year = Y - 1900,
+                                        .tm_mon = M - 1,
+                                        .tm_mday = D,
+                                        .tm_hour = hm / 100,
+                                        .tm_min = hm % 100,
+                                        .tm_isdst = -1};
+                        time_t t = mktime(&tm);
+                        if (t != (time_t)-1) {
+                                *out = (int64_t)t;
+                                return true;
+                        }
+                }
+        }
+        return false;
+}
+
+static int add_named(struct named **v, size_t *n, size_t *cap, const char *path,
+                     const struct logger *log)
+{
+        struct stat st;
+        if (stat(path, &st) < 0) {
+                log_error(log, "cannot read file=%s error=\"%s\"", path, strerror(errno));
+                return -1;
+        }
+        if (*n == MAX_INPUTS) {
+                log_error(log, "too many input files (more than %d)", MAX_INPUTS);
+                return -1;
+        }
+        if (*n == *cap) {
+                size_t nc = *cap ? *cap * 2 : 64;
+                struct named *nv = realloc(*v, nc * sizeof *nv);
+                if (!nv)
+                        return -1;
+                *v = nv;
+                *cap = nc;
+        }
+        struct named *e = &(*v)[*n];
+        e->path = strdup(path);
+        if (!e->path)
+                return -1;
+        e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        if (!name_time(path, &e->key))
+                e->key = (int64_t)st.st_mtim.tv_sec;
+        (*n)++;
+        return 0;
+}
+
+static int cmp_named(const void *a, const void *b)
+{
+        const struct named *x = a, *y = b;
+        if (x->key != y->key)
+                return x->key < y->key ? -1 : 1;
+        if (x->mtime_ns != y->mtime_ns)
+                return x->mtime_ns < y->mtime_ns ? -1 : 1;
+        return strcmp(x->path, y->path);
+}
+
+static int add_path(struct named **v, size_t *n, size_t *cap, const char *arg,
+                    const struct logger *log)
+{
+        struct stat st;
+        if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+                DIR *d = opendir(arg);
+                if (!d) {
+                        log_error(log, "cannot list directory=%s error=\"%s\"", arg,
+                                  strerror(errno));
+                        return -1;
+                }
+                struct dirent *de;
+                int rc = 0;
+                while ((de = readdir(d))) {
+                        if (!accounting_name(de->d_name))
+                                continue;
+                        char p[PATH_MAX];
+                        if (snprintf(p, sizeof p, "%s/%s", arg, de->d_name) >= (int)sizeof p)
+                                continue;
+                        struct stat fs;
+                        if (stat(p, &fs) == 0 && S_ISREG(fs.st_mode) &&
+                            add_named(v, n, cap, p, log) < 0)
+                                rc = -1;
+                }
+                closedir(d);
+                return rc;
+        }
+        if (strpbrk(arg, "*?[") && stat(arg, &st) < 0) {
+                glob_t g;
+                int r = glob(arg, 0, NULL, &g);
+                if (r == GLOB_NOMATCH) {
+                        log_error(log, "no file matches pattern=%s", arg);
+                        return -1;
+                }
+                int rc = r == 0 ? 0 : -1;
+                for (size_t i = 0; r == 0 && i < g.gl_pathc; i++) {
+                        if (add_path(v, n, cap, g.gl_pathv[i], log) < 0)
+                                rc = -1;
+                }
+                globfree(&g);
+                return rc;
+        }
+        return add_named(v, n, cap, arg, log);
+}
+
+ssize_t replay_expand(const char *const *args, size_t nargs, char ***out, const struct logger *log)
+{
+        struct named *v = NULL;
+        size_t n = 0, cap = 0;
+        int rc = 0;
+        for (size_t i = 0; i < nargs; i++) {
+                if (add_path(&v, &n, &cap, args[i], log) < 0)
+                        rc = -1;
+        }
+        qsort(v, n, sizeof *v, cmp_named);
+        char **paths = calloc(n ? n : 1, sizeof *paths);
+        if (!paths) {
+                for (size_t i = 0; i < n; i++)
+                        free(v[i].path);
+                free(v);
+                return -1;
+        }
+        /* the same file named twice (a directory and a glob) is read once */
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                bool dup = false;
+                for (size_t j = 0; j < k && !dup; j++)
+                        dup = strcmp(paths[j], v[i].path) == 0;
+                if (dup)
+                        free(v[i].path);
+                else
+                        paths[k++] = v[i].path;
+        }
+        free(v);
+        *out = paths;
+        return rc < 0 && k == 0 ? -1 : (ssize_t)k;
+}
+
+/* ---- progress: STATE_DIR/replay.json ---- */
+
+struct progress {
+        char path[4200];
+        json_t *files; /* array of {path, dev, ino, fp, fp_len, offset, done, header} */
+        bool dirty;
+        int64_t saved_ms;
+        int lock_fd;
+};
+
+static int progress_open(struct progress *p, const char *state_dir, const struct logger *log)
+{
+        memset(p, 0, sizeof *p);
+        p->lock_fd = -1;
+        if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
+                log_error(log, "cannot create directory=%s error=\"%s\"", state_dir,
+                          strerror(errno));
+                return -1;
+        }
+        char lock[4200];
+        snprintf(lock, sizeof lock, "%s/replay.lock", state_dir);
+        p->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (p->lock_fd < 0 || flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                log_error(log, "another replay is running on %s", state_dir);
+                if (p->lock_fd >= 0)
+                        close(p->lock_fd);
+                p->lock_fd = -1;
+                return -1;
+        }
+        snprintf(p->path, sizeof p->path, "%s/replay.json", state_dir);
+        json_error_t err;
+        json_t *j = json_load_file(p->path, 0, &err);
+        if (!j && access(p->path, F_OK) == 0) {
+                log_error(log,
+                          "%s: line %d: %s; move it aside to replay from the start (or use "
+                          "--from-start)",
+                          p->path, err.line, err.text);
+                close(p->lock_fd);
+                p->lock_fd = -1;
+                return -1;
+        }
+        p->files = j ? json_incref(json_object_get(j, "files")) : NULL;
+        json_decref(j);
+        if (!json_is_array(p->files)) {
+                json_decref(p->files);
+                p->files = json_array();
+        }
+        return p->files ? 0 : -1;
+}
+
+static int progress_save(struct progress *p, const struct logger *log)
+{
+        if (!p->dirty)
+                return 0;
+        json_t *j = json_pack("{s:i,s:O}", "version", 1, "files", p->files);
+        char tmp[4300];
+        snprintf(tmp, sizeof tmp, "%s.tmp", p->path);
+        int rc = -1;
+        if (j && json_dump_file(j, tmp, JSON_INDENT(1)) == 0) {
+                int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0 && fsync(fd) == 0 && rename(tmp, p->path) == 0)
+                        rc = 0;
+                if (fd >= 0)
+                        close(fd);
+        }
+        json_decref(j);
+        if (rc < 0)
+                log_error(log, "cannot save replay progress file=%s error=\"%s\"", p->path,
+                          strerror(errno));
+        else
+                p->dirty = false;
+        p->saved_ms = now_ms();
+        return rc;
+}
+
+static void progress_close(struct progress *p, const struct logger *log)
+{
+        progress_save(p, log);
+        json_decref(p->files);
+        if (p->lock_fd >= 0)
+                close(p->lock_fd);
+}
+
+/* The progress entry of the file with this identity, created when new. */
+static json_t *progress_entry(struct progress *p, const struct file_id *id, const char *path,
+                              bool from_start)
+{
+        size_t i;
+        json_t *e;
+        json_array_foreach(p->files, i, e)
+        {
+                if ((uint64_t)json_integer_value(json_object_get(e, "dev")) == id->dev &&
+                    (uint64_t)json_integer_value(json_object_get(e, "ino")) == id->ino) {
+                        const char *fps = json_string_value(json_object_get(e, "fp"));
+                        struct file_id saved = {
+                            id->dev, id->ino, strtoull(fps ? fps : "0", NULL, 16),
+                            (uint32_t)json_integer_value(json_object_get(e, "fp_len"))};
+                        if (saved.fp == id->fp && saved.fp_len == id->fp_len && !from_start) {
+                                json_object_set_new(e, "path", json_string(path));
+                                return e;
+                        }
+                        /* another file on that inode, or a fresh start */
+                        json_array_remove(p->files, i);
+                        break;
+                }
+        }
+        char fp[17];
+        snprintf(fp, sizeof fp, "%016llx", (unsigned long long)id->fp);
+        e = json_pack("{s:s,s:I,s:I,s:s,s:i,s:I,s:b}", "path", path, "dev", (json_int_t)id->dev,
+                      "ino", (json_int_t)id->ino, "fp", fp, "fp_len", (int)id->fp_len, "offset",
+                      (json_int_t)0, "done", 0);
+        if (e)
+                json_array_append_new(p->files, e);
+        p->dirty = true;
+        return e;
+}
+
+/* ---- the run ---- */
+
+struct rbatch {
+        struct buf lines;
+        size_t nevents;
+        json_t *entry; /* the file's progress entry */
+        uint64_t mark; /* its settled offset when the batch closed */
+        bool last;     /* the file's last batch: done once acknowledged */
+};
+
+struct run {
+        const struct replay_opts *o;
+        struct replay_totals *t;
+        struct push *push;
+        struct progress prog;
+        size_t inflight;
+        size_t window;
+        struct rbatch *open;
+        int ack_errors;
+        /* per file */
+        const char *path;
+        json_t *entry;
+        struct event_encoder *enc;
+        struct pmta_parser *parser;
+        struct event_meta meta;
+        struct buf out; /* dry run: NDJSON waiting to be written */
+        uint64_t rejects_logged;
+        uint64_t header_gen;
+        long time_col;
+        int err;
+        /* progress display */
+        uint64_t bytes_total, bytes_done;
+        size_t files_total, files_done;
+        int64_t started_ms, shown_ms;
+        bool tty;
+};
+
+static void rbatch_free(struct rbatch *b)
+{
+        if (!b)
+                return;
+        buf_free(&b->lines);
+        json_decref(b->entry);
+        free(b);
+}
+
+static void on_ack(void *ctx, void *token)
+{
+        struct run *r = ctx;
+        struct rbatch *b = token;
+        r->inflight -= b->nevents;
+        r->t->delivered += b->nevents;
+        json_t *off = json_object_get(b->entry, "offset");
+        if (b->mark > (uint64_t)json_integer_value(off))
+                json_object_set_new(b->entry, "offset", json_integer((json_int_t)b->mark));
+        if (b->last)
+                json_object_set_new(b->entry, "done", json_true());
+        r->prog.dirty = true;
+        rbatch_free(b);
+}
+
+static void close_batch(struct run *r, uint64_t mark, bool last)
+{
+        struct rbatch *b = r->open;
+        if (!b) {
+                if (!last)
+                        return;
+                b = calloc(1, sizeof *b);
+                if (!b) {
+                        r->err = ENOMEM;
+                        return;
+                }
+                buf_init(&b->lines, 1);
+                b->entry = json_incref(r->entry);
+        }
+        r->open = NULL;
+        b->mark = mark;
+        b->last = last;
+        r->inflight += b->nevents;
+        /* a file output that cannot write: wait and try again, never drop */
+        while (push_submit(r->push, b->lines.data ? b->lines.data : "", b->lines.len, b->nevents,
+                           b) < 0) {
+                if (r->o->stop && *r->o->stop) {
+                        r->inflight -= b->nevents;
+                        rbatch_free(b);
+                        r->err = EINTR;
+                        return;
+                }
+                push_wait(r->push, NULL, 0, 1000);
+        }
+}
+
+static struct rbatch *open_batch(struct run *r)
+{
+        if (!r->open) {
+                struct rbatch *b = calloc(1, sizeof *b);
+                if (!b)
+                        return NULL;
+                size_t rmax = r->o->record_max ? r->o->record_max : PMTA_RECORD_MAX_DEFAULT;
+                buf_init(&b->lines, r->o->cfg->output.batch_max_bytes + 14 * rmax + 65536);
+                b->entry = json_incref(r->entry);
+                r->open = b;
+        }
+        return r->open;
+}
+
+static bool in_window(struct run *r, const struct pmta_record *rec)
+{
+        if (!r->o->has_since && !r->o->has_until)
+                return true;
+        const struct pmta_header *h = rec->header;
+        if (h->generation != r->header_gen) {
+                r->header_gen = h->generation;
+                r->time_col = -1;
+                for (size_t i = 0; i < h->ncols; i++) {
+                        if (h->names[i].len == 10 &&
+                            memcmp(h->names[i].ptr, "timeLogged", 10) == 0) {
+                                r->time_col = (long)i;
+                                break;
+                        }
+                }
+        }
+        int64_t t;
+        if (r->time_col < 0 ||
+            event_parse_time(rec->cells[r->time_col].ptr, rec->cells[r->time_col].len, &t) < 0)
+                return false; /* no time to judge by: outside any window */
+        return (!r->o->has_since || t >= r->o->since) && (!r->o->has_until || t < r->o->until);
+}
+
+static int flush_out(struct run *r)
+{
+        if (r->out.len == 0)
+                return 0;
+        if (fwrite(r->out.data, 1, r->out.len, r->o->out) != r->out.len) {
+                r->err = errno ? errno : EIO;
+                return -1;
+        }
+        buf_reset(&r->out);
+        return 0;
 }
 
 static void on_record(void *ctx, const struct pmta_record *rec)
 {
-        struct file_run *fr = ctx;
-        if (fr->err)
+        struct run *r = ctx;
+        if (r->err)
                 return;
-        emit(fr, event_encode(fr->enc, &fr->out, rec, &fr->meta));
+        if (!in_window(r, rec)) {
+                r->t->outside_window++;
+                return;
+        }
+        if (r->o->dry_run) {
+                if (event_encode(r->enc, &r->out, rec, &r->meta) < 0 || buf_putc(&r->out, '\n') < 0)
+                        r->err = errno;
+                if (r->out.len >= OUT_FLUSH)
+                        flush_out(r);
+                return;
+        }
+        const struct config_output *co = &r->o->cfg->output;
+        if (r->open && (r->open->nevents >= co->batch_max_records ||
+                        r->open->lines.len + 2 * rec->raw_len + 1024 > co->batch_max_bytes))
+                close_batch(r, rec->start, false);
+        struct rbatch *b = open_batch(r);
+        if (!b || event_encode(r->enc, &b->lines, rec, &r->meta) < 0 ||
+            buf_putc(&b->lines, '\n') < 0) {
+                r->err = errno ? errno : ENOMEM;
+                return;
+        }
+        b->nevents++;
 }
 
 static void on_reject(void *ctx, const struct pmta_reject *rej)
 {
-        struct file_run *fr = ctx;
-        if (fr->rejects_logged < REJECTS_SHOWN) {
+        struct run *r = ctx;
+        if (r->rejects_logged < REJECTS_SHOWN) {
                 char q[512], raw[160], cells[64] = "";
                 size_t shown = rej->raw_len < 60 ? rej->raw_len : 60;
                 if (rej->reason == PMTA_REJECT_CELL_COUNT)
                         snprintf(cells, sizeof cells, " cells=%zu expected=%zu", rej->ncells,
                                  rej->expected);
-                log_warn(fr->o->log,
+                log_warn(r->o->log,
                          "rejected record file=%s line=%llu offset=%llu reason=\"%s\"%s start=%s",
-                         log_quote(q, sizeof q, fr->path, strlen(fr->path)),
+                         log_quote(q, sizeof q, r->path, strlen(r->path)),
                          (unsigned long long)rej->line, (unsigned long long)rej->start,
                          pmta_reject_reason_str(rej->reason), cells,
                          log_quote(raw, sizeof raw, rej->raw, shown));
-        } else if (fr->rejects_logged == REJECTS_SHOWN) {
+        } else if (r->rejects_logged == REJECTS_SHOWN) {
                 char q[512];
-                log_warn(fr->o->log, "more rejected records not shown file=%s",
-                         log_quote(q, sizeof q, fr->path, strlen(fr->path)));
+                log_warn(r->o->log, "more rejected records not shown file=%s",
+                         log_quote(q, sizeof q, r->path, strlen(r->path)));
         }
-        fr->rejects_logged++;
-        if (fr->o->keep_rejects && !fr->err)
-                emit(fr,
-                     event_encode_reject(&fr->out, rej, pmta_parser_header(fr->parser), &fr->meta));
+        r->rejects_logged++;
+        if (r->o->keep_rejects && r->o->dry_run && !r->err) {
+                if (event_encode_reject(&r->out, rej, pmta_parser_header(r->parser), &r->meta) <
+                        0 ||
+                    buf_putc(&r->out, '\n') < 0)
+                        r->err = errno;
+        }
 }
 
 static void add_totals(struct replay_totals *t, const struct pmta_stats *st)
@@ -109,117 +614,234 @@ static void add_totals(struct replay_totals *t, const struct pmta_stats *st)
         }
 }
 
-/* Read one file to its end through the parser. The parser says where to
- * read next (it may go back after a runaway quote), so reads are preads at
- * its offset. */
-static int replay_file(struct file_run *fr, int fd, char *chunk, uint64_t *bytes)
+static void show_progress(struct run *r, bool final)
 {
-        for (;;) {
-                uint64_t off = pmta_parser_next_offset(fr->parser);
-                ssize_t n = pread(fd, chunk, READ_CHUNK, (off_t)off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -1;
-                }
-                int r;
-                if (n == 0) {
-                        r = pmta_parser_finish(fr->parser);
-                        if (r == PMTA_FEED_OK)
-                                break;
-                } else {
-                        *bytes += (uint64_t)n;
-                        r = pmta_parser_feed(fr->parser, chunk, (size_t)n);
-                }
-                if (r < 0)
-                        return -1;
-                if (fr->err)
-                        return -1;
+        int64_t now = now_ms();
+        if (!final && now - r->shown_ms < (r->tty ? PROGRESS_TTY_MS : PROGRESS_EVERY))
+                return;
+        r->shown_ms = now;
+        double secs = (double)(now - r->started_ms) / 1000.0;
+        double rate = secs > 0 ? (double)r->t->records / secs : 0;
+        double frac = r->bytes_total ? (double)r->bytes_done / (double)r->bytes_total : 1.0;
+        double eta = frac > 0.001 ? secs / frac - secs : 0;
+        struct push_stats ps = {0};
+        if (r->push)
+                push_get_stats(r->push, &ps);
+        char line[256];
+        snprintf(line, sizeof line, "files %zu/%zu  %.1f/%.1f MB  %.0f records/s  ETA %.0fs%s",
+                 r->files_done, r->files_total, (double)r->bytes_done / 1e6,
+                 (double)r->bytes_total / 1e6, rate, eta, ps.retrying ? "  retries waiting" : "");
+        if (r->tty) {
+                int width = 24, fill = (int)(frac * width);
+                fprintf(stderr, "\r[%.*s%*s] %s\033[K%s", fill, "########################",
+                        width - fill, "", line, final ? "\n" : "");
+        } else {
+                fprintf(stderr, "progress %s\n", line);
         }
-        return 0;
 }
 
-int replay_dry_run(const char *const *paths, size_t npaths, const struct replay_opts *o,
-                   struct replay_totals *t)
+/* Wait until the window has room (or, with all = true, until every batch is
+ * acknowledged). Saves the progress now and then. */
+static void wait_acks(struct run *r, bool all)
 {
-        int rc = 0;
-        char *chunk = malloc(READ_CHUNK);
-        if (!chunk) {
-                log_error(o->log, "out of memory");
+        while (r->inflight > (all ? 0 : r->window) && !(r->o->stop && *r->o->stop)) {
+                push_wait(r->push, NULL, 0, 1000);
+                if (now_ms() - r->prog.saved_ms >= SAVE_EVERY_MS)
+                        progress_save(&r->prog, r->o->log);
+                show_progress(r, false);
+        }
+}
+
+static int replay_file(struct run *r, const char *path, char *chunk)
+{
+        struct input in;
+        char q[512];
+        log_quote(q, sizeof q, path, strlen(path));
+        if (input_open(&in, path) < 0) {
+                log_error(r->o->log, "cannot open file=%s error=\"%s\"", q, strerror(errno));
                 return -1;
         }
-        for (size_t i = 0; i < npaths; i++) {
-                char q[512];
-                const char *path = paths[i];
-                log_quote(q, sizeof q, path, strlen(path));
-                struct file_run fr = {.o = o, .path = path, .enc = event_encoder_new()};
-                fr.meta.host = o->host;
-                fr.meta.path = path;
-                fr.meta.include_message = o->include_message;
-                fr.meta.now = (int64_t)time(NULL);
-                /* A single event never needs more than this: the record
-                 * (record_max) escaped six-fold at worst, plus the fields. */
-                size_t rmax = o->record_max ? o->record_max : PMTA_RECORD_MAX_DEFAULT;
-                buf_init(&fr.out, OUT_FLUSH + 14 * rmax + 65536);
-
-                struct pmta_parser_opts po = {
-                    .record_max = o->record_max,
-                    .types = o->types,
-                    .ntypes = o->ntypes,
-                    .columns = o->columns,
-                    .on_record = on_record,
-                    .on_reject = on_reject,
-                    .ctx = &fr,
-                };
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0) {
-                        log_error(o->log, "cannot open file=%s error=\"%s\"", q, strerror(errno));
-                        t->files_failed++;
-                        rc = -1;
-                        buf_free(&fr.out);
-                        continue;
+        uint64_t start = 0;
+        const char *header = NULL;
+        r->entry = NULL;
+        if (!r->o->dry_run) {
+                struct file_id id;
+                if (identity_of_fd(in.fd, &id) < 0) {
+                        input_close(&in);
+                        return -1;
                 }
-                posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-                fr.parser = fr.enc ? pmta_parser_new(&po) : NULL;
-                if (!fr.parser) {
-                        log_error(o->log, "cannot start parser file=%s error=\"%s\"", q,
-                                  strerror(errno));
-                        close(fd);
-                        buf_free(&fr.out);
-                        event_encoder_free(fr.enc);
-                        t->files_failed++;
-                        rc = -1;
-                        continue;
+                r->entry = progress_entry(&r->prog, &id, path, r->o->from_start);
+                if (!r->entry) {
+                        input_close(&in);
+                        return -1;
                 }
-                int r = replay_file(&fr, fd, chunk, &t->bytes);
-                int e = errno;
-                close(fd);
-                if (r == 0)
-                        r = flush_out(&fr);
-                if (r < 0 || fr.err) {
-                        if (fr.err)
-                                log_error(o->log, "cannot write events file=%s error=\"%s\"", q,
-                                          strerror(fr.err));
-                        else
-                                log_error(o->log, "cannot read file=%s error=\"%s\"", q,
-                                          strerror(e));
-                        t->files_failed++;
-                        rc = -1;
+                if (json_is_true(json_object_get(r->entry, "done"))) {
+                        log_info(r->o->log, "already replayed file=%s", q);
+                        r->t->files_skipped++;
+                        input_close(&in);
+                        return 0;
                 }
-                const struct pmta_stats *st = pmta_parser_stats(fr.parser);
-                add_totals(t, st);
-                t->files++;
-                log_info(o->log, "replayed file=%s records=%llu filtered=%llu rejected=%llu", q,
+                start = (uint64_t)json_integer_value(json_object_get(r->entry, "offset"));
+                header = json_string_value(json_object_get(r->entry, "header"));
+                if (start)
+                        log_info(r->o->log, "resuming file=%s offset=%llu", q,
+                                 (unsigned long long)start);
+        }
+        static const char *const default_types[] = {"b", "rb", "f"};
+        struct pmta_parser_opts po = {
+            .record_max = r->o->record_max,
+            .types = r->o->types ? r->o->types : default_types,
+            .ntypes = r->o->types ? r->o->ntypes : 3,
+            .columns = r->o->columns,
+            .on_record = on_record,
+            .on_reject = on_reject,
+            .ctx = r,
+        };
+        r->path = path;
+        r->rejects_logged = 0;
+        r->header_gen = 0;
+        r->meta.host = r->o->host;
+        r->meta.path = path;
+        r->meta.include_message = r->o->include_message;
+        r->meta.now = (int64_t)time(NULL);
+        r->enc = event_encoder_new();
+        r->parser = r->enc ? pmta_parser_new(&po) : NULL;
+        int rc = -1;
+        if (!r->parser ||
+            pmta_parser_resume(r->parser, start, header, header ? strlen(header) : 0) < 0)
+                goto out;
+        for (;;) {
+                if (r->o->stop && *r->o->stop) {
+                        r->t->interrupted = true;
+                        break;
+                }
+                uint64_t off = pmta_parser_next_offset(r->parser);
+                ssize_t n = input_read(&in, off, chunk, READ_CHUNK);
+                if (n < 0) {
+                        log_error(r->o->log, "cannot read file=%s offset=%llu error=\"%s\"", q,
+                                  (unsigned long long)off, strerror(errno));
+                        goto out;
+                }
+                int fr;
+                if (n == 0) {
+                        fr = pmta_parser_finish(r->parser);
+                        if (fr == PMTA_FEED_OK) {
+                                rc = 0;
+                                break;
+                        }
+                } else {
+                        r->t->bytes += (uint64_t)n;
+                        r->bytes_done += in.gz ? 0 : (uint64_t)n;
+                        fr = pmta_parser_feed(r->parser, chunk, (size_t)n);
+                }
+                if (fr < 0 || r->err)
+                        goto out;
+                const struct pmta_header *h = pmta_parser_header(r->parser);
+                if (r->entry && h && !json_object_get(r->entry, "header")) {
+                        json_object_set_new(r->entry, "header", json_stringn(h->raw, h->raw_len));
+                        r->prog.dirty = true;
+                }
+                if (!r->o->dry_run) {
+                        if (r->open)
+                                close_batch(r, pmta_parser_settled_offset(r->parser), false);
+                        wait_acks(r, false);
+                }
+                show_progress(r, false);
+        }
+        if (rc == 0 && !r->o->dry_run)
+                close_batch(r, pmta_parser_next_offset(r->parser), true);
+        if (r->o->dry_run && flush_out(r) < 0)
+                rc = -1;
+out:
+        if (rc < 0 && r->err)
+                log_error(r->o->log, "cannot deliver file=%s error=\"%s\"", q, strerror(r->err));
+        if (r->open) {
+                /* interrupted: not delivered, read again by the next run */
+                rbatch_free(r->open);
+                r->open = NULL;
+        }
+        if (r->parser) {
+                add_totals(r->t, pmta_parser_stats(r->parser));
+                const struct pmta_stats *st = pmta_parser_stats(r->parser);
+                log_info(r->o->log, "replayed file=%s records=%llu filtered=%llu rejected=%llu", q,
                          (unsigned long long)st->records, (unsigned long long)st->filtered,
                          (unsigned long long)st->rejected);
-                pmta_parser_free(fr.parser);
-                event_encoder_free(fr.enc);
-                buf_free(&fr.out);
-                if (fr.err == EPIPE)
-                        break;
         }
-        if (fflush(o->out) != 0)
+        pmta_parser_free(r->parser);
+        event_encoder_free(r->enc);
+        r->parser = NULL;
+        r->enc = NULL;
+        r->err = 0;
+        if (in.gz)
+                r->bytes_done += 0;
+        input_close(&in);
+        return rc;
+}
+
+int replay_run(const char *const *paths, size_t npaths, const struct replay_opts *o,
+               struct replay_totals *t)
+{
+        struct run r = {.o = o, .t = t};
+        r.tty = isatty(STDERR_FILENO);
+        r.started_ms = now_ms();
+        r.files_total = npaths;
+        for (size_t i = 0; i < npaths; i++) {
+                struct stat st;
+                if (stat(paths[i], &st) == 0)
+                        r.bytes_total += (uint64_t)st.st_size;
+        }
+        char *chunk = malloc(READ_CHUNK);
+        if (!chunk)
+                return -1;
+        buf_init(&r.out, OUT_FLUSH +
+                             14 * (o->record_max ? o->record_max : PMTA_RECORD_MAX_DEFAULT) +
+                             65536);
+        int rc = 0;
+        if (!o->dry_run) {
+                char err[1024];
+                if (progress_open(&r.prog, o->cfg->state_dir, o->log) < 0) {
+                        free(chunk);
+                        return -1;
+                }
+                if (output_open(o->cfg, on_ack, &r, o->log, &r.push, err, sizeof err) < 0) {
+                        log_error(o->log, "%s", err);
+                        progress_close(&r.prog, o->log);
+                        free(chunk);
+                        return -1;
+                }
+                r.window = 4 * (size_t)o->cfg->output.batch_max_records;
+                if (r.window < 1000)
+                        r.window = 1000;
+        }
+        for (size_t i = 0; i < npaths && !t->interrupted; i++) {
+                struct stat st;
+                uint64_t before = r.bytes_done;
+                if (replay_file(&r, paths[i], chunk) < 0) {
+                        t->files_failed++;
+                        rc = -1;
+                }
+                if (stat(paths[i], &st) == 0)
+                        r.bytes_done = before + (uint64_t)st.st_size;
+                r.files_done++;
+                t->files++;
+                if (o->dry_run && fflush(o->out) != 0)
+                        rc = -1;
+        }
+        if (!o->dry_run) {
+                wait_acks(&r, true);
+                if (r.inflight)
+                        t->interrupted = true;
+                struct push_stats ps;
+                push_get_stats(r.push, &ps);
+                t->refused = ps.refused;
+                push_close(r.push);
+                progress_close(&r.prog, o->log);
+        }
+        if (r.tty || r.files_total > 1)
+                show_progress(&r, true);
+        if (t->interrupted)
                 rc = -1;
+        buf_free(&r.out);
         free(chunk);
         return rc;
 }
@@ -234,10 +856,19 @@ void replay_print_summary(const struct replay_totals *t, double seconds, FILE *o
                         (unsigned long long)t->types[i].count);
         if (t->other_types)
                 fprintf(out, " type_other=%llu", (unsigned long long)t->other_types);
+        if (t->outside_window)
+                fprintf(out, " outside_window=%llu", (unsigned long long)t->outside_window);
+        if (t->delivered || t->refused)
+                fprintf(out, " sent=%llu refused=%llu", (unsigned long long)t->delivered,
+                        (unsigned long long)t->refused);
+        if (t->files_skipped)
+                fprintf(out, " files_already_done=%llu", (unsigned long long)t->files_skipped);
         fprintf(out, " bytes=%llu seconds=%.3f", (unsigned long long)t->bytes, seconds);
         if (seconds > 0)
                 fprintf(out, " records_per_s=%.0f", (double)t->records / seconds);
         if (t->files_failed)
                 fprintf(out, " files_failed=%llu", (unsigned long long)t->files_failed);
+        if (t->interrupted)
+                fprintf(out, " interrupted=yes");
         fputc('\n', out);
 }

@@ -1,10 +1,16 @@
-/* Reading whole accounting files (archives, or any file given on the command
- * line) through the parser and the event encoder. */
+/* `pmtatail replay`: archived accounting files (plain or .gz, files,
+ * directories, globs) through the parser and the event encoder, either
+ * printed (--dry-run) or delivered through the configured output with the
+ * daemon's batching, retry and dead-letter path. Delivery progress per file
+ * (identity and acknowledged offset) lives in STATE_DIR/replay.json, so an
+ * interrupted replay run again goes on where the acknowledged records end. */
 #ifndef PMTATAIL_REPLAY_H
 #define PMTATAIL_REPLAY_H
 
+#include "config.h"
 #include "log.h"
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,15 +24,21 @@ struct replay_opts {
         const char *host;
         bool include_message;
         bool keep_rejects; /* print refused records as events with "parseError" */
-        FILE *out;         /* NDJSON goes here */
+        bool dry_run;      /* print NDJSON to `out` instead of delivering */
+        bool from_start;   /* ignore the progress of earlier replays */
+        bool has_since, has_until;
+        int64_t since, until; /* since <= timeLogged < until, epoch seconds */
+        FILE *out;
+        const struct config *cfg; /* output and state directory, for delivery */
+        volatile sig_atomic_t *stop;
         const struct logger *log;
 };
 
 struct replay_totals {
-        uint64_t files, files_failed;
-        uint64_t records, filtered, rejected;
+        uint64_t files, files_failed, files_skipped;
+        uint64_t records, filtered, rejected, outside_window;
+        uint64_t delivered, refused;
         uint64_t bytes;
-        /* per record type, across all files */
         size_t ntypes;
         struct {
                 char type[8];
@@ -34,16 +46,23 @@ struct replay_totals {
                 bool forwarded;
         } types[16];
         uint64_t other_types;
+        bool interrupted;
 };
 
-/* Parse every file in turn and write one event per line to opts->out.
- * Returns 0 when every file was read, -1 when one could not be read or the
- * output failed (each is logged); rejected records do not make it fail but
- * are counted in totals. */
-int replay_dry_run(const char *const *paths, size_t npaths, const struct replay_opts *opts,
-                   struct replay_totals *totals);
+/* Expand the command line's paths (directories: their accounting files;
+ * globs) and order them oldest first: by the time in PowerMTA's rotated
+ * names (bounces-YYYY-MM-DD-HHMM.csv), else by modification time. Returns
+ * the count and a malloc'd array of malloc'd paths in *out, or -1 (each
+ * path that cannot be read is logged). */
+ssize_t replay_expand(const char *const *args, size_t nargs, char ***out, const struct logger *log);
 
-/* Print the summary (records per type, rejects) to `out`. */
+/* Replay the files. Returns 0 when every file was read (and, delivering,
+ * every record acknowledged), -1 otherwise (logged). Rejected records do not
+ * make it fail; they are counted. */
+int replay_run(const char *const *paths, size_t npaths, const struct replay_opts *opts,
+               struct replay_totals *totals);
+
+/* Print the summary to `out`. */
 void replay_print_summary(const struct replay_totals *t, double seconds, FILE *out);
 
 #endif
