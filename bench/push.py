@@ -29,6 +29,16 @@ bench/out/ are named and reused as bench/run.sh does):
       20,000), format single at concurrency 1, 4 and 16 (--single-records,
       2,000). Each of these is capped at --cap seconds (30).
 
+For each delivery it reports: the time to the last acknowledgement and to the
+commit, records/s to the commit (N / that time, N counting the d rows the
+daemon drops), the steady rate (from the first request to the answer that
+brings the acknowledged events to 90%: it leaves out the start and the end of
+the stream, where the last, never full batch waits out linger_ms and offsets
+are saved on a 1 s timer), requests/s, stalls (nothing in flight and no new
+request for >= 50 ms, the stream's end left out), missing or extra events,
+the daemon's CPU time, its CPU between the last ack and the commit and during
+--idle s afterwards (a spin shows there), VmHWM and VmRSS over time.
+
 It ends with one machine-readable line, `BENCH-PUSH key=value ...`.
 
 Usage: python3 bench/push.py [--build DIR] [--records N] [--rounds 3]
@@ -71,6 +81,9 @@ def serve(delay_ms):
     """The webhook. Prints `PORT n`, then answers one line of JSON per command
     read on stdin: `stats`, `log` (every request: [arrival, answer, events]),
     `quit` (or end of input)."""
+    # Ctrl-C reaches the whole process group: the parent stops this process
+    # (quit, or the end of its stdin), so it is not killed halfway.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     delay = delay_ms / 1000.0
     lock = threading.Lock()
     st = {"requests": 0, "events": 0, "bytes": 0, "inflight": 0, "max_inflight": 0,
@@ -486,6 +499,11 @@ class Delivery:
                 break
         span = (t90 - t_first) if t90 else float("nan")
         per_record = data.records / data.events if data.events else 1.0
+        # The backend's time per request: the body read, counted, the delay,
+        # the answer written (the headers were read before).
+        svc = sorted((ans - arr) * 1000 for arr, ans, ev in log)
+        svc = (svc[len(svc) // 2], svc[min(len(svc) - 1, int(len(svc) * 0.9))]) if svc else (
+            float("nan"), float("nan"))
         # Stalls: the backend had nothing in flight, yet no request came for
         # >= 50 ms. The last request is apart: its batch (the stream's end,
         # never full) waits out linger_ms by design.
@@ -519,6 +537,7 @@ class Delivery:
             "bad": stats["bad"],
             "body_mb": stats["bytes"] / 1e6,
             "ev_per_req": stats["events"] / stats["requests"] if stats["requests"] else 0,
+            "svc_ms": svc,
             "max_inflight": stats["max_inflight"],
             "connections": stats["connections"],
             "offset_end": offset_end,
@@ -597,9 +616,10 @@ def print_case(r):
           "%.3f s after it: %.0f events/s, %.0f records/s, %.1f requests/s"
           % (r["first_s"], r["steady_events"], r["steady_requests"], r["steady_s"],
              r["steady_eps"], r["steady_rps"], r["steady_reqps"]))
-    print("    backend   : max %d requests in flight, %d connections, CPU %.2f s (%.0f%% of "
-          "one core)" % (r["max_inflight"], r["connections"], r["backend_cpu_s"],
-                         r["backend_cpu_pct"]))
+    print("    backend   : max %d requests in flight, %d connections, %.1f / %.1f ms per request "
+          "(p50 / p90: body read, counted, delay, answer), CPU %.2f s (%.0f%% of one core)"
+          % (r["max_inflight"], r["connections"], r["svc_ms"][0], r["svc_ms"][1],
+             r["backend_cpu_s"], r["backend_cpu_pct"]))
     print("    daemon    : CPU %.2f s (%.0f%% of one core), %s ms CPU between the last ack "
           "and the commit (%s s), %s ms CPU in %g s idle after; peak RSS %.1f MiB; "
           "%d thread(s); stopped in %.2f s; %d stderr line(s)%s"
@@ -613,13 +633,19 @@ def print_case(r):
         print("    RSS       : VmRSS max %.1f MiB in the first half of the run, %.1f MiB in "
               "the second (%d samples)" % (max(x[1] for x in rs[:half]) / 1024,
                                           max(x[1] for x in rs[half:]) / 1024, len(rs)))
+    if r["last_gap_s"] >= 0.05:
+        last = ("the last request came %.3f s after every earlier one was answered (the "
+                "stream's last batch, never full, waits out linger_ms)" % r["last_gap_s"])
+    else:
+        last = "no wait before the last request"
     print("    stalls    : %d, %.2f s in all (nothing in flight and no new request for >= 50 ms"
-          "%s); the last request came %s s after every earlier one was answered (the stream's "
-          "last batch, never full, waits out linger_ms)" % (
+          "%s); %s" % (
               len(r["stalls"]), r["stall_s"],
-              (": " + ", ".join("%.2f s at %.2f s" % (d, t) for t, d in r["stalls"][:6]) +
-               (" ..." if len(r["stalls"]) > 6 else "")) if r["stalls"] else "",
-              fmt(r["last_gap_s"], 3)))
+              (": " + ", ".join("%.2f s from %.2f to %.2f s" % (d, t, t + d)
+                                for t, d in r["stalls"][:8]) +
+               (" ..." if len(r["stalls"]) > 8 else "")) if r["stalls"] else "", last))
+    if not r["linked"]:
+        print("    (the live file is a copy: linking failed)")
     if r["capped"]:
         print("    (capped: the rates are taken over what was answered by then)")
     elif r["missing"] or r["extra"] or r["bad"]:
@@ -692,6 +718,8 @@ def measure(a):
     print("daemon  : format batch|single, batch_max_records=%d, linger_ms=%d, "
           "include_message=yes, records=b,rb, start at the beginning of the live file"
           % (a.batch, a.linger))
+    print("live    : TMP/pmta/bounces.csv, a hard link to the data file (a copy if linking "
+          "fails); TMP = a fresh $TMPDIR/pmtapush-* per run, removed after it")
     print("backend : separate Python process, ThreadingHTTPServer HTTP/1.1 keep-alive, counts "
           "b'\"eventId\":' per body, answers 200 {\"Success\":true}")
 
@@ -802,6 +830,7 @@ def measure(a):
              "push_stalls=%d" % sum(len(r["stalls"]) for r in b_runs),
              "push_stall_s=%.2f" % sum(r["stall_s"] for r in b_runs),
              "backend_cpu_pct=%.0f" % b["backend_cpu_pct"],
+             "backend_p50_ms=%.1f" % b["svc_ms"][0],
              "ratio=%s" % fmt(ratio, 2), "steady_ratio=%.2f" % steady_ratio]
     if slow:
         parts += ["delay_ms=%d" % a.delay_ms, "batch_n=%d" % a.batch_records,

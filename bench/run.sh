@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pmtatail benchmark: parse-only baseline (csvwalk) vs. pmtatail replay --dry-run.
 #
-# Usage: bench/run.sh [BUILD_DIR] [N] [--latency]   (defaults: build, 1000000)
+# Usage: bench/run.sh [BUILD_DIR] [N] [--latency] [--push]   (defaults: build, 1000000)
 #
 # A benchmark, not a test: it reports numbers and the targets next to them, it
 # never fails because something is slow. It exits non-zero only when it cannot
@@ -10,16 +10,22 @@
 # --latency: afterwards, also run bench/latency.py (append-to-delivery latency
 # of `pmtatail run` at 1,000 records/s, idle wake-ups, peak RSS; about 70 s).
 #
+# --push: afterwards, also run bench/push.py (`pmtatail run` delivering the N
+# file over HTTP to a local webhook, against csvwalk in the same run, plus a
+# backend taking 50 ms per request; about 2 minutes). Uses N, SEED, ROUNDS.
+#
 # Environment: ROUNDS (default 3), SEED (default 1), PYTHON (default python3),
 #              BENCH_TIMEOUT (seconds per run, default 900),
 #              LATENCY_DURATION (seconds of writing per latency run, default 20).
 set -euo pipefail
 
 LATENCY=0
+PUSH=0
 ARGS=()
 for arg in "$@"; do
 	case $arg in
 	--latency) LATENCY=1 ;;
+	--push) PUSH=1 ;;
 	*) ARGS+=("$arg") ;;
 	esac
 done
@@ -313,5 +319,22 @@ if ((LATENCY)); then
 		}
 	else
 		echo "SKIP latency: $PMTATAIL not found (not built yet?)"
+	fi
+fi
+
+# ---------------------------------------------------------------- delivery over HTTP (optional)
+if ((PUSH)); then
+	echo
+	if ((HAVE_PMTATAIL)); then
+		# It bounds its own time (every run has a limit), reuses the data file
+		# generated above and removes its temporary directories.
+		"$PYTHON" "$BENCH_DIR/push.py" --build "$BUILD_DIR" --binary "$PMTATAIL" \
+			--csvwalk "$CSVWALK" --records "$N" --seed "$SEED" --rounds "$ROUNDS" || {
+			rc=$?
+			echo "run.sh: push.py could not measure (exit $rc)" >&2
+			exit "$rc"
+		}
+	else
+		echo "SKIP push: $PMTATAIL not found (not built yet?)"
 	fi
 fi

@@ -1179,7 +1179,22 @@ static void finish(struct parse *p)
                 c->state_dir = dup_or_report(p, DEFAULT_STATE_DIR);
 }
 
+static int load(const char *path, bool must_exist, struct config *out, struct config_error *err,
+                bool keep_partial);
+
 int config_load(const char *path, bool must_exist, struct config *out, struct config_error *err)
+{
+        return load(path, must_exist, out, err, false);
+}
+
+int config_load_partial(const char *path, bool must_exist, struct config *out,
+                        struct config_error *err)
+{
+        return load(path, must_exist, out, err, true);
+}
+
+static int load(const char *path, bool must_exist, struct config *out, struct config_error *err,
+                bool keep_partial)
 {
         struct config_error scratch;
         struct parse p;
@@ -1222,7 +1237,8 @@ int config_load(const char *path, bool must_exist, struct config *out, struct co
 done:
         buf_free(&p.cont);
         if (p.problems > 0) {
-                config_free(out);
+                if (!keep_partial)
+                        config_free(out);
                 return -1;
         }
         return 0;

@@ -106,6 +106,13 @@ struct config_error {
  * A successful load must be torn down with config_free. */
 int config_load(const char *path, bool must_exist, struct config *out, struct config_error *err);
 
+/* As config_load, but on failure `out` keeps what could be read (keys with
+ * bad values stay at their defaults, and a source may lack its path), so
+ * check-config can go on to check the paths it names. `out` must be freed
+ * with config_free in both cases. */
+int config_load_partial(const char *path, bool must_exist, struct config *out,
+                        struct config_error *err);
+
 /* Release every string of `c` and leave it empty. Safe on an empty struct. */
 void config_free(struct config *c);
 

@@ -471,6 +471,10 @@ static char *put_trailer(char *d, const char *ts, const struct event_meta *m, co
                 d = put_lit(d, ",\"message\":");
                 d = event_json_string(d, raw, raw_len);
         }
+        if (m->bounce_class) {
+                d = put_lit(d, ",\"bounceClass\":");
+                d = event_json_string(d, m->bounce_class, strlen(m->bounce_class));
+        }
         d = put_lit(d, ",\"eventId\":\"");
         d = put_lit(d, id);
         *d++ = '"';
@@ -479,7 +483,7 @@ static char *put_trailer(char *d, const char *ts, const struct event_meta *m, co
 
 static size_t trailer_bound(const struct event_meta *m, size_t raw_len)
 {
-        return 160 + 6 * (strlen(m->host) + strlen(m->path) + raw_len) + EVENT_ID_LEN;
+        return 192 + 6 * (strlen(m->host) + strlen(m->path) + raw_len) + EVENT_ID_LEN;
 }
 
 int event_encode(struct event_encoder *e, struct buf *out, const struct pmta_record *r,
@@ -534,8 +538,12 @@ int event_encode(struct event_encoder *e, struct buf *out, const struct pmta_rec
 }
 
 int event_encode_reject(struct buf *out, const struct pmta_reject *rej, const struct pmta_header *h,
-                        const struct event_meta *m)
+                        const struct event_meta *meta)
 {
+        /* a refused record is not classified */
+        struct event_meta plain = *meta;
+        plain.bounce_class = NULL;
+        const struct event_meta *m = &plain;
         const char *why = pmta_reject_reason_str(rej->reason);
         char *start = buf_reserve(out, trailer_bound(m, rej->raw_len) + 32 + 6 * strlen(why));
         if (!start)

@@ -2,7 +2,8 @@
  *
  * Key order: every non-empty column in header order (the column "type" as
  * "logType"), then "type":"pmta", "@version":"1", "@timestamp", "host",
- * "path", "message" (unless turned off) and "eventId".
+ * "path", "message" (unless turned off), "bounceClass" (when classified) and
+ * "eventId".
  *
  * Whatever bytes the file held, the JSON is valid UTF-8: each byte that does
  * not start a complete, valid UTF-8 sequence becomes U+FFFD and control
@@ -29,6 +30,9 @@ struct event_meta {
         const char *path; /* the file the record was read from */
         bool include_message;
         int64_t now; /* read time, epoch seconds: @timestamp when timeLogged does not parse */
+        /* "hard" or "soft" when the record's bounce was classified, else
+         * NULL: sent as "bounceClass" (set per record by the caller) */
+        const char *bounce_class;
 };
 
 /* Per-header work (the JSON keys, where timeLogged is) is cached here,

@@ -53,6 +53,8 @@ json_t *event_to_json(const struct pmta_record *r, const struct event_meta *m)
                 goto fail;
         if (m->include_message && json_object_set_new(o, "message", str(r->raw, r->raw_len)))
                 goto fail;
+        if (m->bounce_class && json_object_set_new(o, "bounceClass", json_string(m->bounce_class)))
+                goto fail;
         if (json_object_set_new(o, "eventId", json_string(id)))
                 goto fail;
         event_column_keys_free(keys, h->ncols);

@@ -231,9 +231,9 @@ static bool dir_readable(const char *dir)
         return access(dir, R_OK | X_OK) == 0;
 }
 
-int admin_check_config(const struct config *cfg, FILE *out)
+int admin_check_config(const struct config *cfg, FILE *out, size_t file_problems)
 {
-        int problems = 0;
+        size_t problems = file_problems;
         config_describe(cfg, out);
         fprintf(out, "\nchecks:\n");
 #define PROBLEM(...)                                                                               \
@@ -248,6 +248,8 @@ int admin_check_config(const struct config *cfg, FILE *out)
                 const struct config_source *s = &cfg->sources[i];
                 struct stat sb;
                 char dir[4096];
+                if (!s->path)
+                        continue; /* reported with the file's problems */
                 snprintf(dir, sizeof dir, "%s", s->path);
                 char *slash = strrchr(dir, '/');
                 if (slash)
@@ -264,6 +266,8 @@ int admin_check_config(const struct config *cfg, FILE *out)
                                 "  note: [source %s] %s does not exist yet (it is followed "
                                 "once PowerMTA creates it)\n",
                                 s->name, s->path);
+                else if (!S_ISREG(sb.st_mode))
+                        PROBLEM("[source %s] %s is not a regular file", s->name, s->path);
                 else if (access(s->path, R_OK) < 0)
                         PROBLEM("[source %s] %s is not readable by this user (PowerMTA's "
                                 "world-readable yes?)",
@@ -289,7 +293,8 @@ int admin_check_config(const struct config *cfg, FILE *out)
                                 s->name);
                 }
         }
-        if (cfg->output.kind == CONFIG_OUTPUT_NONE)
+        /* after errors in the file the output may be unset because of them */
+        if (cfg->output.kind == CONFIG_OUTPUT_NONE && file_problems == 0)
                 PROBLEM("[output] has neither url nor file");
         struct stat sb;
         if (stat(cfg->state_dir, &sb) == 0) {
@@ -302,7 +307,7 @@ int admin_check_config(const struct config *cfg, FILE *out)
                         cfg->state_dir);
         }
 #undef PROBLEM
-        fprintf(out, "%d problem%s\n", problems, problems == 1 ? "" : "s");
+        fprintf(out, "%zu problem%s\n", problems, problems == 1 ? "" : "s");
         return problems ? 1 : 0;
 }
 

@@ -12,9 +12,10 @@
  * backlog, credentials refused, offsets unreadable). */
 int admin_status(const struct config *cfg, bool as_json, FILE *out);
 
-/* Show the resolved configuration (secrets masked) and check each path.
- * Returns 0, or 1 with every problem listed. */
-int admin_check_config(const struct config *cfg, FILE *out);
+/* Show the resolved configuration (secrets masked) and check each path;
+ * `problems` already found in the file are added to the count. Returns 0,
+ * or 1 with every problem listed. */
+int admin_check_config(const struct config *cfg, FILE *out, size_t problems);
 
 /* Print the <acct-file> blocks matching the configured sources. */
 void admin_pmta_config(const struct config *cfg, FILE *out);

@@ -14,6 +14,7 @@
 #include "daemon.h"
 
 #include "buf.h"
+#include "classes.h"
 #include "event.h"
 #include "output.h"
 #include "report.h"
@@ -72,6 +73,7 @@ struct daemon {
         uint64_t delivered, batches;
         bool stopping;
         struct source_counts counts[CONFIG_MAX_SOURCES];
+        struct classifier *classifier;
         time_t started, last_delivery;
         bool report_dirty;
         int64_t last_report_ms;
@@ -92,6 +94,7 @@ struct reader {
         struct event_meta meta;
         uint64_t header_gen;
         uint64_t rejects;
+        struct bounce_classes classes;
         bool at_end; /* the last read found the end of the file */
 };
 
@@ -235,6 +238,10 @@ static void on_record(void *ctx, const struct pmta_record *rec)
 {
         struct reader *r = ctx;
         struct daemon *d = r->d;
+        const char *cls = bounce_class_of(&r->classes, rec);
+        if (!bounce_forwarded(d->cfg->forward, rec, cls))
+                return; /* [classify] forward: settled like a filtered row */
+        r->meta.bounce_class = cls;
         if (batch_full(d)) {
                 /* everything before this record is settled */
                 set_mark(r, rec->start);
@@ -306,6 +313,7 @@ static struct reader *reader_new(struct daemon *d, struct tfile *f, size_t src)
         r->meta.host = d->cfg->output.host;
         r->meta.path = tailer_file_path(f);
         r->meta.include_message = d->cfg->output.include_message;
+        bounce_classes_init(&r->classes, d->classifier);
         const char *types[CONFIG_MAX_RECORD_TYPES];
         for (size_t i = 0; i < cs->n_records; i++)
                 types[i] = cs->records[i];
@@ -601,14 +609,20 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 };
         }
         char err[1024];
+        if (classifier_load(&d.classifier, cfg->classify_patterns, err, sizeof err) < 0) {
+                log_error(log, "%s", err);
+                return DAEMON_FAILED;
+        }
         d.chunk = malloc(READ_CHUNK);
         if (!d.chunk) {
                 log_error(log, "out of memory");
+                classifier_free(d.classifier);
                 return DAEMON_FAILED;
         }
         if (output_open(cfg, on_ack, &d, log, &d.push, err, sizeof err) < 0) {
                 log_error(log, "%s", err);
                 free(d.chunk);
+                classifier_free(d.classifier);
                 return DAEMON_FAILED;
         }
         if (tailer_open(&d.tailer, src, cfg->n_sources, cfg->state_dir, 0, log, err, sizeof err) <
@@ -616,6 +630,7 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 log_error(log, "%s", err);
                 push_close(d.push);
                 free(d.chunk);
+                classifier_free(d.classifier);
                 return DAEMON_FAILED;
         }
         d.window = 4 * (size_t)cfg->output.batch_max_records;
@@ -642,6 +657,9 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 read_all(&d);
                 maybe_close(&d);
                 maybe_commit(&d, false);
+                /* delivery in progress (or retried): status moves with it */
+                if (push_inflight(d.push))
+                        d.report_dirty = true;
                 housekeeping(&d);
                 int r = push_wait(d.push, pfd, 2, housekeeping_timeout(&d, poll_timeout(&d)));
                 if (r < 0 && errno != EINTR) {
@@ -699,5 +717,6 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 batch_free(b);
         }
         free(d.chunk);
+        classifier_free(d.classifier);
         return *reloaded ? DAEMON_RELOAD : DAEMON_STOPPED;
 }

@@ -231,10 +231,11 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         char **paths = NULL;
-        ssize_t n =
-            replay_expand((const char *const *)argv + optind, (size_t)(argc - optind), &paths, lg);
+        bool bad_paths = false;
+        ssize_t n = replay_expand((const char *const *)argv + optind, (size_t)(argc - optind),
+                                  &paths, &bad_paths, lg);
         struct replay_totals totals = {0};
-        int r = n < 0 ? -1 : 0;
+        int r = n < 0 || bad_paths ? -1 : 0;
         if (n > 0 && replay_run((const char *const *)paths, (size_t)n, &o, &totals) < 0)
                 r = -1;
         else if (n == 0)
@@ -382,16 +383,17 @@ int main(int argc, char **argv)
          * the defaults when the default file is absent */
         bool must_exist =
             config_path_given || strcmp(cmd, "check-config") == 0 || strcmp(cmd, "run") == 0;
-        if (config_load(config_path, must_exist, cfg, cerr) < 0) {
+        if (strcmp(cmd, "check-config") == 0) {
+                /* every problem at once: the file's, then the paths it names */
+                bool bad = config_load_partial(config_path, must_exist, cfg, cerr) < 0;
+                if (bad)
+                        config_error_print(cerr, stdout);
+                rc = admin_check_config(cfg, stdout, bad ? cerr->count + cerr->dropped : 0);
+        } else if (config_load(config_path, must_exist, cfg, cerr) < 0) {
                 config_error_print(cerr, stderr);
-                if (strcmp(cmd, "check-config") == 0)
-                        fprintf(stderr, "%zu problem%s\n", cerr->count + cerr->dropped,
-                                cerr->count + cerr->dropped == 1 ? "" : "s");
                 rc = EXIT_FAIL;
         } else if (strcmp(cmd, "status") == 0) {
                 rc = admin_status(cfg, as_json, stdout);
-        } else if (strcmp(cmd, "check-config") == 0) {
-                rc = admin_check_config(cfg, stdout);
         } else if (strcmp(cmd, "pmta-config") == 0) {
                 admin_pmta_config(cfg, stdout);
                 rc = EXIT_OK;

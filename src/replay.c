@@ -1,6 +1,7 @@
 #include "replay.h"
 
 #include "buf.h"
+#include "classes.h"
 #include "event.h"
 #include "identity.h"
 #include "output.h"
@@ -43,6 +44,7 @@ struct input {
         int fd;
         gzFile gz;
         uint64_t gz_pos; /* uncompressed offset gzread is at */
+        char error[128]; /* zlib's reason for a failed read */
 };
 
 static bool is_gz(const char *path)
@@ -55,10 +57,19 @@ static int input_open(struct input *in, const char *path)
 {
         in->gz = NULL;
         in->gz_pos = 0;
+        in->error[0] = '\0';
         in->fd = open(path, O_RDONLY | O_CLOEXEC);
         if (in->fd < 0)
                 return -1;
         if (is_gz(path)) {
+                /* zlib reads a file that is not gzip as plain text: a .gz
+                 * name promises gzip, so anything else is an error */
+                unsigned char magic[2];
+                if (pread(in->fd, magic, 2, 0) != 2 || magic[0] != 0x1f || magic[1] != 0x8b) {
+                        close(in->fd);
+                        errno = EILSEQ;
+                        return -1;
+                }
                 int dfd = dup(in->fd);
                 in->gz = dfd >= 0 ? gzdopen(dfd, "rb") : NULL;
                 if (!in->gz) {
@@ -102,10 +113,11 @@ static ssize_t input_read(struct input *in, uint64_t off, char *buf, size_t len)
                 in->gz_pos = off;
         }
         int n = gzread(in->gz, buf, (unsigned)len);
-        if (n < 0) {
-                int e;
-                const char *m = gzerror(in->gz, &e);
-                (void)m;
+        int e = Z_OK;
+        const char *m = n <= 0 ? gzerror(in->gz, &e) : NULL;
+        /* a truncated stream ends like a good one unless gzerror is asked */
+        if (n < 0 || (n == 0 && e != Z_OK)) {
+                snprintf(in->error, sizeof in->error, "%s", m && *m ? m : "gzip error");
                 errno = e == Z_ERRNO ? errno : EIO;
                 return -1;
         }
@@ -117,6 +129,7 @@ static ssize_t input_read(struct input *in, uint64_t off, char *buf, size_t len)
 
 struct named {
         char *path;
+        uint64_t dev, ino;
         int64_t key; /* epoch seconds: rotated-name time, else mtime */
         int64_t mtime_ns;
 };
@@ -180,6 +193,8 @@ static int add_named(struct named **v, size_t *n, size_t *cap, const char *path,
         if (!e->path)
                 return -1;
         e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        e->dev = (uint64_t)st.st_dev;
+        e->ino = (uint64_t)st.st_ino;
         if (!name_time(path, &e->key))
                 e->key = (int64_t)st.st_mtim.tv_sec;
         (*n)++;
@@ -241,7 +256,8 @@ static int add_path(struct named **v, size_t *n, size_t *cap, const char *arg,
         return add_named(v, n, cap, arg, log);
 }
 
-ssize_t replay_expand(const char *const *args, size_t nargs, char ***out, const struct logger *log)
+ssize_t replay_expand(const char *const *args, size_t nargs, char ***out, bool *had_errors,
+                      const struct logger *log)
 {
         struct named *v = NULL;
         size_t n = 0, cap = 0;
@@ -258,12 +274,13 @@ ssize_t replay_expand(const char *const *args, size_t nargs, char ***out, const 
                 free(v);
                 return -1;
         }
-        /* the same file named twice (a directory and a glob) is read once */
+        /* the same file named twice (a directory and a glob, two spellings)
+         * is read once: compared by device and inode */
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
                 bool dup = false;
-                for (size_t j = 0; j < k && !dup; j++)
-                        dup = strcmp(paths[j], v[i].path) == 0;
+                for (size_t j = 0; j < i && !dup; j++)
+                        dup = v[j].dev == v[i].dev && v[j].ino == v[i].ino;
                 if (dup)
                         free(v[i].path);
                 else
@@ -271,6 +288,8 @@ ssize_t replay_expand(const char *const *args, size_t nargs, char ***out, const 
         }
         free(v);
         *out = paths;
+        if (had_errors)
+                *had_errors = rc < 0;
         return rc < 0 && k == 0 ? -1 : (ssize_t)k;
 }
 
@@ -394,6 +413,7 @@ static json_t *progress_entry(struct progress *p, const struct file_id *id, cons
 /* ---- the run ---- */
 
 struct rbatch {
+        struct rbatch *next; /* submitted, oldest first */
         struct buf lines;
         size_t nevents;
         json_t *entry; /* the file's progress entry */
@@ -409,7 +429,9 @@ struct run {
         size_t inflight;
         size_t window;
         struct rbatch *open;
-        int ack_errors;
+        struct rbatch *sub_head, *sub_tail; /* submitted, not yet acknowledged */
+        struct classifier *classifier;
+        struct bounce_classes classes;
         /* per file */
         const char *path;
         json_t *entry;
@@ -449,6 +471,10 @@ static void on_ack(void *ctx, void *token)
         if (b->last)
                 json_object_set_new(b->entry, "done", json_true());
         r->prog.dirty = true;
+        /* acknowledgements come in submission order: b is the oldest */
+        r->sub_head = b->next;
+        if (!r->sub_head)
+                r->sub_tail = NULL;
         rbatch_free(b);
 }
 
@@ -470,13 +496,17 @@ static void close_batch(struct run *r, uint64_t mark, bool last)
         b->mark = mark;
         b->last = last;
         r->inflight += b->nevents;
+        b->next = NULL;
+        if (r->sub_tail)
+                r->sub_tail->next = b;
+        else
+                r->sub_head = b;
+        r->sub_tail = b;
         /* a file output that cannot write: wait and try again, never drop */
         while (push_submit(r->push, b->lines.data ? b->lines.data : "", b->lines.len, b->nevents,
                            b) < 0) {
                 if (r->o->stop && *r->o->stop) {
-                        r->inflight -= b->nevents;
-                        rbatch_free(b);
-                        r->err = EINTR;
+                        r->err = EINTR; /* freed with the unacknowledged ones */
                         return;
                 }
                 push_wait(r->push, NULL, 0, 1000);
@@ -541,6 +571,12 @@ static void on_record(void *ctx, const struct pmta_record *rec)
                 r->t->outside_window++;
                 return;
         }
+        const char *cls = bounce_class_of(&r->classes, rec);
+        if (!bounce_forwarded(r->o->cfg->forward, rec, cls)) {
+                r->t->unforwarded++;
+                return;
+        }
+        r->meta.bounce_class = cls;
         if (r->o->dry_run) {
                 if (event_encode(r->enc, &r->out, rec, &r->meta) < 0 || buf_putc(&r->out, '\n') < 0)
                         r->err = errno;
@@ -658,7 +694,8 @@ static int replay_file(struct run *r, const char *path, char *chunk)
         char q[512];
         log_quote(q, sizeof q, path, strlen(path));
         if (input_open(&in, path) < 0) {
-                log_error(r->o->log, "cannot open file=%s error=\"%s\"", q, strerror(errno));
+                log_error(r->o->log, "cannot open file=%s error=\"%s\"", q,
+                          errno == EILSEQ ? "named .gz but not gzip" : strerror(errno));
                 return -1;
         }
         uint64_t start = 0;
@@ -704,6 +741,7 @@ static int replay_file(struct run *r, const char *path, char *chunk)
         r->meta.path = path;
         r->meta.include_message = r->o->include_message;
         r->meta.now = (int64_t)time(NULL);
+        bounce_classes_init(&r->classes, r->classifier);
         r->enc = event_encoder_new();
         r->parser = r->enc ? pmta_parser_new(&po) : NULL;
         int rc = -1;
@@ -713,13 +751,15 @@ static int replay_file(struct run *r, const char *path, char *chunk)
         for (;;) {
                 if (r->o->stop && *r->o->stop) {
                         r->t->interrupted = true;
+                        rc = 0; /* not a failure of the file: it goes on next time */
                         break;
                 }
                 uint64_t off = pmta_parser_next_offset(r->parser);
                 ssize_t n = input_read(&in, off, chunk, READ_CHUNK);
                 if (n < 0) {
                         log_error(r->o->log, "cannot read file=%s offset=%llu error=\"%s\"", q,
-                                  (unsigned long long)off, strerror(errno));
+                                  (unsigned long long)off,
+                                  in.error[0] ? in.error : strerror(errno));
                         goto out;
                 }
                 int fr;
@@ -748,7 +788,7 @@ static int replay_file(struct run *r, const char *path, char *chunk)
                 }
                 show_progress(r, false);
         }
-        if (rc == 0 && !r->o->dry_run)
+        if (rc == 0 && !r->o->dry_run && !r->t->interrupted)
                 close_batch(r, pmta_parser_next_offset(r->parser), true);
         if (r->o->dry_run && flush_out(r) < 0)
                 rc = -1;
@@ -790,9 +830,16 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
                 if (stat(paths[i], &st) == 0)
                         r.bytes_total += (uint64_t)st.st_size;
         }
-        char *chunk = malloc(READ_CHUNK);
-        if (!chunk)
+        char cerr[1024];
+        if (classifier_load(&r.classifier, o->cfg->classify_patterns, cerr, sizeof cerr) < 0) {
+                log_error(o->log, "%s", cerr);
                 return -1;
+        }
+        char *chunk = malloc(READ_CHUNK);
+        if (!chunk) {
+                classifier_free(r.classifier);
+                return -1;
+        }
         buf_init(&r.out, OUT_FLUSH +
                              14 * (o->record_max ? o->record_max : PMTA_RECORD_MAX_DEFAULT) +
                              65536);
@@ -801,12 +848,14 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
                 char err[1024];
                 if (progress_open(&r.prog, o->cfg->state_dir, o->log) < 0) {
                         free(chunk);
+                        classifier_free(r.classifier);
                         return -1;
                 }
                 if (output_open(o->cfg, on_ack, &r, o->log, &r.push, err, sizeof err) < 0) {
                         log_error(o->log, "%s", err);
                         progress_close(&r.prog, o->log);
                         free(chunk);
+                        classifier_free(r.classifier);
                         return -1;
                 }
                 r.window = 4 * (size_t)o->cfg->output.batch_max_records;
@@ -834,15 +883,24 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
                 struct push_stats ps;
                 push_get_stats(r.push, &ps);
                 t->refused = ps.refused;
+                if (r.tty || r.files_total > 1)
+                        show_progress(&r, true);
                 push_close(r.push);
+                r.push = NULL;
+                /* not acknowledged (interrupted): read again by the next run */
+                for (struct rbatch *b = r.sub_head, *next; b; b = next) {
+                        next = b->next;
+                        rbatch_free(b);
+                }
                 progress_close(&r.prog, o->log);
-        }
-        if (r.tty || r.files_total > 1)
+        } else if (r.tty || r.files_total > 1) {
                 show_progress(&r, true);
+        }
         if (t->interrupted)
                 rc = -1;
         buf_free(&r.out);
         free(chunk);
+        classifier_free(r.classifier);
         return rc;
 }
 
@@ -851,15 +909,26 @@ void replay_print_summary(const struct replay_totals *t, double seconds, FILE *o
         fprintf(out, "summary: files=%llu records=%llu filtered=%llu rejected=%llu",
                 (unsigned long long)t->files, (unsigned long long)t->records,
                 (unsigned long long)t->filtered, (unsigned long long)t->rejected);
-        for (size_t i = 0; i < t->ntypes; i++)
-                fprintf(out, " type_%s=%llu", t->types[i].type,
-                        (unsigned long long)t->types[i].count);
-        if (t->other_types)
-                fprintf(out, " type_other=%llu", (unsigned long long)t->other_types);
+        uint64_t other = t->other_types;
+        for (size_t i = 0; i < t->ntypes; i++) {
+                bool printable = true;
+                for (const char *c = t->types[i].type; *c; c++)
+                        printable &= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z');
+                if (printable)
+                        fprintf(out, " type_%s=%llu", t->types[i].type,
+                                (unsigned long long)t->types[i].count);
+                else
+                        other += t->types[i].count;
+        }
+        if (other)
+                fprintf(out, " type_other=%llu", (unsigned long long)other);
         if (t->outside_window)
                 fprintf(out, " outside_window=%llu", (unsigned long long)t->outside_window);
+        if (t->unforwarded)
+                fprintf(out, " not_forwarded=%llu", (unsigned long long)t->unforwarded);
         if (t->delivered || t->refused)
-                fprintf(out, " sent=%llu refused=%llu", (unsigned long long)t->delivered,
+                fprintf(out, " sent=%llu refused=%llu",
+                        (unsigned long long)(t->delivered - t->refused),
                         (unsigned long long)t->refused);
         if (t->files_skipped)
                 fprintf(out, " files_already_done=%llu", (unsigned long long)t->files_skipped);

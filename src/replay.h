@@ -37,6 +37,7 @@ struct replay_opts {
 struct replay_totals {
         uint64_t files, files_failed, files_skipped;
         uint64_t records, filtered, rejected, outside_window;
+        uint64_t unforwarded; /* bounces [classify] forward kept back */
         uint64_t delivered, refused;
         uint64_t bytes;
         size_t ntypes;
@@ -51,10 +52,12 @@ struct replay_totals {
 
 /* Expand the command line's paths (directories: their accounting files;
  * globs) and order them oldest first: by the time in PowerMTA's rotated
- * names (bounces-YYYY-MM-DD-HHMM.csv), else by modification time. Returns
- * the count and a malloc'd array of malloc'd paths in *out, or -1 (each
- * path that cannot be read is logged). */
-ssize_t replay_expand(const char *const *args, size_t nargs, char ***out, const struct logger *log);
+ * names (bounces-YYYY-MM-DD-HHMM.csv), else by modification time; a file
+ * named twice is read once. Returns the count and a malloc'd array of
+ * malloc'd paths in *out, or -1; *had_errors says whether some path could
+ * not be read (each is logged). */
+ssize_t replay_expand(const char *const *args, size_t nargs, char ***out, bool *had_errors,
+                      const struct logger *log);
 
 /* Replay the files. Returns 0 when every file was read (and, delivering,
  * every record acknowledged), -1 otherwise (logged). Rejected records do not

@@ -296,6 +296,11 @@ def parse(data):
         pos = next_pos
 
 
+HARD_CATEGORIES = {b"bad-mailbox", b"bad-domain", b"inactive-mailbox"}
+SOFT_CATEGORIES = {b"quota-issues", b"no-answer-from-host", b"relaying-issues",
+                   b"routing-errors", b"bad-connection", b"message-expired"}
+
+
 def make_event(cells, columns, raw, host, path):
     """The JSON object for one record, keys in the spec's order."""
     ev = {}
@@ -312,8 +317,16 @@ def make_event(cells, columns, raw, host, path):
             raise ValueError("duplicate key %r" % key)
         ev[key] = sanitize(cell)
     fixed = [("type", "pmta"), ("@version", "1"), ("@timestamp", timestamp),
-             ("host", host), ("path", path), ("message", sanitize(raw)),
-             ("eventId", None)]
+             ("host", host), ("path", path), ("message", sanitize(raw))]
+    # bounceClass: with no pattern file, a b/rb record is classified by its
+    # bounceCat alone (the spec's lists); other categories stay unclassified.
+    cat = dict(zip(columns, cells)).get(b"bounceCat", b"")
+    if cells and cells[0] in (b"b", b"rb"):
+        if cat in HARD_CATEGORIES:
+            fixed.append(("bounceClass", "hard"))
+        elif cat in SOFT_CATEGORIES:
+            fixed.append(("bounceClass", "soft"))
+    fixed.append(("eventId", None))
     for key, value in fixed:
         if key in ev:
             raise ValueError("column %r collides with a fixed key" % key)
