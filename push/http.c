@@ -55,7 +55,10 @@ struct hbatch {
 struct hpart {
         struct hbatch *b;
         size_t first, count;
-        struct buf body;
+        struct buf body;  /* when the body is not a slice of the batch */
+        const char *view; /* the body to send */
+        size_t view_len;
+        bool built;
         char idem[33];
         unsigned attempts;
         int64_t not_before_ms;
@@ -152,26 +155,43 @@ static int gzip_body(struct buf *body)
 }
 
 /* The body of a part, and its Idempotency-Key: a hash of the JSON, so the
- * same events get the same key on every retry and even after a restart. */
+ * same events get the same key on every retry and even after a restart. A
+ * whole batch, or one event, is a slice of the batch's array; only a split
+ * batch or a gzipped body needs a buffer of its own. */
 static int build_body(struct http_push *h, struct hpart *pt)
 {
         struct hbatch *b = pt->b;
         buf_reset(&pt->body);
-        if (!h->o.single && buf_putc(&pt->body, '[') < 0)
-                return -1;
-        for (size_t i = pt->first; i < pt->first + pt->count; i++) {
-                size_t len = b->off[i + 1] - b->off[i] - 1; /* without its '\n' */
-                if ((i > pt->first && buf_putc(&pt->body, ',') < 0) ||
-                    buf_append(&pt->body, b->data + b->off[i], len) < 0)
+        size_t from = b->off[pt->first], to = b->off[pt->first + pt->count] - 1;
+        if (h->o.single) {
+                pt->view = b->data + from;
+                pt->view_len = to - from;
+        } else if (pt->first == 0 && pt->count == b->nev) {
+                pt->view = b->data;
+                pt->view_len = b->len;
+        } else {
+                if (buf_putc(&pt->body, '[') < 0 ||
+                    buf_append(&pt->body, b->data + from, to - from) < 0 ||
+                    buf_putc(&pt->body, ']') < 0)
                         return -1;
+                pt->view = pt->body.data;
+                pt->view_len = pt->body.len;
         }
-        if (!h->o.single && buf_putc(&pt->body, ']') < 0)
-                return -1;
-        XXH128_hash_t k = XXH3_128bits(pt->body.data, pt->body.len);
+        XXH128_hash_t k = XXH3_128bits(pt->view, pt->view_len);
         snprintf(pt->idem, sizeof pt->idem, "%016llx%016llx", (unsigned long long)k.high64,
                  (unsigned long long)k.low64);
-        if (h->o.gzip && gzip_body(&pt->body) < 0)
-                return -1;
+        if (h->o.gzip) {
+                if (pt->view != pt->body.data) {
+                        buf_reset(&pt->body);
+                        if (buf_append(&pt->body, pt->view, pt->view_len) < 0)
+                                return -1;
+                }
+                if (gzip_body(&pt->body) < 0)
+                        return -1;
+                pt->view = pt->body.data;
+                pt->view_len = pt->body.len;
+        }
+        pt->built = true;
         return 0;
 }
 
@@ -182,7 +202,7 @@ static int start_part(struct http_push *h, struct hpart *pt)
                 slot++;
         if (slot == h->o.concurrency)
                 return -1;
-        if (pt->body.len == 0 && build_body(h, pt) < 0) {
+        if (!pt->built && build_body(h, pt) < 0) {
                 log_error(h->base.log, "cannot build a request body: %s", strerror(errno));
                 return -1;
         }
@@ -214,8 +234,8 @@ static int start_part(struct http_push *h, struct hpart *pt)
         pt->errbuf[0] = '\0';
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pt->errbuf);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, pt->body.data);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)pt->body.len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, pt->view);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)pt->view_len);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &pt->answer);
         curl_easy_setopt(e, CURLOPT_PRIVATE, pt);
         if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
@@ -402,6 +422,7 @@ static int split(struct http_push *h, struct hpart *pt)
         pt->count = half;
         pt->attempts = 0;
         pt->not_before_ms = 0;
+        pt->built = false;
         buf_reset(&pt->body);
         b->next = pt->next;
         pt->next = b;
@@ -520,23 +541,32 @@ static int start_ready(struct http_push *h)
         return next < 0 ? -1 : (int)(next - now);
 }
 
+/* Drive the transfers until nothing more completes right now: an answer
+ * read by the last curl_multi_perform must be handled (and its slot reused)
+ * before we sleep, else the caller sees a full window and waits for nothing. */
 static void work(struct http_push *h)
 {
-        int running;
-        curl_multi_perform(h->multi, &running);
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(h->multi, &left))) {
-                if (m->msg != CURLMSG_DONE)
-                        continue;
-                struct hpart *pt = NULL;
-                curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pt);
-                if (pt)
-                        done(h, pt, m->data.result);
+        for (int round = 0; round < 64; round++) {
+                int running;
+                curl_multi_perform(h->multi, &running);
+                CURLMsg *m;
+                int left, finished = 0;
+                while ((m = curl_multi_info_read(h->multi, &left))) {
+                        if (m->msg != CURLMSG_DONE)
+                                continue;
+                        struct hpart *pt = NULL;
+                        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pt);
+                        if (pt) {
+                                done(h, pt, m->data.result);
+                                finished++;
+                        }
+                }
+                ack_ready(h);
+                size_t before = h->in_flight;
+                start_ready(h);
+                if (!finished && h->in_flight == before)
+                        break;
         }
-        ack_ready(h);
-        start_ready(h);
-        curl_multi_perform(h->multi, &running);
 }
 
 static int http_wait(struct push *base, struct pollfd *fds, unsigned nfds, int timeout_ms)
@@ -579,23 +609,38 @@ static int http_submit(struct push *base, const char *lines, size_t len, size_t 
         b->nev = nevents;
         b->unresolved = nevents;
         b->off = malloc((nevents + 1) * sizeof *b->off);
-        b->data = malloc(len ? len : 1);
+        b->data = malloc(len + 2);
         if (!b->off || !b->data) {
                 free(b->off);
                 free(b->data);
                 free(b);
                 return -1;
         }
-        memcpy(b->data, lines, len);
-        b->len = len;
-        size_t k = 0, pos = 0;
-        while (k < nevents && pos < len) {
+        /* Kept as the JSON array itself, "[e1,e2,...]": the events' newlines
+         * become the commas (the last one the bracket), so a whole batch is
+         * sent from here without another copy, and a part of it is a slice.
+         * off[i] is where event i starts; the byte before off[i + 1] is the
+         * separator after it. */
+        b->data[0] = '[';
+        memcpy(b->data + 1, lines, len);
+        b->len = len + 1;
+        size_t k = 0, pos = 1;
+        while (k < nevents && pos < b->len) {
                 b->off[k++] = pos;
-                const char *nl = memchr(lines + pos, '\n', len - pos);
-                pos = nl ? (size_t)(nl - lines) + 1 : len;
+                char *nl = memchr(b->data + pos, '\n', b->len - pos);
+                if (!nl) {
+                        /* a last event without its newline: close the array */
+                        b->data[b->len++] = ']';
+                        pos = b->len;
+                        break;
+                }
+                *nl = ',';
+                pos = (size_t)(nl - b->data) + 1;
         }
+        if (k > 0)
+                b->data[pos - 1] = ']';
         b->nev = b->unresolved = k;
-        b->off[k] = len;
+        b->off[k] = pos;
         if (h->batches_tail)
                 h->batches_tail->next = b;
         else

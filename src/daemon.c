@@ -633,7 +633,9 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 classifier_free(d.classifier);
                 return DAEMON_FAILED;
         }
-        d.window = 4 * (size_t)cfg->output.batch_max_records;
+        /* room for a batch in every request slot, one being answered and
+         * one being filled: the output never waits for the reader */
+        d.window = ((size_t)cfg->output.concurrency + 2) * cfg->output.batch_max_records;
         if (d.window < 1000)
                 d.window = 1000;
         d.last_commit_ms = now_ms();
