@@ -716,7 +716,9 @@ static const struct push_ops http_ops = {
 int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_fn on_ack, void *ctx,
                    const struct logger *log, char *err, size_t errlen)
 {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        /* TLS set-up costs several MiB of memory: only for https URLs */
+        long init = strncmp(o->url, "https:", 6) == 0 ? CURL_GLOBAL_DEFAULT : CURL_GLOBAL_NOTHING;
+        if (curl_global_init(init) != CURLE_OK) {
                 snprintf(err, errlen, "cannot initialise libcurl");
                 return -1;
         }

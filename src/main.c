@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -312,6 +313,10 @@ static int cmd_dead_letter(const char *what, const struct config *cfg, const str
 
 int main(int argc, char **argv)
 {
+        /* Batches are large and short-lived: keep them out of the heap so that
+         * their memory goes back to the system when they are freed, instead of
+         * glibc raising its mmap threshold and keeping peaks resident. */
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
         static const struct option longopts[] = {
             {"config", required_argument, NULL, 'c'},
             {"help", no_argument, NULL, 'h'},
