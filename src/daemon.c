@@ -32,12 +32,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_CHUNK    (64 * 1024)
-#define MARKS_MAX     32
-#define COMMIT_EVERY  1000 /* ms between offset saves while busy */
-#define RETRY_MS      1000 /* an output that refused a batch is tried again after this */
-#define STOP_DRAIN_MS 5000
-#define REPORT_EVERY  2000 /* ms between status.json writes while things change */
+#define READ_CHUNK     (64 * 1024)
+#define MARKS_MAX      32
+#define COMMIT_EVERY   1000 /* ms between offset saves while busy */
+#define COMMIT_SETTLED 200  /* ms between saves when all is acknowledged */
+#define RETRY_MS       1000 /* an output that refused a batch is tried again after this */
+#define STOP_DRAIN_MS  5000
+#define REPORT_EVERY   2000 /* ms between status.json writes while things change */
 
 struct mark {
         struct tfile *f;
@@ -165,8 +166,17 @@ static void submit(struct daemon *d, struct batch *b)
         else
                 d->sub_head = b;
         d->sub_tail = b;
-        if (push_submit(d->push, b->lines.data ? b->lines.data : "", b->lines.len, b->nevents, b) <
+        if (push_submit(d->push, b->lines.data ? b->lines.data : "", b->lines.len, b->nevents, b) ==
             0) {
+                /* The output keeps its own copy: the events are not needed
+                 * here any more (unless the ack came already and freed b). */
+                for (struct batch *x = d->sub_head; x; x = x->next) {
+                        if (x == b) {
+                                buf_free(&b->lines);
+                                break;
+                        }
+                }
+        } else {
                 /* not taken: off the list, wait and try again */
                 struct batch **pp = &d->sub_head, *prev = NULL;
                 while (*pp != b)
@@ -463,7 +473,8 @@ static int poll_timeout(const struct daemon *d)
         if (d->waiting && (t < 0 || d->retry_at_ms < t))
                 t = d->retry_at_ms;
         if (tailer_dirty(d->tailer)) {
-                int64_t c = d->last_commit_ms + COMMIT_EVERY;
+                bool settled = push_inflight(d->push) == 0 && !d->open && !d->waiting;
+                int64_t c = d->last_commit_ms + (settled ? COMMIT_SETTLED : COMMIT_EVERY);
                 if (t < 0 || c < t)
                         t = c;
         }
@@ -479,7 +490,11 @@ static void maybe_commit(struct daemon *d, bool force)
         if (!tailer_dirty(d->tailer))
                 return;
         int64_t now = now_ms();
-        if (!force && now - d->last_commit_ms < COMMIT_EVERY)
+        /* Everything acknowledged and nothing being filled: the offsets can
+         * be made durable now, not a second later (still at most five
+         * times a second, each save costs two fsyncs). */
+        bool settled = push_inflight(d->push) == 0 && !d->open && !d->waiting;
+        if (!force && now - d->last_commit_ms < (settled ? COMMIT_SETTLED : COMMIT_EVERY))
                 return;
         tailer_commit(d->tailer);
         d->last_commit_ms = now;
