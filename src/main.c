@@ -9,6 +9,7 @@
 #include "log.h"
 #include "pmta_csv.h"
 #include "replay.h"
+#include "reportcmd.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -48,6 +49,9 @@ static const char usage_text[] =
     "      --record-max BYTES longest record accepted (default 1048576)\n"
     "      --no-message       leave the raw record out of the events\n"
     "      --keep-rejects     print refused records as events with \"parseError\"\n"
+    "  report [--json] PATH...              summarise accounting files: time range,\n"
+    "                                       types, bounces per bounceCat, top domains\n"
+    "                                       by hard bounces, unclassified texts\n"
     "\n"
     "options:\n"
     "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
@@ -250,6 +254,36 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
         return r < 0 || totals.rejected ? EXIT_FAIL : EXIT_OK;
 }
 
+static int cmd_report(int argc, char **argv, const struct config *cfg, const struct logger *lg)
+{
+        static const struct option longopts[] = {
+            {"json", no_argument, NULL, 'j'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
+        bool json = false;
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'j':
+                        json = true;
+                        break;
+                case 'h':
+                        fputs(usage_text, stdout);
+                        return EXIT_OK;
+                default:
+                        return usage_error("%s", "report: bad option");
+                }
+        }
+        if (optind >= argc)
+                return usage_error("%s", "report: no file given");
+        return report_command(cfg, json, (const char *const *)argv + optind,
+                              (size_t)(argc - optind), stdout, lg) == 0
+                   ? EXIT_OK
+                   : EXIT_FAIL;
+}
+
 static int cmd_run(int argc, const struct config *cfg, const char *config_path,
                    const struct logger *lg)
 {
@@ -352,8 +386,8 @@ int main(int argc, char **argv)
                 fputs(usage_text, stdout);
                 return EXIT_OK;
         }
-        static const char *const commands[] = {"replay", "run",          "dead-letter",
-                                               "status", "check-config", "pmta-config"};
+        static const char *const commands[] = {
+            "replay", "run", "dead-letter", "status", "check-config", "pmta-config", "report"};
         bool known = false;
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
                 known |= strcmp(cmd, commands[i]) == 0;
@@ -409,6 +443,8 @@ int main(int argc, char **argv)
                         rc = cmd_run(sub_argc, cfg, config_path, &lg);
                 else if (strcmp(cmd, "dead-letter") == 0)
                         rc = cmd_dead_letter(sub_argv[1], cfg, &lg);
+                else if (strcmp(cmd, "report") == 0)
+                        rc = cmd_report(sub_argc, sub_argv, cfg, &lg);
                 else
                         rc = cmd_replay(sub_argc, sub_argv, cfg, &lg);
         }

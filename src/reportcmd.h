@@ -1,0 +1,56 @@
+/* `pmtatail report`: what a set of accounting files (plain or .gz, files,
+ * directories, globs, as replay takes them) holds, for an operator deciding
+ * what to do about it: the time range, records per type, bounces per
+ * bounceCat with the hard/soft split the daemon would send, the domains with
+ * the most hard bounces, and the diagnostic texts nothing classified (the
+ * patterns worth adding). Nothing is delivered and no state is touched.
+ *
+ * What is counted: the time range and the b/rb/f counts over the records
+ * read (the selected types); the rows per type over every row seen, selected
+ * or not, rejected ones included (the parser's count). A bounce's domain is
+ * what follows the last '@' of rcpt, lowercased; a rcpt without one (or with
+ * nothing after it) counts as "(none)", as does an empty bounceCat or
+ * dsnDiag.
+ *
+ * Memory stays bounded whatever the input: the domain and text tables stop
+ * taking new keys at a fixed count and count the rest as "(other)" (at most
+ * about 70 MB when both are full of the longest keys). */
+#ifndef PMTATAIL_REPORTCMD_H
+#define PMTATAIL_REPORTCMD_H
+
+#include "config.h"
+#include "log.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* Distinct keys each table holds before counting the rest as "(other)". */
+#define REPORT_MAX_DOMAINS    100000
+#define REPORT_MAX_TEXTS      100000
+#define REPORT_MAX_CATEGORIES 1000
+/* Entries shown in each top list. */
+#define REPORT_TOP 20
+/* Bytes of a normalised dsnDiag that identify it, and of the original kept
+ * as its example: texts that agree this far are one problem. */
+#define REPORT_TEXT_KEY_MAX     256
+#define REPORT_TEXT_EXAMPLE_MAX 200
+/* Bytes of a domain kept (a DNS name has at most 253). */
+#define REPORT_DOMAIN_MAX 255
+
+/* Normalise a dsnDiag for counting: ASCII lowercased, whitespace runs made
+ * one space and trimmed, e-mail addresses (with their angle brackets, if
+ * any) replaced by "<addr>", digit runs by "#". Writes at most `cap` bytes
+ * (never cutting a UTF-8 sequence in two) and returns the length. */
+size_t report_normalise_text(const char *s, size_t n, char *out, size_t cap);
+
+/* Read `paths` (expanded as replay does) and print the report to `out`, as
+ * a table or a JSON object; warnings and the timing go to the logger's
+ * stream. The record types are those of cfg's sources, else b, rb, f; the
+ * classification uses cfg's [classify] patterns. Returns the exit status:
+ * 0, or 1 when a path or file could not be read, records were rejected (the
+ * report is printed in both cases) or the patterns could not be loaded. */
+int report_command(const struct config *cfg, bool json, const char *const *paths, size_t npaths,
+                   FILE *out, const struct logger *log);
+
+#endif
