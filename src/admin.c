@@ -219,6 +219,8 @@ int admin_status(const struct config *cfg, bool as_json, FILE *out)
                 fprintf(out, "health: %s%s\n", problem ? "UNHEALTHY: " : "ok",
                         problem ? problem : "");
         }
+        if (!as_json)
+                json_decref(jsrc); /* only the JSON output took it */
         json_decref(jo);
         json_decref(ds);
         state_close(st);

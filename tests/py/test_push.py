@@ -58,7 +58,7 @@ SEED = int(os.environ.get("PMTATAIL_PUSH_SEED", str(int(time.time()) % 100000)))
 TIMEOUT = float(os.environ.get("PMTATAIL_PUSH_TIMEOUT", "20"))
 KEEP = bool(os.environ.get("PMTATAIL_PUSH_KEEP"))
 
-HWM_MAX_KIB = 32 * 1024      # peak RSS allowed (batches of 500 in flight, 4 at a time)
+HWM_MAX_KIB = 24 * 1024      # a ceiling that catches growth; the 16 MiB target is measured in bench/push.py (about 15.3 MiB, of which ~9.5 MiB shared libraries)
 HWM_FLAT_KIB = 1024          # growth allowed while the backend is down and records pile up
 DRAIN_MAX_S = 8.0            # SIGTERM with a request hanging: exit within this
 KEY_RE = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -737,8 +737,13 @@ def backend_down(e):
                             len(e.backend.requests())))
     hwm3 = vm_hwm(pid)
     info("backend-down: VmHWM after catching up %s KiB" % hwm3)
-    check("backend-down: peak RSS below %d KiB (VmHWM %s)" % (HWM_MAX_KIB, hwm3),
-          hwm3 is not None and hwm3 < HWM_MAX_KIB)
+    if os.environ.get("PMTATAIL_SANITIZED"):
+        # ASan's shadow memory dwarfs the program's own: checked in the
+        # normal build only
+        info("backend-down: sanitizer build, peak RSS not checked")
+    else:
+        check("backend-down: peak RSS below %d KiB (VmHWM %s)" % (HWM_MAX_KIB, hwm3),
+              hwm3 is not None and hwm3 < HWM_MAX_KIB)
     e.expect_stop("backend-down")
     e.verify("backend-down")
 
