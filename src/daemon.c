@@ -17,6 +17,7 @@
 #include "classes.h"
 #include "event.h"
 #include "output.h"
+#include "rejects.h"
 #include "report.h"
 #include "pmta_csv.h"
 #include "push.h"
@@ -288,15 +289,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
 static void on_reject(void *ctx, const struct pmta_reject *rej)
 {
         struct reader *r = ctx;
-        char path[512], raw[160];
-        size_t shown = rej->raw_len < 60 ? rej->raw_len : 60;
-        if (r->rejects++ < 100)
-                log_warn(r->d->log,
-                         "rejected record file=%s line=%llu offset=%llu reason=\"%s\" start=%s",
-                         log_quote(path, sizeof path, r->meta.path, strlen(r->meta.path)),
-                         (unsigned long long)rej->line, (unsigned long long)rej->start,
-                         pmta_reject_reason_str(rej->reason),
-                         log_quote(raw, sizeof raw, rej->raw, shown));
+        log_reject(r->d->log, r->meta.path, rej, &r->rejects);
         r->d->counts[r->src].rejected++;
         set_mark(r, rej->end);
 }

@@ -8,6 +8,7 @@
 #include "output.h"
 #include "pmta_csv.h"
 #include "push.h"
+#include "rejects.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +26,6 @@
 
 #define READ_CHUNK      (256 * 1024)
 #define OUT_FLUSH       (256 * 1024)
-#define REJECTS_SHOWN   100 /* per file; the rest are counted */
 #define MAX_INPUTS      100000
 #define SAVE_EVERY_MS   1000
 #define PROGRESS_EVERY  5000 /* ms between progress lines when not on a terminal */
@@ -513,24 +513,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
 static void on_reject(void *ctx, const struct pmta_reject *rej)
 {
         struct run *r = ctx;
-        if (r->rejects_logged < REJECTS_SHOWN) {
-                char q[512], raw[160], cells[64] = "";
-                size_t shown = rej->raw_len < 60 ? rej->raw_len : 60;
-                if (rej->reason == PMTA_REJECT_CELL_COUNT)
-                        snprintf(cells, sizeof cells, " cells=%zu expected=%zu", rej->ncells,
-                                 rej->expected);
-                log_warn(r->o->log,
-                         "rejected record file=%s line=%llu offset=%llu reason=\"%s\"%s start=%s",
-                         log_quote(q, sizeof q, r->path, strlen(r->path)),
-                         (unsigned long long)rej->line, (unsigned long long)rej->start,
-                         pmta_reject_reason_str(rej->reason), cells,
-                         log_quote(raw, sizeof raw, rej->raw, shown));
-        } else if (r->rejects_logged == REJECTS_SHOWN) {
-                char q[512];
-                log_warn(r->o->log, "more rejected records not shown file=%s",
-                         log_quote(q, sizeof q, r->path, strlen(r->path)));
-        }
-        r->rejects_logged++;
+        log_reject(r->o->log, r->path, rej, &r->rejects_logged);
         if (r->o->keep_rejects && r->o->dry_run && !r->err) {
                 if (event_encode_reject(&r->out, rej, pmta_parser_header(r->parser), &r->meta) <
                         0 ||

@@ -6,6 +6,7 @@
 #include "event.h"
 #include "input.h"
 #include "pmta_csv.h"
+#include "rejects.h"
 #include "replay.h"
 
 #include <errno.h>
@@ -15,10 +16,9 @@
 #include <time.h>
 #include <xxhash.h>
 
-#define READ_CHUNK    (256 * 1024)
-#define REJECTS_SHOWN 100 /* warnings per file; the rest are counted */
-#define MAX_TYPES     16  /* record types listed; more go to other_types */
-#define NONE_KEY      "(none)"
+#define READ_CHUNK (256 * 1024)
+#define MAX_TYPES  16 /* record types listed; more go to other_types */
+#define NONE_KEY   "(none)"
 
 /* ---- a counting hash table with a fixed cap ---- */
 
@@ -418,24 +418,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
 static void on_reject(void *ctx, const struct pmta_reject *rej)
 {
         struct rep *r = ctx;
-        char q[512];
-        if (r->rejects_logged < REJECTS_SHOWN) {
-                char raw[160], cells[64] = "";
-                size_t shown = rej->raw_len < 60 ? rej->raw_len : 60;
-                if (rej->reason == PMTA_REJECT_CELL_COUNT)
-                        snprintf(cells, sizeof cells, " cells=%zu expected=%zu", rej->ncells,
-                                 rej->expected);
-                log_warn(r->log,
-                         "rejected record file=%s line=%llu offset=%llu reason=\"%s\"%s start=%s",
-                         log_quote(q, sizeof q, r->path, strlen(r->path)),
-                         (unsigned long long)rej->line, (unsigned long long)rej->start,
-                         pmta_reject_reason_str(rej->reason), cells,
-                         log_quote(raw, sizeof raw, rej->raw, shown));
-        } else if (r->rejects_logged == REJECTS_SHOWN) {
-                log_warn(r->log, "more rejected records not shown file=%s",
-                         log_quote(q, sizeof q, r->path, strlen(r->path)));
-        }
-        r->rejects_logged++;
+        log_reject(r->log, r->path, rej, &r->rejects_logged);
 }
 
 static void add_stats(struct rep *r, const struct pmta_stats *st)
