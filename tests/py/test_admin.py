@@ -66,6 +66,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import (HEADER, Sim, filtered_bytes, ranges, rcpt_number,  # noqa: E402
                       record_bytes)
 from backend import Backend  # noqa: E402
+from harness import check, finish, info, inotify_watches, poll_until
 
 ONLY = [s for s in os.environ.get("PMTATAIL_ADMIN_ONLY", "").split(",") if s]
 KEEP = bool(os.environ.get("PMTATAIL_ADMIN_KEEP"))
@@ -80,51 +81,6 @@ TS_RE = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 LEVEL_RE = re.compile(r"^(error|warn|warning|info|debug)\b")
 
 BINARY = None
-failures = 0
-checks = 0
-
-
-def check(name, cond, details=()):
-    global failures, checks
-    checks += 1
-    print(("ok - " if cond else "FAIL - ") + name, flush=True)
-    if not cond:
-        failures += 1
-        for d in details:
-            print("    " + str(d), flush=True)
-    return cond
-
-
-def info(msg):
-    print("info - " + msg, flush=True)
-
-
-def poll_until(pred, timeout, step=0.02):
-    """Call pred() until it is true or timeout seconds pass; its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(step)
-
-
-def inotify_watches(pid):
-    """Watches held by pid's inotify descriptors (None if it is gone)."""
-    try:
-        fds = os.listdir("/proc/%d/fd" % pid)
-    except OSError:
-        return None
-    n = 0
-    for fd in fds:
-        try:
-            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != "anon_inode:inotify":
-                continue
-            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as fh:
-                n += sum(1 for line in fh if line.startswith("inotify wd:"))
-        except OSError:
-            pass
-    return n
 
 
 def clip(text, k=12):
@@ -1375,8 +1331,7 @@ def main(argv):
             e.cleanup()
         info("%s: %.1f s" % (name, time.monotonic() - t0))
     info("total %.1f s" % (time.monotonic() - t_all))
-    print("%d checks, %d failed" % (checks, failures))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":

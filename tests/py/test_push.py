@@ -52,6 +52,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import Sim, ranges, rcpt_number, record_bytes, record_fields  # noqa: E402
 from backend import Backend  # noqa: E402
+from harness import check, finish, info, inotify_watches, poll_until
 
 ONLY = [s for s in os.environ.get("PMTATAIL_PUSH_ONLY", "").split(",") if s]
 SEED = int(os.environ.get("PMTATAIL_PUSH_SEED", str(int(time.time()) % 100000)))
@@ -64,51 +65,6 @@ DRAIN_MAX_S = 8.0            # SIGTERM with a request hanging: exit within this
 KEY_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 
 BINARY = None
-failures = 0
-checks = 0
-
-
-def check(name, cond, details=()):
-    global failures, checks
-    checks += 1
-    print(("ok - " if cond else "FAIL - ") + name, flush=True)
-    if not cond:
-        failures += 1
-        for d in details:
-            print("    " + str(d), flush=True)
-    return cond
-
-
-def info(msg):
-    print("info - " + msg, flush=True)
-
-
-def poll_until(pred, timeout, step=0.02):
-    """Call pred() until it is true or timeout seconds pass; its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(step)
-
-
-def inotify_watches(pid):
-    """Watches held by pid's inotify descriptors (None if it is gone)."""
-    try:
-        fds = os.listdir("/proc/%d/fd" % pid)
-    except OSError:
-        return None
-    n = 0
-    for fd in fds:
-        try:
-            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != "anon_inode:inotify":
-                continue
-            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as fh:
-                n += sum(1 for line in fh if line.startswith("inotify wd:"))
-        except OSError:
-            pass
-    return n
 
 
 def vm_hwm(pid):
@@ -1016,8 +972,7 @@ def main(argv):
             e.cleanup()
         info("%s: %.1f s" % (name, time.monotonic() - t0))
     info("total %.1f s" % (time.monotonic() - t_all))
-    print("%d checks, %d failed" % (checks, failures))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":

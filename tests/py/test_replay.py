@@ -63,29 +63,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import (HEADER, HEADER_FIELDS, TIME_BASE, Sim, ranges,  # noqa: E402
                       rcpt_number, record_bytes, record_fields)
 from backend import Backend  # noqa: E402
+from harness import check, finish, info
 
 ONLY = [s for s in os.environ.get("PMTATAIL_REPLAY_ONLY", "").split(",") if s]
 KEEP = bool(os.environ.get("PMTATAIL_REPLAY_KEEP"))
 SECRET = "replay-secret-7f3a91c2"
 
 BINARY = None
-failures = 0
-checks = 0
-
-
-def check(name, cond, details=()):
-    global failures, checks
-    checks += 1
-    print(("ok - " if cond else "FAIL - ") + name, flush=True)
-    if not cond:
-        failures += 1
-        for d in details:
-            print("    " + str(d), flush=True)
-    return cond
-
-
-def info(msg):
-    print("info - " + msg, flush=True)
 
 
 def poll_until(pred, timeout, step=0.02):
@@ -934,8 +918,7 @@ def main(argv):
             e.cleanup()
         info("%s: %.1f s" % (name, time.monotonic() - t0))
     info("total %.1f s" % (time.monotonic() - t_all))
-    print("%d checks, %d failed" % (checks, failures))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -40,25 +40,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from harness import check, finish
 
 BINARY = None
-failures = 0
-checks = 0
 
 HEADER = ["type", "timeLogged", "timeQueued", "orig", "rcpt", "orcpt", "dsnAction",
           "dsnStatus", "dsnDiag", "dsnMta", "bounceCat", "vmta"]
 FBL_HEADER = ["type", "timeLogged", "format", "rcpt", "orig", "feedbackType", "userAgent"]
-
-
-def check(name, cond, details=()):
-    global failures, checks
-    checks += 1
-    print(("ok - " if cond else "FAIL - ") + name, flush=True)
-    if not cond:
-        failures += 1
-        for d in details:
-            print("    " + str(d), flush=True)
-    return cond
 
 
 def check_eq(name, got, want):
@@ -512,8 +500,7 @@ def main():
             check("%s: ran without exception" % name, False, [e])
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    print("%d checks, %d failed" % (checks, failures))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":

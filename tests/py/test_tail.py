@@ -52,6 +52,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import Sim, ranges, rcpt_number, record_bytes, record_fields  # noqa: E402
+from harness import check, finish, info, inotify_watches, poll_until
 
 SCALE = float(os.environ.get("PMTATAIL_TAIL_SCALE", "1"))
 KILLS = int(os.environ.get("PMTATAIL_TAIL_KILLS", "15"))
@@ -66,38 +67,11 @@ IDLE_SWITCHES_MAX = 5
 HWM_MAX_KIB = 16 * 1024
 
 BINARY = None
-failures = 0
-checks = 0
 
 
 def n_(count):
     """A record count, scaled."""
     return max(1, int(count * SCALE))
-
-
-def check(name, cond, details=()):
-    global failures, checks
-    checks += 1
-    print(("ok - " if cond else "FAIL - ") + name, flush=True)
-    if not cond:
-        failures += 1
-        for d in details:
-            print("    " + d, flush=True)
-    return cond
-
-
-def info(msg):
-    print("info - " + msg, flush=True)
-
-
-def poll_until(pred, timeout, step=0.02):
-    """Call pred() until it is true or timeout seconds pass; its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(step)
 
 
 # -------------------------------------------------------------- the output
@@ -189,24 +163,6 @@ class Out:
 
 
 # -------------------------------------------------------------- one daemon
-
-
-def inotify_watches(pid):
-    """Watches held by pid's inotify descriptors (None if it is gone)."""
-    try:
-        fds = os.listdir("/proc/%d/fd" % pid)
-    except OSError:
-        return None
-    n = 0
-    for fd in fds:
-        try:
-            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != "anon_inode:inotify":
-                continue
-            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as fh:
-                n += sum(1 for line in fh if line.startswith("inotify wd:"))
-        except OSError:
-            pass
-    return n
 
 
 def proc_status(pid, field, all_threads=False):
@@ -1059,8 +1015,7 @@ def main(argv):
             e.cleanup()
         info("%s: %.1f s" % (name, time.monotonic() - t0))
     info("total %.1f s" % (time.monotonic() - t_all))
-    print("%d checks, %d failed" % (checks, failures))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":
