@@ -1182,6 +1182,26 @@ static void finish(struct parse *p)
 static int load(const char *path, bool must_exist, struct config *out, struct config_error *err,
                 bool keep_partial);
 
+size_t config_record_types(const struct config *c, const char **codes, size_t max,
+                           size_t *record_max)
+{
+        size_t n = 0;
+        *record_max = 0;
+        for (size_t i = 0; i < c->n_sources; i++) {
+                const struct config_source *src = &c->sources[i];
+                for (size_t k = 0; k < src->n_records; k++) {
+                        size_t j = 0;
+                        while (j < n && strcmp(codes[j], src->records[k]) != 0)
+                                j++;
+                        if (j == n && n < max)
+                                codes[n++] = src->records[k];
+                }
+                if (src->record_max > *record_max)
+                        *record_max = src->record_max;
+        }
+        return n;
+}
+
 int config_load(const char *path, bool must_exist, struct config *out, struct config_error *err)
 {
         return load(path, must_exist, out, err, false);

@@ -106,6 +106,13 @@ struct config_error {
  * A successful load must be torn down with config_free. */
 int config_load(const char *path, bool must_exist, struct config *out, struct config_error *err);
 
+/* The record type codes of every configured source together (no
+ * duplicates, at most `max`) into codes, and the largest record_max into
+ * *record_max (0 without sources). Returns the count; 0 means "the
+ * defaults". The strings belong to c. */
+size_t config_record_types(const struct config *c, const char **codes, size_t max,
+                           size_t *record_max);
+
 /* As config_load, but on failure `out` keeps what could be read (keys with
  * bad values stay at their defaults, and a source may lack its path), so
  * check-config can go on to check the paths it names. `out` must be freed

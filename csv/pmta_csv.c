@@ -702,6 +702,16 @@ size_t pmta_parser_pending(const struct pmta_parser *p)
         return (size_t)(p->next_offset - pmta_parser_settled_offset(p));
 }
 
+long pmta_header_column(const struct pmta_header *h, const char *name)
+{
+        size_t n = strlen(name);
+        for (size_t i = 0; i < h->ncols; i++) {
+                if (h->names[i].len == n && memcmp(h->names[i].ptr, name, n) == 0)
+                        return (long)i;
+        }
+        return -1;
+}
+
 const struct pmta_header *pmta_parser_header(const struct pmta_parser *p)
 {
         return p->header.generation ? &p->header : NULL;

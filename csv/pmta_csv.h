@@ -165,6 +165,9 @@ int pmta_parser_feed(struct pmta_parser *p, const void *data, size_t len);
  * then finish again), or -1 (ENOMEM). */
 int pmta_parser_finish(struct pmta_parser *p);
 
+/* Index of the column named `name` in h (the first one so named), or -1. */
+long pmta_header_column(const struct pmta_header *h, const char *name);
+
 /* The header in force, or NULL before the first one. */
 const struct pmta_header *pmta_parser_header(const struct pmta_parser *p);
 

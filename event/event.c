@@ -426,7 +426,6 @@ static int cache_header(struct event_encoder *e, const struct pmta_header *h)
         }
         e->key_off = off;
         buf_reset(&e->keys);
-        e->time_col = -1;
         for (size_t i = 0; i < h->ncols; i++) {
                 size_t n = strlen(keys[i]);
                 off[i] = e->keys.len;
@@ -438,10 +437,8 @@ static int cache_header(struct event_encoder *e, const struct pmta_header *h)
                 char *end = event_json_string(d, keys[i], n);
                 *end++ = ':';
                 buf_commit(&e->keys, (size_t)(end - d));
-                if (e->time_col < 0 && h->names[i].len == 10 &&
-                    memcmp(h->names[i].ptr, "timeLogged", 10) == 0)
-                        e->time_col = (long)i;
         }
+        e->time_col = pmta_header_column(h, "timeLogged");
         off[h->ncols] = e->keys.len;
         event_column_keys_free(keys, h->ncols);
         e->ncols = h->ncols;

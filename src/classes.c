@@ -14,16 +14,6 @@ static bool is_bounce(const struct pmta_record *rec)
         return (t->len == 1 && t->ptr[0] == 'b') || (t->len == 2 && memcmp(t->ptr, "rb", 2) == 0);
 }
 
-static long column(const struct pmta_header *h, const char *name)
-{
-        size_t n = strlen(name);
-        for (size_t i = 0; i < h->ncols; i++) {
-                if (h->names[i].len == n && memcmp(h->names[i].ptr, name, n) == 0)
-                        return (long)i;
-        }
-        return -1;
-}
-
 const char *bounce_class_of(struct bounce_classes *bc, const struct pmta_record *rec)
 {
         if (!bc->c || rec->ncells == 0 || !is_bounce(rec))
@@ -31,9 +21,9 @@ const char *bounce_class_of(struct bounce_classes *bc, const struct pmta_record 
         const struct pmta_header *h = rec->header;
         if (h->generation != bc->generation) {
                 bc->generation = h->generation;
-                bc->diag = column(h, "dsnDiag");
-                bc->status = column(h, "dsnStatus");
-                bc->cat = column(h, "bounceCat");
+                bc->diag = pmta_header_column(h, "dsnDiag");
+                bc->status = pmta_header_column(h, "dsnStatus");
+                bc->cat = pmta_header_column(h, "bounceCat");
         }
         const struct pmta_field none = {"", 0};
         const struct pmta_field *d = bc->diag >= 0 ? &rec->cells[bc->diag] : &none;

@@ -137,20 +137,8 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
         /* Record types: those of the configured sources together, so a
          * replay forwards what the daemon would. */
         const char *codes[16];
-        size_t ncodes = 0;
-        size_t record_max = 0;
-        for (size_t i = 0; i < cfg->n_sources; i++) {
-                const struct config_source *src = &cfg->sources[i];
-                for (size_t k = 0; k < src->n_records; k++) {
-                        size_t j = 0;
-                        while (j < ncodes && strcmp(codes[j], src->records[k]) != 0)
-                                j++;
-                        if (j == ncodes && ncodes < 16)
-                                codes[ncodes++] = src->records[k];
-                }
-                if (src->record_max > record_max)
-                        record_max = src->record_max;
-        }
+        size_t record_max;
+        size_t ncodes = config_record_types(cfg, codes, 16, &record_max);
         struct replay_opts o = {
             .types = ncodes ? codes : NULL,
             .ntypes = ncodes,

@@ -447,14 +447,7 @@ static bool in_window(struct run *r, const struct pmta_record *rec)
         const struct pmta_header *h = rec->header;
         if (h->generation != r->header_gen) {
                 r->header_gen = h->generation;
-                r->time_col = -1;
-                for (size_t i = 0; i < h->ncols; i++) {
-                        if (h->names[i].len == 10 &&
-                            memcmp(h->names[i].ptr, "timeLogged", 10) == 0) {
-                                r->time_col = (long)i;
-                                break;
-                        }
-                }
+                r->time_col = pmta_header_column(h, "timeLogged");
         }
         int64_t t;
         if (r->time_col < 0 ||

@@ -319,16 +319,6 @@ struct rep {
         int err; /* errno of a failure that stops the run */
 };
 
-static long column(const struct pmta_header *h, const char *name)
-{
-        size_t n = strlen(name);
-        for (size_t i = 0; i < h->ncols; i++) {
-                if (h->names[i].len == n && memcmp(h->names[i].ptr, name, n) == 0)
-                        return (long)i;
-        }
-        return -1;
-}
-
 static const struct pmta_field *cell(const struct pmta_record *rec, long col)
 {
         static const struct pmta_field none = {"", 0};
@@ -383,10 +373,10 @@ static void on_record(void *ctx, const struct pmta_record *rec)
         const struct pmta_header *h = rec->header;
         if (h->generation != r->gen) {
                 r->gen = h->generation;
-                r->col_time = column(h, "timeLogged");
-                r->col_rcpt = column(h, "rcpt");
-                r->col_cat = column(h, "bounceCat");
-                r->col_diag = column(h, "dsnDiag");
+                r->col_time = pmta_header_column(h, "timeLogged");
+                r->col_rcpt = pmta_header_column(h, "rcpt");
+                r->col_cat = pmta_header_column(h, "bounceCat");
+                r->col_diag = pmta_header_column(h, "dsnDiag");
         }
         const struct pmta_field *tl = cell(rec, r->col_time);
         int64_t t;
@@ -718,19 +708,8 @@ int report_command(const struct config *cfg, bool json, const char *const *args,
         /* the record types the daemon would forward: those of the
          * configured sources together, as replay takes them */
         const char *codes[16];
-        size_t ncodes = 0, record_max = 0;
-        for (size_t i = 0; i < cfg->n_sources; i++) {
-                const struct config_source *src = &cfg->sources[i];
-                for (size_t k = 0; k < src->n_records; k++) {
-                        size_t j = 0;
-                        while (j < ncodes && strcmp(codes[j], src->records[k]) != 0)
-                                j++;
-                        if (j == ncodes && ncodes < 16)
-                                codes[ncodes++] = src->records[k];
-                }
-                if (src->record_max > record_max)
-                        record_max = src->record_max;
-        }
+        size_t record_max;
+        size_t ncodes = config_record_types(cfg, codes, 16, &record_max);
         char cerr[1024];
         struct classifier *classifier = NULL;
         if (classifier_load(&classifier, cfg->classify_patterns, cerr, sizeof cerr) < 0) {
