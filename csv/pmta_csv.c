@@ -722,6 +722,32 @@ const struct pmta_stats *pmta_parser_stats(const struct pmta_parser *p)
         return &p->stats;
 }
 
+void pmta_stats_merge(struct pmta_stats *sum, const struct pmta_stats *st)
+{
+        sum->headers += st->headers;
+        sum->records += st->records;
+        sum->filtered += st->filtered;
+        sum->rejected += st->rejected;
+        for (int i = 0; i < PMTA_REJECT_REASONS; i++)
+                sum->rejected_by_reason[i] += st->rejected_by_reason[i];
+        sum->other_types += st->other_types;
+        for (size_t i = 0; i < st->ntypes; i++) {
+                size_t k = 0;
+                while (k < sum->ntypes && strcmp(sum->types[k].type, st->types[i].type) != 0)
+                        k++;
+                if (k == sum->ntypes) {
+                        if (k == PMTA_TYPE_STATS_MAX) {
+                                sum->other_types += st->types[i].count;
+                                continue;
+                        }
+                        sum->types[k] = st->types[i];
+                        sum->types[k].count = 0;
+                        sum->ntypes++;
+                }
+                sum->types[k].count += st->types[i].count;
+        }
+}
+
 const char *pmta_reject_reason_str(enum pmta_reject_reason r)
 {
         switch (r) {

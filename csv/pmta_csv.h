@@ -173,6 +173,10 @@ const struct pmta_header *pmta_parser_header(const struct pmta_parser *p);
 
 const struct pmta_stats *pmta_parser_stats(const struct pmta_parser *p);
 
+/* Add st to sum (totals over several files): counters, and the per-type
+ * counts merged by type; types past PMTA_TYPE_STATS_MAX go to other_types. */
+void pmta_stats_merge(struct pmta_stats *sum, const struct pmta_stats *st);
+
 const char *pmta_reject_reason_str(enum pmta_reject_reason r);
 
 /* Map a configuration record name to the code the files hold

@@ -239,7 +239,7 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         replay_print_summary(&totals, secs, stderr);
-        return r < 0 || totals.rejected ? EXIT_FAIL : EXIT_OK;
+        return r < 0 || totals.parsed.rejected ? EXIT_FAIL : EXIT_OK;
 }
 
 static int cmd_report(int argc, char **argv, const struct config *cfg, const struct logger *lg)

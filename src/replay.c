@@ -515,30 +515,6 @@ static void on_reject(void *ctx, const struct pmta_reject *rej)
         }
 }
 
-static void add_totals(struct replay_totals *t, const struct pmta_stats *st)
-{
-        t->records += st->records;
-        t->filtered += st->filtered;
-        t->rejected += st->rejected;
-        t->other_types += st->other_types;
-        for (size_t i = 0; i < st->ntypes; i++) {
-                size_t k = 0;
-                while (k < t->ntypes && strcmp(t->types[k].type, st->types[i].type) != 0)
-                        k++;
-                if (k == t->ntypes) {
-                        if (k == sizeof t->types / sizeof t->types[0]) {
-                                t->other_types += st->types[i].count;
-                                continue;
-                        }
-                        memcpy(t->types[k].type, st->types[i].type, sizeof t->types[k].type);
-                        t->types[k].forwarded = st->types[i].forwarded;
-                        t->types[k].count = 0;
-                        t->ntypes++;
-                }
-                t->types[k].count += st->types[i].count;
-        }
-}
-
 static void show_progress(struct run *r, bool final)
 {
         int64_t now = now_ms();
@@ -546,7 +522,7 @@ static void show_progress(struct run *r, bool final)
                 return;
         r->shown_ms = now;
         double secs = (double)(now - r->started_ms) / 1000.0;
-        double rate = secs > 0 ? (double)r->t->records / secs : 0;
+        double rate = secs > 0 ? (double)r->t->parsed.records / secs : 0;
         double frac = r->bytes_total ? (double)r->bytes_done / (double)r->bytes_total : 1.0;
         double eta = frac > 0.001 ? secs / frac - secs : 0;
         struct push_stats ps = {0};
@@ -690,7 +666,7 @@ out:
                 r->open = NULL;
         }
         if (r->parser) {
-                add_totals(r->t, pmta_parser_stats(r->parser));
+                pmta_stats_merge(&r->t->parsed, pmta_parser_stats(r->parser));
                 const struct pmta_stats *st = pmta_parser_stats(r->parser);
                 log_info(r->o->log, "replayed file=%s records=%llu filtered=%llu rejected=%llu", q,
                          (unsigned long long)st->records, (unsigned long long)st->filtered,
@@ -796,18 +772,18 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
 void replay_print_summary(const struct replay_totals *t, double seconds, FILE *out)
 {
         fprintf(out, "summary: files=%llu records=%llu filtered=%llu rejected=%llu",
-                (unsigned long long)t->files, (unsigned long long)t->records,
-                (unsigned long long)t->filtered, (unsigned long long)t->rejected);
-        uint64_t other = t->other_types;
-        for (size_t i = 0; i < t->ntypes; i++) {
+                (unsigned long long)t->files, (unsigned long long)t->parsed.records,
+                (unsigned long long)t->parsed.filtered, (unsigned long long)t->parsed.rejected);
+        uint64_t other = t->parsed.other_types;
+        for (size_t i = 0; i < t->parsed.ntypes; i++) {
                 bool printable = true;
-                for (const char *c = t->types[i].type; *c; c++)
+                for (const char *c = t->parsed.types[i].type; *c; c++)
                         printable &= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z');
                 if (printable)
-                        fprintf(out, " type_%s=%llu", t->types[i].type,
-                                (unsigned long long)t->types[i].count);
+                        fprintf(out, " type_%s=%llu", t->parsed.types[i].type,
+                                (unsigned long long)t->parsed.types[i].count);
                 else
-                        other += t->types[i].count;
+                        other += t->parsed.types[i].count;
         }
         if (other)
                 fprintf(out, " type_other=%llu", (unsigned long long)other);
@@ -823,7 +799,7 @@ void replay_print_summary(const struct replay_totals *t, double seconds, FILE *o
                 fprintf(out, " files_already_done=%llu", (unsigned long long)t->files_skipped);
         fprintf(out, " bytes=%llu seconds=%.3f", (unsigned long long)t->bytes, seconds);
         if (seconds > 0)
-                fprintf(out, " records_per_s=%.0f", (double)t->records / seconds);
+                fprintf(out, " records_per_s=%.0f", (double)t->parsed.records / seconds);
         if (t->files_failed)
                 fprintf(out, " files_failed=%llu", (unsigned long long)t->files_failed);
         if (t->interrupted)

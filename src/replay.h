@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "pmta_csv.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -36,17 +37,11 @@ struct replay_opts {
 
 struct replay_totals {
         uint64_t files, files_failed, files_skipped;
-        uint64_t records, filtered, rejected, outside_window;
+        struct pmta_stats parsed; /* over every file */
+        uint64_t outside_window;
         uint64_t unforwarded; /* bounces [classify] forward kept back */
         uint64_t delivered, refused;
         uint64_t bytes;
-        size_t ntypes;
-        struct {
-                char type[8];
-                uint64_t count;
-                bool forwarded;
-        } types[16];
-        uint64_t other_types;
         bool interrupted;
 };
 

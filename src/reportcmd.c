@@ -17,7 +17,6 @@
 #include <xxhash.h>
 
 #define READ_CHUNK (256 * 1024)
-#define MAX_TYPES  16 /* record types listed; more go to other_types */
 #define NONE_KEY   "(none)"
 
 /* ---- a counting hash table with a fixed cap ---- */
@@ -288,12 +287,6 @@ size_t report_normalise_text(const char *text, size_t n, char *out, size_t cap)
 
 /* ---- the run ---- */
 
-struct type_total {
-        char type[8];
-        bool selected;
-        uint64_t rows;
-};
-
 struct rep {
         const struct logger *log;
         struct bounce_classes classes;
@@ -304,10 +297,7 @@ struct rep {
         long col_time, col_rcpt, col_cat, col_diag;
         /* totals */
         uint64_t files, files_failed, bytes;
-        uint64_t records, filtered, rejected;
-        struct type_total types[MAX_TYPES];
-        size_t ntypes;
-        uint64_t other_types;
+        struct pmta_stats parsed;         /* over every file */
         uint64_t n_b, n_rb, n_f, n_other; /* records read, by type */
         bool have_time;
         int64_t t_min, t_max;
@@ -411,30 +401,6 @@ static void on_reject(void *ctx, const struct pmta_reject *rej)
         log_reject(r->log, r->path, rej, &r->rejects_logged);
 }
 
-static void add_stats(struct rep *r, const struct pmta_stats *st)
-{
-        r->records += st->records;
-        r->filtered += st->filtered;
-        r->rejected += st->rejected;
-        r->other_types += st->other_types;
-        for (size_t i = 0; i < st->ntypes; i++) {
-                size_t k = 0;
-                while (k < r->ntypes && strcmp(r->types[k].type, st->types[i].type) != 0)
-                        k++;
-                if (k == r->ntypes) {
-                        if (k == MAX_TYPES) {
-                                r->other_types += st->types[i].count;
-                                continue;
-                        }
-                        memcpy(r->types[k].type, st->types[i].type, sizeof r->types[k].type);
-                        r->types[k].selected = st->types[i].forwarded;
-                        r->types[k].rows = 0;
-                        r->ntypes++;
-                }
-                r->types[k].rows += st->types[i].count;
-        }
-}
-
 static int read_file(struct rep *r, const char *path, const struct pmta_parser_opts *po,
                      char *chunk)
 {
@@ -485,7 +451,7 @@ static int read_file(struct rep *r, const char *path, const struct pmta_parser_o
                         break;
         }
         const struct pmta_stats *st = pmta_parser_stats(p);
-        add_stats(r, st);
+        pmta_stats_merge(&r->parsed, st);
         log_info(r->log, "read file=%s records=%llu filtered=%llu rejected=%llu", q,
                  (unsigned long long)st->records, (unsigned long long)st->filtered,
                  (unsigned long long)st->rejected);
@@ -529,9 +495,9 @@ static void time_str(int64_t t, char *out, size_t size)
 
 static int cmp_types(const void *a, const void *b)
 {
-        const struct type_total *x = a, *y = b;
-        if (x->rows != y->rows)
-                return x->rows > y->rows ? -1 : 1;
+        const struct pmta_type_count *x = a, *y = b;
+        if (x->count != y->count)
+                return x->count > y->count ? -1 : 1;
         return strcmp(x->type, y->type);
 }
 
@@ -551,20 +517,20 @@ static void print_json(struct rep *r, FILE *out)
         fprintf(out,
                 "  \"records\": {\"read\": %llu, \"not_selected\": %llu, \"rejected\": %llu, "
                 "\"b\": %llu, \"rb\": %llu, \"f\": %llu, \"other\": %llu},\n",
-                (unsigned long long)r->records, (unsigned long long)r->filtered,
-                (unsigned long long)r->rejected, (unsigned long long)r->n_b,
+                (unsigned long long)r->parsed.records, (unsigned long long)r->parsed.filtered,
+                (unsigned long long)r->parsed.rejected, (unsigned long long)r->n_b,
                 (unsigned long long)r->n_rb, (unsigned long long)r->n_f,
                 (unsigned long long)r->n_other);
         fputs("  \"types\": [", out);
-        for (size_t i = 0; i < r->ntypes; i++) {
+        for (size_t i = 0; i < r->parsed.ntypes; i++) {
                 fputs(i ? ",\n    {\"type\": " : "\n    {\"type\": ", out);
-                put_json(out, r->types[i].type, strlen(r->types[i].type));
+                put_json(out, r->parsed.types[i].type, strlen(r->parsed.types[i].type));
                 fprintf(out, ", \"rows\": %llu, \"selected\": %s}",
-                        (unsigned long long)r->types[i].rows,
-                        r->types[i].selected ? "true" : "false");
+                        (unsigned long long)r->parsed.types[i].count,
+                        r->parsed.types[i].forwarded ? "true" : "false");
         }
-        fprintf(out, "%s],\n  \"other_types\": %llu,\n", r->ntypes ? "\n  " : "",
-                (unsigned long long)r->other_types);
+        fprintf(out, "%s],\n  \"other_types\": %llu,\n", r->parsed.ntypes ? "\n  " : "",
+                (unsigned long long)r->parsed.other_types);
         fprintf(out,
                 "  \"bounces\": {\"total\": %llu, \"hard\": %llu, \"soft\": %llu, "
                 "\"unclassified\": %llu},\n",
@@ -634,20 +600,22 @@ static void print_table(struct rep *r, FILE *out)
         fprintf(out,
                 "records     %llu read (b %llu, rb %llu, f %llu, other %llu), %llu not "
                 "selected, %llu rejected\n",
-                (unsigned long long)r->records, (unsigned long long)r->n_b,
+                (unsigned long long)r->parsed.records, (unsigned long long)r->n_b,
                 (unsigned long long)r->n_rb, (unsigned long long)r->n_f,
-                (unsigned long long)r->n_other, (unsigned long long)r->filtered,
-                (unsigned long long)r->rejected);
+                (unsigned long long)r->n_other, (unsigned long long)r->parsed.filtered,
+                (unsigned long long)r->parsed.rejected);
 
         fprintf(out, "\n%-24s %12s  %s\n", "type", "rows", "selected");
-        for (size_t i = 0; i < r->ntypes; i++) {
-                size_t len = strlen(r->types[i].type);
-                put_text(out, r->types[i].type, len);
+        for (size_t i = 0; i < r->parsed.ntypes; i++) {
+                size_t len = strlen(r->parsed.types[i].type);
+                put_text(out, r->parsed.types[i].type, len);
                 fprintf(out, "%*s %12llu  %s\n", (int)(24 - len), "",
-                        (unsigned long long)r->types[i].rows, r->types[i].selected ? "yes" : "no");
+                        (unsigned long long)r->parsed.types[i].count,
+                        r->parsed.types[i].forwarded ? "yes" : "no");
         }
-        if (r->other_types)
-                fprintf(out, "%-24s %12llu\n", "(other)", (unsigned long long)r->other_types);
+        if (r->parsed.other_types)
+                fprintf(out, "%-24s %12llu\n", "(other)",
+                        (unsigned long long)r->parsed.other_types);
 
         fprintf(out, "\n%-24s %12s %12s %12s %12s\n", "bounceCat", "bounces", "hard", "soft",
                 "unclassified");
@@ -755,7 +723,7 @@ int report_command(const struct config *cfg, bool json, const char *const *args,
                 goto out;
         }
 
-        qsort(r->types, r->ntypes, sizeof r->types[0], cmp_types);
+        qsort(r->parsed.types, r->parsed.ntypes, sizeof r->parsed.types[0], cmp_types);
         if (json)
                 print_json(r, out);
         else
@@ -766,15 +734,15 @@ int report_command(const struct config *cfg, bool json, const char *const *args,
         }
         clock_gettime(CLOCK_MONOTONIC, &ts1);
         double secs = (double)(ts1.tv_sec - ts0.tv_sec) + (double)(ts1.tv_nsec - ts0.tv_nsec) / 1e9;
-        uint64_t rows = r->records + r->filtered + r->rejected;
+        uint64_t rows = r->parsed.records + r->parsed.filtered + r->parsed.rejected;
         fprintf(log->out,
                 "summary: files=%llu files_failed=%llu records=%llu not_selected=%llu "
                 "rejected=%llu bytes=%llu seconds=%.3f records_per_s=%.0f\n",
                 (unsigned long long)r->files, (unsigned long long)r->files_failed,
-                (unsigned long long)r->records, (unsigned long long)r->filtered,
-                (unsigned long long)r->rejected, (unsigned long long)r->bytes, secs,
+                (unsigned long long)r->parsed.records, (unsigned long long)r->parsed.filtered,
+                (unsigned long long)r->parsed.rejected, (unsigned long long)r->bytes, secs,
                 secs > 0 ? (double)rows / secs : 0.0);
-        status = n < 0 || bad_paths || r->files_failed || r->rejected ? 1 : 0;
+        status = n < 0 || bad_paths || r->files_failed || r->parsed.rejected ? 1 : 0;
         goto out;
 out_nomem:
         log_error(log, "report failed error=\"%s\"", strerror(ENOMEM));
