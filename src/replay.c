@@ -689,6 +689,7 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
         struct run r = {.o = o, .t = t};
         r.tty = isatty(STDERR_FILENO);
         r.started_ms = now_ms();
+        r.shown_ms = r.started_ms; /* the first progress line after an interval, not at once */
         r.files_total = npaths;
         for (size_t i = 0; i < npaths; i++) {
                 struct stat st;
