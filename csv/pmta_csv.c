@@ -9,8 +9,16 @@
  * Alongside libcsv the parser keeps the raw bytes of the record being read
  * (for the event's "message", for eventId, and to resynchronise after a
  * runaway quote), and the unquoted cells. All three are capped by
- * record_max; past it the record is rejected and the rest of it skipped by a
- * small scanner that tracks only the quoting state. */
+ * record_max; past it the record is rejected and the rest of its line skipped
+ * without being looked at: a bad line costs only itself, whatever its quotes.
+ *
+ * A quote opened and closed many lines later is legal CSV (PowerMTA writes
+ * multi-line dsnDiag texts that way) but a stray quote looks the same. The
+ * tell is what the quote swallows: the lines inside a real dsnDiag are SMTP
+ * text, while a stray quote swallows whole records. So a line inside a quoted
+ * field that, read on its own, is a record of this file (a known record type,
+ * then the header's cell count) makes the record the bad line: its first line
+ * is rejected and parsing resumes on the line after it. */
 #include "pmta_csv.h"
 
 #include "buf.h"
@@ -27,10 +35,6 @@ enum {
         LIBCSV_FIELD_BEGUN = 2,
         LIBCSV_FIELD_MIGHT_HAVE_ENDED = 3
 };
-
-/* Quoting state of the skip scanner, mirroring libcsv without space
- * trimming. */
-enum skip_state { SKIP_FIELD_START, SKIP_UNQUOTED, SKIP_QUOTED, SKIP_QUOTE_IN_QUOTED };
 
 enum mode {
         MODE_NORMAL,
@@ -62,6 +66,7 @@ struct pmta_parser {
         uint64_t rec_start; /* offset of its first byte */
         uint64_t rec_line;  /* line of its first byte */
         size_t first_break; /* raw offset just past the first CR/LF inside it, 0 if none */
+        size_t line_start;  /* raw offset where its current physical line begins */
         unsigned breaks;    /* CR/LF bytes inside it, all within quotes */
         struct buf cellbuf; /* unquoted cell bytes, back to back */
         struct cell_span *spans;
@@ -72,8 +77,11 @@ struct pmta_parser {
         bool oom;
 
         /* skip mode */
-        enum skip_state skip;
         uint64_t skip_start, skip_line;
+        bool skip_resumed; /* skipping the rest of a line a resume offset fell inside */
+        /* Resuming: the byte before the resume offset is read first, to tell
+         * a record boundary from an offset inside a skipped line. */
+        bool probe;
 
         /* the header in force */
         struct pmta_header header;
@@ -163,6 +171,7 @@ static void reset_record(struct pmta_parser *p)
         p->too_many_cells = false;
         p->row_done = false;
         p->first_break = 0;
+        p->line_start = 0;
         p->breaks = 0;
         p->rec_start = p->next_offset;
         p->rec_line = p->line;
@@ -338,7 +347,8 @@ static int seek_done(struct pmta_parser *p)
                 return 0;
         if (libcsv_restart(p) < 0)
                 return -1;
-        p->next_offset = p->resume_at;
+        p->next_offset = p->resume_at - 1;
+        p->probe = true;
         /* Line numbers are unknown after a jump; 0 says so in messages. */
         p->lines_unknown = true;
         reset_record(p);
@@ -367,78 +377,13 @@ static int overflow(struct pmta_parser *p, enum pmta_reject_reason why)
                 reset_record(p);
                 return PMTA_FEED_REREAD;
         }
-        /* One physical line longer than the cap: skip to its end, following
-         * the quoting state libcsv had reached. */
-        switch (p->csv.pstate) {
-        case LIBCSV_FIELD_BEGUN:
-                p->skip = p->csv.quoted ? SKIP_QUOTED : SKIP_UNQUOTED;
-                break;
-        case LIBCSV_FIELD_MIGHT_HAVE_ENDED:
-                p->skip = SKIP_QUOTE_IN_QUOTED;
-                break;
-        default:
-                p->skip = SKIP_FIELD_START;
-                break;
-        }
+        /* One physical line longer than the cap: skip to its end. Its quotes
+         * end with it: an open quote must not carry the skip over the good
+         * records of the lines after it. */
         p->mode = MODE_SKIP;
         p->skip_start = p->rec_start;
         p->skip_line = p->rec_line;
         return 0;
-}
-
-/* Scan an over-long record for its end. Returns bytes consumed; sets
- * *ended when the terminator was found (it is consumed). */
-static size_t skip_scan(struct pmta_parser *p, const unsigned char *s, size_t n, bool *ended)
-{
-        enum skip_state st = p->skip;
-        *ended = false;
-        size_t i = 0;
-        for (; i < n; i++) {
-                unsigned char c = s[i];
-                if (c == '\n')
-                        p->line++;
-                switch (st) {
-                case SKIP_FIELD_START:
-                case SKIP_UNQUOTED:
-                        if (is_term(c)) {
-                                *ended = true;
-                        } else if (c == ',') {
-                                st = SKIP_FIELD_START;
-                        } else if (c == '"' && st == SKIP_FIELD_START) {
-                                st = SKIP_QUOTED;
-                        } else {
-                                st = SKIP_UNQUOTED;
-                        }
-                        break;
-                case SKIP_QUOTED: {
-                        const unsigned char *q = memchr(s + i, '"', n - i);
-                        size_t upto = q ? (size_t)(q - s) : n;
-                        for (size_t k = i + 1; k < upto; k++)
-                                p->line += s[k] == '\n';
-                        if (!q) {
-                                i = n - 1;
-                                break;
-                        }
-                        i = upto;
-                        st = SKIP_QUOTE_IN_QUOTED;
-                        break;
-                }
-                case SKIP_QUOTE_IN_QUOTED:
-                        if (is_term(c))
-                                *ended = true;
-                        else if (c == ',')
-                                st = SKIP_FIELD_START;
-                        else
-                                st = SKIP_QUOTED; /* "" or junk after a quote: still quoted */
-                        break;
-                }
-                if (*ended) {
-                        i++;
-                        break;
-                }
-        }
-        p->skip = st;
-        return i;
 }
 
 static const unsigned char *find_term(const unsigned char *s, size_t n)
@@ -448,24 +393,116 @@ static const unsigned char *find_term(const unsigned char *s, size_t n)
         return cr ? cr : lf;
 }
 
+/* Skip the rest of an over-long line. Returns bytes consumed; sets *ended
+ * when its terminator was found (it is consumed). */
+static size_t skip_scan(struct pmta_parser *p, const unsigned char *s, size_t n, bool *ended)
+{
+        const unsigned char *t = find_term(s, n);
+        *ended = t != NULL;
+        if (t && *t == '\n')
+                p->line++;
+        return t ? (size_t)(t - s) + 1 : n;
+}
+
+static bool known_type(const struct pmta_parser *p, const unsigned char *s, size_t n)
+{
+        static const char *const codes[] = {"b", "rb", "f", "d", "t", "tq", "r", "rs"};
+        for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+                if (strlen(codes[i]) == n && memcmp(codes[i], s, n) == 0)
+                        return true;
+        }
+        for (size_t i = 0; i < p->ntypes; i++) {
+                if (strlen(p->types[i]) == n && memcmp(p->types[i], s, n) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Is this line (no terminator), read on its own, a whole record of the
+ * file: a known record type and a comma, then as many cells as the header,
+ * every quote closed? Quotes follow libcsv's lenient rules. */
+static bool line_is_record(const struct pmta_parser *p, const unsigned char *s, size_t n)
+{
+        if (p->header.generation == 0)
+                return false;
+        const unsigned char *comma = memchr(s, ',', n);
+        if (!comma || !known_type(p, s, (size_t)(comma - s)))
+                return false;
+        enum { START, UNQUOTED, QUOTED, QUOTE_IN_QUOTED } st = START;
+        size_t cells = 1;
+        for (size_t i = (size_t)(comma - s); i < n; i++) {
+                unsigned char c = s[i];
+                switch (st) {
+                case START:
+                case UNQUOTED:
+                        if (c == ',')
+                                cells++, st = START;
+                        else
+                                st = c == '"' && st == START ? QUOTED : UNQUOTED;
+                        break;
+                case QUOTED:
+                        if (c == '"')
+                                st = QUOTE_IN_QUOTED;
+                        break;
+                case QUOTE_IN_QUOTED:
+                        if (c == ',')
+                                cells++, st = START;
+                        else
+                                st = QUOTED; /* "" or lenient junk after a quote */
+                        break;
+                }
+                if (cells > p->header.ncols)
+                        return false;
+        }
+        return st != QUOTED && cells == p->header.ncols;
+}
+
+/* The end of a skipped line: reject it, unless it is only the rest of a line
+ * a resume offset fell inside and that rest is short (a partial line the
+ * writer was in the middle of, not an over-long record). */
+static int skip_done(struct pmta_parser *p)
+{
+        if (!p->skip_resumed || p->next_offset - p->skip_start > p->record_max)
+                reject(p, PMTA_REJECT_TOO_LONG, p->skip_start, p->next_offset, p->skip_line,
+                       p->raw.data, p->raw.len, p->nspans);
+        p->skip_resumed = false;
+        p->mode = MODE_NORMAL;
+        if (libcsv_restart(p) < 0)
+                return -1;
+        reset_record(p);
+        return 0;
+}
+
 int pmta_parser_feed(struct pmta_parser *p, const void *data, size_t len)
 {
         const unsigned char *s = data;
         size_t i = 0;
         while (i < len) {
+                if (p->probe) {
+                        /* Offsets saved between records follow a terminator;
+                         * any other byte means the resume offset is inside a
+                         * line (saved in the middle of a long skip): skip the
+                         * rest of it. */
+                        p->probe = false;
+                        bool inside = !is_term(s[i]);
+                        i++;
+                        p->next_offset++;
+                        reset_record(p);
+                        if (inside) {
+                                p->mode = MODE_SKIP;
+                                p->skip_start = p->next_offset;
+                                p->skip_line = 0;
+                                p->skip_resumed = true;
+                        }
+                        continue;
+                }
                 if (p->mode == MODE_SKIP) {
                         bool ended;
                         size_t k = skip_scan(p, s + i, len - i, &ended);
                         i += k;
                         p->next_offset += k;
-                        if (ended) {
-                                reject(p, PMTA_REJECT_TOO_LONG, p->skip_start, p->next_offset,
-                                       p->skip_line, p->raw.data, p->raw.len, p->nspans);
-                                p->mode = MODE_NORMAL;
-                                if (libcsv_restart(p) < 0)
-                                        return -1;
-                                reset_record(p);
-                        }
+                        if (ended && skip_done(p) < 0)
+                                return -1;
                         continue;
                 }
 
@@ -502,6 +539,19 @@ int pmta_parser_feed(struct pmta_parser *p, const void *data, size_t len)
                 p->next_offset += seg;
                 if (t && *t == '\n')
                         p->line++;
+                if (t) {
+                        size_t ls = p->line_start;
+                        p->line_start = p->raw.len;
+                        if (ls > 0 && line_is_record(p, (const unsigned char *)p->raw.data + ls,
+                                                     p->raw.len - 1 - ls)) {
+                                /* ls > 0: a quote carried the record over a line
+                                 * break, so first_break is set */
+                                int r = overflow(p, PMTA_REJECT_SWALLOWED_RECORDS);
+                                if (r != 0)
+                                        return r;
+                                continue;
+                        }
+                }
                 if (!p->row_done) {
                         if (t && ++p->breaks > PMTA_RECORD_BREAKS_MAX) {
                                 int r = overflow(p, PMTA_REJECT_RUNAWAY_QUOTE);
@@ -528,15 +578,9 @@ int pmta_parser_feed(struct pmta_parser *p, const void *data, size_t len)
 
 int pmta_parser_finish(struct pmta_parser *p)
 {
-        if (p->mode == MODE_SKIP) {
-                reject(p, PMTA_REJECT_TOO_LONG, p->skip_start, p->next_offset, p->skip_line,
-                       p->raw.data, p->raw.len, p->nspans);
-                p->mode = MODE_NORMAL;
-                if (libcsv_restart(p) < 0)
-                        return -1;
-                reset_record(p);
-                return PMTA_FEED_OK;
-        }
+        p->probe = false; /* nothing after the resume offset: nothing to tell */
+        if (p->mode == MODE_SKIP)
+                return skip_done(p) < 0 ? -1 : PMTA_FEED_OK;
         if (p->csv.pstate == LIBCSV_ROW_NOT_BEGUN)
                 return PMTA_FEED_OK;
         if (p->csv.pstate == LIBCSV_FIELD_BEGUN && p->csv.quoted) {
@@ -676,7 +720,8 @@ int pmta_parser_resume(struct pmta_parser *p, uint64_t offset, const char *heade
         if (header_raw && header_len > 0) {
                 if (header_from_text(p, header_raw, header_len) < 0)
                         return -1;
-                p->next_offset = offset;
+                p->next_offset = offset - 1;
+                p->probe = true;
                 p->lines_unknown = true;
                 reset_record(p);
                 return 0;
@@ -692,9 +737,12 @@ uint64_t pmta_parser_next_offset(const struct pmta_parser *p)
 
 uint64_t pmta_parser_settled_offset(const struct pmta_parser *p)
 {
-        if (p->mode == MODE_SKIP)
-                return p->skip_start;
-        return p->raw.len ? p->rec_start : p->next_offset;
+        /* The bytes of a line being skipped are settled as they go: its
+         * reject is certain, and a restart resumes past what was skipped
+         * (the probe then knows to skip the rest). */
+        if (p->probe)
+                return p->next_offset + 1;
+        return p->raw.len && p->mode != MODE_SKIP ? p->rec_start : p->next_offset;
 }
 
 size_t pmta_parser_pending(const struct pmta_parser *p)
@@ -763,6 +811,8 @@ const char *pmta_reject_reason_str(enum pmta_reject_reason r)
                 return "quoted field spans too many lines";
         case PMTA_REJECT_INCOMPLETE:
                 return "file ends in the middle of this record";
+        case PMTA_REJECT_SWALLOWED_RECORDS:
+                return "quoted field swallows whole records";
         }
         return "unknown";
 }

@@ -14,7 +14,16 @@
  * Feeding from a file with pread at next_offset handles both for free.
  *
  * Memory is bounded: a record longer than `record_max` bytes is rejected and
- * skipped without being buffered, whatever its size. */
+ * the rest of its line skipped without being buffered, whatever its size.
+ * The skipped bytes count as settled while the skip goes on, so an offset
+ * saved in the middle of a huge line is resumed from there: the parser reads
+ * the byte before a resume offset to tell that case from a record boundary.
+ *
+ * A bad line costs only itself: a quote still open when its line is skipped
+ * ends with the line; a quoted field one of whose inner lines is on its own a
+ * whole record of the file (a known type, then the header's cell count) is
+ * taken for a stray quote: the record's first line is rejected and the lines
+ * after it are parsed again, so the records it swallowed are delivered. */
 #ifndef PMTATAIL_PMTA_CSV_H
 #define PMTATAIL_PMTA_CSV_H
 
@@ -75,8 +84,9 @@ enum pmta_reject_reason {
         PMTA_REJECT_UNTERMINATED_QUOTE, /* a quoted field still open at end of file */
         PMTA_REJECT_RUNAWAY_QUOTE,      /* a quoted field spanning too many lines */
         PMTA_REJECT_INCOMPLETE,         /* the file ended in the middle of a record */
+        PMTA_REJECT_SWALLOWED_RECORDS,  /* a quoted field holding lines that are records */
 };
-#define PMTA_REJECT_REASONS 6
+#define PMTA_REJECT_REASONS 7
 
 /* A record the parser could not turn into events. raw holds at most the
  * first record_max bytes (the whole line that was skipped, when the parser

@@ -40,6 +40,11 @@
 #define RETRY_MS       1000 /* an output that refused a batch is tried again after this */
 #define STOP_DRAIN_MS  5000
 #define REPORT_EVERY   2000 /* ms between status.json writes while things change */
+/* One pass of reading gives the loop back after this many bytes or
+ * milliseconds, records or not: a long skip (a hole of NUL bytes, a huge
+ * rejected line) must not delay a signal, the watchdog or acknowledgements. */
+#define READ_BUDGET_BYTES (8 * 1024 * 1024)
+#define READ_BUDGET_MS    50
 
 struct mark {
         struct tfile *f;
@@ -82,6 +87,10 @@ struct daemon {
         int64_t metrics_at_ms; /* next metrics write, 0: no metrics */
         uint64_t watchdog_ms;  /* 0: no watchdog */
         int64_t watchdog_at_ms;
+        uint64_t budget;      /* bytes this reading pass may still read */
+        int64_t budget_until; /* and until when */
+        bool more_to_read;    /* the last pass stopped on its budget, not on the data */
+        uint64_t unsaved;     /* events acknowledged since the last good save of the offsets */
         char status_line[160];
 };
 
@@ -141,6 +150,7 @@ static void on_ack(void *ctx, void *token)
         }
         d->inflight -= b->nevents;
         d->delivered += b->nevents;
+        d->unsaved += b->nevents;
         d->batches++;
         for (size_t i = 0; b->nevents && i < d->cfg->n_sources; i++)
                 for (int k = 0; k < TYPE_SLOTS; k++)
@@ -354,6 +364,10 @@ static bool window_full(const struct daemon *d)
 static bool read_file(struct daemon *d, struct tfile *f, size_t src)
 {
         while (!window_full(d)) {
+                if (d->budget == 0 || now_ms() >= d->budget_until) {
+                        d->more_to_read = true;
+                        return false;
+                }
                 struct reader *r = tailer_file_user(f);
                 if (!r) {
                         r = reader_new(d, f, src);
@@ -383,6 +397,7 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                 }
                 int rc;
                 if (n > 0) {
+                        d->budget = (size_t)n < d->budget ? d->budget - (size_t)n : 0;
                         rc = pmta_parser_feed(r->parser, d->chunk, (size_t)n);
                 } else if (tailer_file_truncated(f, off)) {
                         tailer_file_set_user(f, NULL);
@@ -440,6 +455,9 @@ static void read_source(struct daemon *d, size_t src)
 
 static void read_all(struct daemon *d)
 {
+        d->budget = READ_BUDGET_BYTES;
+        d->budget_until = now_ms() + READ_BUDGET_MS;
+        d->more_to_read = false;
         for (size_t i = 0; i < tailer_nsources(d->tailer); i++)
                 read_source(d, i);
 }
@@ -472,7 +490,13 @@ static int poll_timeout(const struct daemon *d)
                         t = c;
         }
         int ms = t < 0 ? -1 : t <= now ? 0 : (int)(t - now);
-        int tm = tailer_deadline_ms(d->tailer);
+        if (d->more_to_read && !window_full(d))
+                return 0; /* the last pass ran out of budget, not of data */
+        /* The tailer's deadlines are when a rotated file may be read to its
+         * end: work that waits anyway while the window is full (an
+         * acknowledgement wakes the loop). Heeding them then would spin at
+         * poll(0) for as long as the output is down. */
+        int tm = window_full(d) ? -1 : tailer_deadline_ms(d->tailer);
         if (tm >= 0 && (ms < 0 || tm < ms))
                 ms = tm;
         return ms;
@@ -489,7 +513,8 @@ static void maybe_commit(struct daemon *d, bool force)
         bool settled = push_inflight(d->push) == 0 && !d->open && !d->waiting;
         if (!force && now - d->last_commit_ms < (settled ? COMMIT_SETTLED : COMMIT_EVERY))
                 return;
-        tailer_commit(d->tailer);
+        if (tailer_commit(d->tailer) == 0)
+                d->unsaved = 0;
         d->last_commit_ms = now;
 }
 
@@ -707,6 +732,14 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 log_warn(log, "stopping with undelivered records: they are read again at the "
                               "next start");
         maybe_commit(&d, true);
+        /* A stop that could not make the offsets durable is a failure: the
+         * records acknowledged since the last save go out again. */
+        bool unsaved = tailer_dirty(d.tailer);
+        if (unsaved)
+                log_error(log,
+                          "stopping without saving the offsets: up to %llu delivered records "
+                          "may be sent again at the next start",
+                          (unsigned long long)d.unsaved);
         d.metrics_at_ms = d.metrics_at_ms ? 1 : 0; /* a last metrics write too */
         report(&d);
         for (size_t i = 0; i < tailer_nsources(d.tailer); i++) {
@@ -728,5 +761,6 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
         }
         free(d.chunk);
         classifier_free(d.classifier);
-        return *reloaded ? DAEMON_RELOAD : DAEMON_STOPPED;
+        /* a reload goes on: the next run resumes from the last good save */
+        return *reloaded ? DAEMON_RELOAD : unsaved ? DAEMON_UNSAVED : DAEMON_STOPPED;
 }

@@ -11,6 +11,7 @@ enum daemon_result {
         DAEMON_FAILED = -1, /* could not start (logged) */
         DAEMON_STOPPED = 0, /* SIGTERM or SIGINT: drained and committed */
         DAEMON_RELOAD = 1,  /* SIGHUP with a valid new configuration in *reloaded */
+        DAEMON_UNSAVED = 2, /* stopped, but the last offsets could not be saved (logged) */
 };
 
 /* Run until SIGTERM or SIGINT, or SIGHUP (the caller has blocked them and

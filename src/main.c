@@ -315,7 +315,7 @@ static int cmd_run(int argc, const struct config *cfg, const char *config_path,
                 config_free(owned);
         free(owned);
         close(sfd);
-        return r == DAEMON_FAILED ? EXIT_FAIL : EXIT_OK;
+        return r == DAEMON_FAILED || r == DAEMON_UNSAVED ? EXIT_FAIL : EXIT_OK;
 }
 
 static int cmd_dead_letter(const char *what, const struct config *cfg, const struct logger *lg)

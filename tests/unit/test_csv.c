@@ -240,9 +240,12 @@ static void test_binary_bytes(void)
 static void test_unterminated_quote_recovers(void)
 {
         /* The runaway quote swallows the lines after it until end of file;
-         * the parser rejects its first line and recovers the rest. */
+         * the parser rejects its first line and recovers the rest (here at
+         * once: the line after it is a whole record). */
         check_chunkings("type,a,b\nb,\"oops,1\nb,2,3\nb,4,5\n",
-                        "!3@2:9-19\n19-25|b|2|3\n25-31|b|4|5\n");
+                        "!6@2:9-19\n19-25|b|2|3\n25-31|b|4|5\n");
+        /* lines that are not records: only the end of the file tells */
+        check_chunkings("type,a,b\nb,\"oops,1\nsome text\nb,4\n", "!3@2:9-19\n!1@4:29-33\n");
         check_chunkings("type,a,b\nb,1,\"never closed", "!3@2:9-26\n");
         /* the writer stopped in the middle of the last record */
         check_chunkings("type,a,b\nb,1", "!5@2:9-12\n");
@@ -260,11 +263,46 @@ static void test_runaway_quote_live(void)
                 n += (size_t)sprintf(in + n, "b,%d,x\n", i);
         static struct collect c;
         parse_opts(in, n, 64, 1, false, all_types(), &c);
-        static const char want[] = "!4@2:9-20\n20-26|b|0|x\n";
+        static const char want[] = "!6@2:9-20\n20-26|b|0|x\n";
         CHECK(strncmp(c.out, want, strlen(want)) == 0);
         CHECK_EQ_INT(pmta_parser_stats(c.p)->records, 150);
         CHECK_EQ_INT(pmta_parser_stats(c.p)->rejected, 1);
         pmta_parser_free(c.p);
+        /* swallowed lines that are not records: given up after
+         * PMTA_RECORD_BREAKS_MAX of them */
+        n = (size_t)sprintf(in, "type,a,b\nb,\"stray,1\n");
+        for (int i = 0; i < 150; i++)
+                n += (size_t)sprintf(in + n, "text %d\n", i);
+        n += (size_t)sprintf(in + n, "b,1,x\n");
+        parse_opts(in, n, 64, 1, false, all_types(), &c);
+        CHECK(strncmp(c.out, "!4@2:9-20\n", 10) == 0);
+        CHECK(strstr(c.out, "|b|1|x\n") != NULL);
+        pmta_parser_free(c.p);
+}
+
+/* A stray quote closed by a later quoted field (legal RFC 4180, swallowing
+ * the records between into one) costs only its own line; a real
+ * multi-line dsnDiag still passes. */
+static void test_stray_quote_closed_later(void)
+{
+        /* the stray quote on line 2 is closed by the quoted cell of line 5:
+         * libcsv alone would make lines 2-5 one row of 4 cells */
+        check_chunkings("type,a,b,c\nb,\"x,1,2\nb,1,2,3\nb,4,5,6\nb,7,\"q\",9\n",
+                        "!6@2:11-20\n20-28|b|1|2|3\n28-36|b|4|5|6\n36-46|b|7|q|9\n");
+        /* closed on the very next line, itself a whole record */
+        check_chunkings("type,a,b,c\nb,\"x,1,2\nb,7,\"q\",9\n", "!6@2:11-20\n20-30|b|7|q|9\n");
+        /* a multi-line dsnDiag as PowerMTA writes it (CRLFs inside quotes) */
+        check_chunkings("type,a,diag,c\r\nb,1,\"smtp;550-5.1.1 no such user\r\n550-5.1.1 see "
+                        "https://x/y,z\r\n550 5.1.1 bye\",2\r\nb,3,d,4\r\n",
+                        "15-95|b|1|smtp;550-5.1.1 no such user\r\n550-5.1.1 see "
+                        "https://x/y,z\r\n550 5.1.1 bye|2\n96-104|b|3|d|4\n");
+        /* an inner line that starts like a record but has another cell
+         * count is text */
+        check_chunkings("type,a,b,c\nb,1,\"d,\nb,no\nf,x,y,z,w\",2\nb,3,4,5\n",
+                        "11-37|b|1|d,\nb,no\nf,x,y,z,w|2\n37-45|b|3|4|5\n");
+        /* an inner line of an unknown type is text too */
+        check_chunkings("type,a,b,c\nb,1,\"q\nzz,1,2,3\",2\nb,3,4,5\n",
+                        "11-30|b|1|q\nzz,1,2,3|2\n30-38|b|3|4|5\n");
 }
 
 static void test_too_long(void)
@@ -360,10 +398,76 @@ static void test_resume(void)
         c.out[0] = '\0';
         p = pmta_parser_new(&o);
         CHECK_EQ_INT(pmta_parser_resume(p, 18, "type,a", 6), 0);
-        CHECK_EQ_INT(pmta_parser_next_offset(p), 18);
-        CHECK_EQ_INT(pmta_parser_feed(p, in + 18, 5), PMTA_FEED_OK);
+        /* the byte before the offset tells a record boundary */
+        CHECK_EQ_INT(pmta_parser_next_offset(p), 17);
+        CHECK_EQ_INT(pmta_parser_settled_offset(p), 18);
+        CHECK_EQ_INT(pmta_parser_feed(p, in + 17, 6), PMTA_FEED_OK);
         CHECK_EQ_STR(c.out, "18-22|b|3\n");
         pmta_parser_free(p);
+}
+
+/* An over-long line is skipped to its end whatever its quotes, its bytes
+ * settled as they go, and a resume in the middle of it skips the rest. */
+static void test_long_skip(void)
+{
+        static char in[4096];
+        static struct collect c;
+        struct pmta_parser_opts o = all_types();
+        o.record_max = 64;
+        /* an open quote in the over-long line: the records after it survive */
+        size_t n = (size_t)sprintf(in, "type,a,b\nb,\"");
+        memset(in + n, 'x', 200);
+        n += 200;
+        size_t bad_end = n + 1;
+        n += (size_t)sprintf(in + n, "\nb,1,2\nb,3,4\nb,5,\"q\"\n");
+        for (size_t chunk = 1; chunk < 80; chunk += 13) {
+                parse_opts(in, n, chunk, 1, true, o, &c);
+                char want[160];
+                snprintf(want, sizeof want,
+                         "!2@2:9-%zu\n%zu-%zu|b|1|2\n%zu-%zu|b|3|4\n%zu-%zu|b|5|q\n", bad_end,
+                         bad_end, bad_end + 6, bad_end + 6, bad_end + 12, bad_end + 12,
+                         bad_end + 20);
+                CHECK_EQ_STR(c.out, want);
+                pmta_parser_free(c.p);
+        }
+        /* while skipping, everything read is settled */
+        n = (size_t)sprintf(in, "type,a\nb,");
+        memset(in + n, '\0', 1000);
+        n += 1000;
+        parse_opts(in, n, 100, 1, false, o, &c);
+        CHECK_EQ_INT(pmta_parser_next_offset(c.p), n);
+        CHECK_EQ_INT(pmta_parser_settled_offset(c.p), n);
+        CHECK_EQ_INT(pmta_parser_pending(c.p), 0);
+        pmta_parser_free(c.p);
+        /* resumed inside it (a save during the skip): the rest is skipped,
+         * rejected when it is itself over-long, silently when short */
+        n = (size_t)sprintf(in, "type,a\nb,");
+        memset(in + n, '\0', 1000);
+        n += 1000;
+        n += (size_t)sprintf(in + n, "\nb,7\n");
+        c.len = 0;
+        c.out[0] = '\0';
+        o.on_record = on_record;
+        o.on_reject = on_reject;
+        o.ctx = &c;
+        const uint64_t at[] = {100, 990};
+        const char *const want[] = {"!2@0:100-1010\n1010-1014|b|7\n", "1010-1014|b|7\n"};
+        for (int k = 0; k < 2; k++) {
+                c.len = 0;
+                c.out[0] = '\0';
+                struct pmta_parser *p = pmta_parser_new(&o);
+                CHECK_EQ_INT(pmta_parser_resume(p, at[k], "type,a", 6), 0);
+                for (int guard = 0; guard < 1000; guard++) {
+                        uint64_t off = pmta_parser_next_offset(p);
+                        if (off >= n)
+                                break;
+                        size_t len = n - off < 37 ? n - off : 37;
+                        CHECK(pmta_parser_feed(p, in + off, len) >= 0);
+                }
+                CHECK_EQ_INT(pmta_parser_finish(p), PMTA_FEED_OK);
+                CHECK_EQ_STR(c.out, want[k]);
+                pmta_parser_free(p);
+        }
 }
 
 static void test_type_codes(void)
@@ -390,6 +494,8 @@ int main(void)
         RUN(test_binary_bytes);
         RUN(test_unterminated_quote_recovers);
         RUN(test_runaway_quote_live);
+        RUN(test_stray_quote_closed_later);
+        RUN(test_long_skip);
         RUN(test_too_long);
         RUN(test_memory_bounded);
         RUN(test_too_many_cells);
