@@ -27,6 +27,13 @@ The rules, in brief (what each fixture exercises: tests/fixtures/make_fixtures.p
   * A last record without terminator is a record. A quote still open at EOF
     rejects that record; parsing resumes after the first line terminator
     inside it, so the lines it swallowed are recovered.
+  * A bad line costs only itself: when a quoted field carries a record over
+    line breaks, and one of the lines after its first (ended by a CR or LF)
+    is on its own a whole record -- it starts with a known record type code
+    (b rb f d t tq r rs) and a comma, and read alone has as many cells as the
+    header in force, every quote closed -- the quote is a stray one: the
+    record is rejected at its first line and parsing resumes after that line.
+    A multi-line dsnDiag (SMTP text on its inner lines) is not affected.
   * Strings: UTF-8 where valid, each byte that does not start a complete
     valid sequence becomes one U+FFFD.
   * @timestamp: timeLogged (epoch digits or YYYY-MM-DD[ T]HH:MM:SS(Z|+hhmm|
@@ -50,6 +57,11 @@ CR, LF, COMMA, QUOTE = 0x0D, 0x0A, 0x2C, 0x22
 NO_HEADER = "no-header"
 CELL_COUNT = "cell-count"
 UNTERMINATED_QUOTE = "unterminated-quote"
+SWALLOWED_RECORDS = "swallowed-records"
+
+# Every record type PowerMTA writes: a line inside a quoted field starting
+# with one of these and holding a header's worth of cells is a record.
+KNOWN_TYPES = frozenset({b"b", b"rb", b"f", b"d", b"t", b"tq", b"r", b"rs"})
 
 
 # --------------------------------------------------------------------------
@@ -222,6 +234,30 @@ def scan_record(data, pos):
     return cells, i, i + term, False
 
 
+def _line_is_record(line, ncols):
+    """Is `line` (no terminator in it), read on its own, a whole record?"""
+    comma = line.find(b",")
+    if comma < 0 or line[:comma] not in KNOWN_TYPES:
+        return False
+    cells, _, _, open_quote = scan_record(line, 0)
+    return not open_quote and len(cells) == ncols
+
+
+def _swallows_records(data, pos, limit, ncols):
+    """True when one of the lines of data[pos:limit] after the first, among
+    those ended by a CR or LF, is a whole record of ncols cells."""
+    start = pos
+    first = True
+    for i in range(pos, limit):
+        if data[i] not in (CR, LF):
+            continue
+        if not first and i > start and _line_is_record(data[start:i], ncols):
+            return True
+        first = False
+        start = i + 1
+    return False
+
+
 def _skip_first_line(data, pos):
     """Offset just past the first line terminator (CR, LF or CRLF) at or after
     pos, or len(data) when there is none."""
@@ -279,6 +315,11 @@ def parse(data):
             pos += 2 if data[pos] == CR and pos + 1 < n and data[pos + 1] == LF else 1
             continue
         cells, content_end, next_pos, open_quote = scan_record(data, pos)
+        if columns is not None and _swallows_records(
+                data, pos, n if open_quote else next_pos, len(columns)):
+            yield ("reject", lines.line(pos), SWALLOWED_RECORDS)
+            pos = _skip_first_line(data, pos)
+            continue
         if open_quote:
             yield ("reject", lines.line(pos), UNTERMINATED_QUOTE)
             pos = _skip_first_line(data, pos)

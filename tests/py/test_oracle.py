@@ -366,9 +366,37 @@ def test_records():
     eq("lines: bare CR ends a line", rejects, [(3, oracle.CELL_COUNT), (4, oracle.CELL_COUNT)])
 
     events, rejects = run(b'type,a,b\nb,1,"open\nb,2,3\nb,4,5')
-    eq("runaway: rejected at its first line", rejects, [(2, oracle.UNTERMINATED_QUOTE)])
+    eq("runaway: rejected at its first line (it swallows a whole record)", rejects,
+       [(2, oracle.SWALLOWED_RECORDS)])
     eq("runaway: swallowed lines recovered, last unterminated line kept",
        [e["message"] for e in events], ["b,2,3", "b,4,5"])
+    events, rejects = run(b'type,a,b\nb,1,"open\nsome text\nb,4,5')
+    eq("runaway: open at EOF, no line a record until the unterminated last one", rejects,
+       [(2, oracle.UNTERMINATED_QUOTE)])
+    eq("runaway: the rest parsed again", [e["message"] for e in events], ["b,4,5"])
+
+    # A stray quote closed by a later quoted field: RFC 4180 makes lines 2-5
+    # one record; the lines inside are records of their own, so line 2 is the
+    # bad one and the others are delivered.
+    data = b'type,a,b,c\r\nb,"x,1,2\r\nb,1,2,3\r\nb,4,5,6\r\nb,7,"q",9\r\n'
+    events, rejects = run(data)
+    eq("stray quote closed later: its line rejected", rejects, [(2, oracle.SWALLOWED_RECORDS)])
+    eq("stray quote closed later: the records inside delivered",
+       [e["message"] for e in events], ["b,1,2,3", "b,4,5,6", 'b,7,"q",9'])
+    events, rejects = run(b'type,a,b,c\nb,"x,1,2\nb,7,"q",9\n')
+    eq("stray quote closed on the next line, itself a record", (len(events), rejects),
+       (1, [(2, oracle.SWALLOWED_RECORDS)]))
+    diag = (b'"smtp;550-5.1.1 The email account that you tried to reach does not exist.\r\n'
+            b'550-5.1.1 Please try double-checking the recipient\'s address, b,c,d\r\n'
+            b'550 5.1.1 https://support.google.com/mail/?p=NoSuchUser"')
+    events, rejects = run(b"type,a,dsnDiag,c\r\nb,1," + diag + b",2\r\nb,3,x,4\r\n")
+    eq("multi-line dsnDiag: one event", (len(events), rejects), (2, []))
+    eq("multi-line dsnDiag: the CRLFs kept", events[0]["dsnDiag"].count("\r\n"), 2)
+    events, rejects = run(b'type,a,b,c\nb,1,"d,\nb,no\nzz,x,y,z\nf,1,2,3,4",2\n')
+    eq("inner lines of another cell count or an unknown type are text", (len(events), rejects),
+       (1, []))
+    events, rejects = run(b'b,1,"x\nb,2,3"\ntype,a,b\n')
+    eq("no header in force: no line is a record yet", rejects, [(1, oracle.NO_HEADER)])
 
     events, _ = run(b"type,a\nb,\xe9\xe2\x82A\n")
     eq("event: values and message sanitised", (events[0]["a"], events[0]["message"]),
@@ -394,6 +422,7 @@ EXPECTED_COUNTS = {
     "mixed-terminators.csv": 5, "no-final-newline.csv": 3, "quoting.csv": 8,
     "reject-cell-count.csv": 4, "reject-no-header.csv": 0,
     "reject-rows-before-header.csv": 2, "reject-unterminated-quote.csv": 5,
+    "reject-stray-quote-closed.csv": 8,
     "timestamps.csv": 12, "union-b-rb-d.csv": 5,
 }
 EXPECTED_REJECT_LINES = {
@@ -401,6 +430,7 @@ EXPECTED_REJECT_LINES = {
     "reject-no-header.csv": [1, 2, 4],
     "reject-rows-before-header.csv": [1, 2],
     "reject-unterminated-quote.csv": [4, 8],
+    "reject-stray-quote-closed.csv": [2],
 }
 
 
