@@ -62,6 +62,41 @@ void log_msg(const struct logger *lg, enum log_level lvl, const char *fmt, ...)
         fflush(lg->out);
 }
 
+static long long mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool log_streak_fail(const struct logger *lg, struct log_streak *st, enum log_level lvl,
+                     const char *what, const char *fmt, ...)
+{
+        st->failures++;
+        if (st->since_ms)
+                return false;
+        st->since_ms = mono_ms();
+        snprintf(st->what, sizeof st->what, "%s", what);
+        char msg[1800];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        log_msg(lg, lvl, "%s (logged once until it works again)", msg);
+        return true;
+}
+
+void log_streak_ok(const struct logger *lg, struct log_streak *st)
+{
+        if (!st->since_ms)
+                return;
+        long long ms = mono_ms() - st->since_ms;
+        log_msg(lg, LOG_INFO, "%s works again after %lld.%01lld s failures=%llu", st->what,
+                ms / 1000, (ms % 1000) / 100, st->failures);
+        st->since_ms = 0;
+        st->failures = 0;
+}
+
 const char *log_quote(char *dst, size_t size, const char *s, size_t len)
 {
         static const char hex[] = "0123456789abcdef";

@@ -30,6 +30,26 @@ __attribute__((format(printf, 3, 4))) void log_msg(const struct logger *lg, enum
 #define log_info(lg, ...)  log_msg((lg), LOG_INFO, __VA_ARGS__)
 #define log_debug(lg, ...) log_msg((lg), LOG_DEBUG, __VA_ARGS__)
 
+/* A failure that repeats for as long as its cause lasts (a full disk makes
+ * every save fail, several times a second): logged once when it starts, and
+ * once when it ends, with how long it lasted and how many attempts failed.
+ * Zero-initialised: no failure in progress. */
+struct log_streak {
+        long long since_ms; /* monotonic start of the failure, 0: none */
+        unsigned long long failures;
+        char what[64]; /* what failed, for the end line */
+};
+
+/* One more failure of `what`; the message is logged (at lvl) only when it
+ * starts a streak. Returns true when it was logged. */
+__attribute__((format(printf, 5, 6))) bool log_streak_fail(const struct logger *lg,
+                                                           struct log_streak *st,
+                                                           enum log_level lvl, const char *what,
+                                                           const char *fmt, ...);
+
+/* What failed works again: ends a streak with one line (nothing when none). */
+void log_streak_ok(const struct logger *lg, struct log_streak *st);
+
 /* Quote a value for a key=value field when it holds spaces, quotes or
  * control bytes: writes at most `size` bytes (NUL included) into dst and
  * returns dst. Bytes that are not printable ASCII are shown as \xNN so a

@@ -4,6 +4,7 @@
 #include "admin.h"
 
 #include "identity.h"
+#include "safefile.h"
 #include "state.h"
 
 #include <errno.h>
@@ -299,14 +300,29 @@ int admin_check_config(const struct config *cfg, FILE *out, size_t file_problems
         if (cfg->output.kind == CONFIG_OUTPUT_NONE && file_problems == 0)
                 PROBLEM("[output] has neither url nor file");
         struct stat sb;
+        char why[4400];
         if (stat(cfg->state_dir, &sb) == 0) {
                 if (!S_ISDIR(sb.st_mode) || access(cfg->state_dir, W_OK | X_OK) < 0)
                         PROBLEM("[state] dir %s is not a writable directory", cfg->state_dir);
+                else if (safefile_check_dir(cfg->state_dir, why, sizeof why) < 0)
+                        PROBLEM("[state] dir %s (the daemon refuses it)", why);
                 else
                         fprintf(out, "  ok: [state] dir %s writable\n", cfg->state_dir);
         } else {
                 fprintf(out, "  note: [state] dir %s does not exist yet (created at start)\n",
                         cfg->state_dir);
+        }
+        for (size_t i = 0; i < cfg->output.n_headers; i++) {
+                const struct config_header *h = &cfg->output.headers[i];
+                unsigned mode;
+                if (h->file &&
+                    (i == 0 || !cfg->output.headers[i - 1].file ||
+                     strcmp(h->file, cfg->output.headers[i - 1].file) != 0) &&
+                    safefile_exposed(h->file, &mode))
+                        fprintf(out,
+                                "  warning: [output] header_file %s is readable by group or "
+                                "others (mode %04o): it holds a secret, chmod go-r it\n",
+                                h->file, mode);
         }
 #undef PROBLEM
         fprintf(out, "%zu problem%s\n", problems, problems == 1 ? "" : "s");

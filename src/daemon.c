@@ -19,6 +19,7 @@
 #include "output.h"
 #include "rejects.h"
 #include "report.h"
+#include "safefile.h"
 #include "pmta_csv.h"
 #include "push.h"
 #include "tailer.h"
@@ -91,6 +92,7 @@ struct daemon {
         int64_t budget_until; /* and until when */
         bool more_to_read;    /* the last pass stopped on its budget, not on the data */
         uint64_t unsaved;     /* events acknowledged since the last good save of the offsets */
+        struct log_streak status_failing;
         char status_line[160];
 };
 
@@ -537,8 +539,11 @@ static void report(struct daemon *d)
         };
         push_get_stats(d->push, &r.push);
         if (report_write_status(d->cfg->state_dir, &r) < 0)
-                log_warn(d->log, "cannot write status.json in %s: %s", d->cfg->state_dir,
-                         strerror(errno));
+                log_streak_fail(d->log, &d->status_failing, LOG_WARN, "writing status.json",
+                                "cannot write status.json in %s: %s", d->cfg->state_dir,
+                                strerror(errno));
+        else
+                log_streak_ok(d->log, &d->status_failing);
         if (d->metrics_at_ms && now_ms() >= d->metrics_at_ms) {
                 if (report_write_metrics(d->cfg->metrics_textfile, &r) < 0)
                         log_warn(d->log, "cannot write metrics file=%s error=\"%s\"",
@@ -631,6 +636,25 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
         if (cfg->output.kind == CONFIG_OUTPUT_NONE) {
                 log_error(log, "run needs an [output]: url or file");
                 return DAEMON_FAILED;
+        }
+        /* Offsets, dead letters and status live there: anyone else who can
+         * write to it could plant links or rewrite what we resume from. */
+        char why[4400];
+        if (safefile_check_dir(cfg->state_dir, why, sizeof why) < 0) {
+                log_error(log, "refusing the state directory: %s", why);
+                return DAEMON_FAILED;
+        }
+        for (size_t i = 0; i < cfg->output.n_headers; i++) {
+                const struct config_header *h = &cfg->output.headers[i];
+                unsigned mode;
+                if (h->file &&
+                    (i == 0 || !cfg->output.headers[i - 1].file ||
+                     strcmp(h->file, cfg->output.headers[i - 1].file) != 0) &&
+                    safefile_exposed(h->file, &mode))
+                        log_warn(log,
+                                 "header_file %s is readable by group or others (mode %04o): it "
+                                 "holds a secret, chmod go-r it",
+                                 h->file, mode);
         }
         struct tailer_source_cfg src[CONFIG_MAX_SOURCES];
         for (size_t i = 0; i < cfg->n_sources; i++) {

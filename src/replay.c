@@ -9,6 +9,7 @@
 #include "pmta_csv.h"
 #include "push.h"
 #include "rejects.h"
+#include "safefile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -227,7 +228,12 @@ static int progress_open(struct progress *p, const char *state_dir, const struct
         }
         char lock[4200];
         snprintf(lock, sizeof lock, "%s/replay.lock", state_dir);
-        p->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        char why[4400];
+        if (safefile_check_dir(state_dir, why, sizeof why) < 0) {
+                log_error(log, "refusing the state directory: %s", why);
+                return -1;
+        }
+        p->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (p->lock_fd < 0 || flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
                 log_error(log, "another replay is running on %s", state_dir);
                 if (p->lock_fd >= 0)
@@ -261,17 +267,13 @@ static int progress_save(struct progress *p, const struct logger *log)
         if (!p->dirty)
                 return 0;
         json_t *j = json_pack("{s:i,s:O}", "version", 1, "files", p->files);
-        char tmp[4300];
-        snprintf(tmp, sizeof tmp, "%s.tmp", p->path);
-        int rc = -1;
-        if (j && json_dump_file(j, tmp, JSON_INDENT(1)) == 0) {
-                int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-                if (fd >= 0 && fsync(fd) == 0 && rename(tmp, p->path) == 0)
-                        rc = 0;
-                if (fd >= 0)
-                        close(fd);
-        }
+        char *text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
         json_decref(j);
+        int rc = -1;
+        errno = ENOMEM;
+        if (text)
+                rc = safefile_replace(p->path, text, strlen(text), SAFEFILE_DURABLE, NULL);
+        free(text);
         if (rc < 0)
                 log_error(log, "cannot save replay progress file=%s error=\"%s\"", p->path,
                           strerror(errno));

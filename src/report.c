@@ -1,5 +1,7 @@
 #include "report.h"
 
+#include "safefile.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -18,26 +20,12 @@ int report_type_slot(const char *type, size_t len)
         return TYPE_OTHER;
 }
 
-/* Write text to path through a temp file and a rename. */
+/* Write text to path through a temp file and a rename, never through a
+ * link planted at either name. Not fsync'd: it is a view, rewritten every
+ * few seconds, and a crash can at worst leave the previous one. */
 static int replace_file(const char *path, const char *text, size_t len)
 {
-        char tmp[4200];
-        if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-                errno = ENAMETOOLONG;
-                return -1;
-        }
-        FILE *f = fopen(tmp, "w");
-        if (!f)
-                return -1;
-        bool ok = fwrite(text, 1, len, f) == len;
-        ok = fclose(f) == 0 && ok;
-        if (!ok || rename(tmp, path) < 0) {
-                int e = errno;
-                unlink(tmp);
-                errno = e;
-                return -1;
-        }
-        return 0;
+        return safefile_replace(path, text, len, 0, NULL);
 }
 
 int report_write_status(const char *state_dir, const struct report *r)

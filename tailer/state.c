@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "buf.h"
+#include "safefile.h"
 
 #define TEMP_NAME    STATE_FILE_NAME ".tmp"
 #define CORRUPT_NAME STATE_FILE_NAME ".corrupt-"
@@ -830,7 +831,7 @@ static int move_aside(struct state *s, char *name, size_t size, struct state_err
 
 static int take_lock(struct state *s, struct state_error *err)
 {
-        int fd = openat(s->dirfd, STATE_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        int fd = safefile_open_lock(s->dirfd, STATE_LOCK_NAME);
         if (fd < 0) {
                 int e = errno;
                 fail(err, STATE_E_IO, e, "cannot open %s/%s: %s", s->dir, STATE_LOCK_NAME,
@@ -1007,62 +1008,25 @@ static int dump_cb(const char *p, size_t n, void *data)
         return buf_append(data, p, n);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-        while (n > 0) {
-                ssize_t w = write(fd, p, n);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w < 0)
-                        return -1;
-                p += w;
-                n -= (size_t)w;
-        }
-        return 0;
-}
-
 /* Write `b` to the temp file, make it durable and rename it over
- * offsets.json, then make the rename durable. */
+ * offsets.json, then make the rename durable. The temp file is created
+ * afresh (a leftover or a planted link is removed, never followed). */
 static int replace_file(struct state *s, const struct buf *b, struct state_error *err)
 {
         const char *step = "create";
-        int fd = openat(s->dirfd, TEMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                        0600);
-        if (fd < 0)
-                goto fail;
-        step = "write";
-        if (write_all(fd, b->data, b->len) < 0)
-                goto fail;
-        step = "fsync";
-        if (fsync(fd) < 0)
-                goto fail;
-        step = "close";
-        int c = close(fd);
-        fd = -1;
-        if (c < 0)
-                goto fail;
-        step = "rename";
-        if (renameat(s->dirfd, TEMP_NAME, s->dirfd, STATE_FILE_NAME) < 0)
-                goto fail;
-        if (fsync(s->dirfd) < 0) {
-                int e = errno;
+        if (safefile_replace_at(s->dirfd, STATE_FILE_NAME, b->data ? b->data : "", b->len,
+                                SAFEFILE_DURABLE, &step) == 0)
+                return 0;
+        int e = errno;
+        if (strcmp(step, "fsync directory") == 0)
                 fail(err, STATE_E_IO, e,
                      "saved %s but cannot fsync %s: %s: the new offsets may not survive a power "
                      "loss",
                      s->file_path, s->dir, strerror(e));
-                return -1;
-        }
-        return 0;
-fail : {
-        int e = errno;
-        if (fd >= 0)
-                close(fd);
-        if (strcmp(step, "create") != 0)
-                unlinkat(s->dirfd, TEMP_NAME, 0);
-        fail(err, STATE_E_IO, e, "cannot save offsets: %s %s/%s: %s; %s is unchanged", step, s->dir,
-             TEMP_NAME, strerror(e), s->file_path);
+        else
+                fail(err, STATE_E_IO, e, "cannot save offsets: %s %s/%s: %s; %s is unchanged", step,
+                     s->dir, TEMP_NAME, strerror(e), s->file_path);
         return -1;
-}
 }
 
 int state_save(struct state *s, struct state_error *err)

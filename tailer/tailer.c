@@ -82,6 +82,7 @@ struct tailer {
         struct tfile *zombies; /* finished, still held by the caller */
         bool rewatch;          /* a watched directory is gone: retry */
         time_t rewatch_at;
+        struct log_streak save_failing; /* offsets saves failing in a row */
 };
 
 static char *xstrdup(const char *s)
@@ -1228,9 +1229,11 @@ int tailer_commit(struct tailer *t)
         }
         struct state_error err;
         if (state_save(t->state, &err) < 0) {
-                log_error(t->log, "cannot save offsets: %s", err.msg);
+                log_streak_fail(t->log, &t->save_failing, LOG_ERROR, "saving offsets",
+                                "cannot save offsets: %s", err.msg);
                 return -1;
         }
+        log_streak_ok(t->log, &t->save_failing);
         t->dirty = false;
         return 0;
 }
