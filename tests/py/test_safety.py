@@ -1,0 +1,484 @@
+#!/usr/bin/python3
+"""Safety and liveness scenarios of the real daemon: an operator's bad day.
+
+    python3 tests/py/test_safety.py PMTATAIL_BINARY
+
+Each scenario runs the real binary against the fake backend (backend.py) and
+the simulated writer (pmta_sim.py), through test_push.Env (a temporary
+directory, a configuration, the daemon runs and the end checks: every written
+record accepted, content, eventIds, duplicates, secrets):
+
+  outage-cpu      the backend down for OUTAGE_S seconds with the window full,
+                  two rotations during it: the daemon's CPU over the outage
+                  (a busy loop would be ~100 %), then everything delivered once;
+  sparse-hole     a 5 GiB sparse hole of NUL bytes in the live file between
+                  good records: SIGTERM in the middle of it is acted on within
+                  a second, the restart resumes where the skip was (no byte
+                  of the hole read twice), a third run reads none of it, the
+                  records on both sides delivered once;
+  bad-lines       an over-long line with an open quote, and a stray quote
+                  closed by a later quoted field, between good records in the
+                  live file: each costs only its own line;
+  planted-links   symlinks planted at status.json(.tmp), offsets.json.tmp,
+                  replay.json.tmp, replay.lock and the state lock: nothing
+                  outside the state directory is written, the daemon works or
+                  refuses clearly; a state directory writable by others or
+                  owned by another user is refused (run, replay, check-config);
+                  a header_file readable by others is warned about;
+  full-disk       the state directory on a small tmpfs filled up: the failing
+                  saves logged once per streak, with its end and duration; a
+                  SIGTERM whose last save fails exits 1 and says how many
+                  records may be sent again.
+
+Environment: PMTATAIL_SAFETY_ONLY (comma-separated scenario names),
+PMTATAIL_SAFETY_OUTAGE_S (default 30), PMTATAIL_SAFETY_HOLE_GIB (default 5),
+PMTATAIL_PUSH_KEEP (keep the directories). Scenarios that need root (tmpfs
+mount, chown) say so and are skipped without it. Standard library only.
+"""
+
+import collections
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_push  # noqa: E402
+from test_push import Env  # noqa: E402
+from pmta_sim import filtered_bytes  # noqa: E402
+from harness import check, finish, info, poll_until  # noqa: E402
+
+ONLY = [s for s in os.environ.get("PMTATAIL_SAFETY_ONLY", "").split(",") if s]
+OUTAGE_S = float(os.environ.get("PMTATAIL_SAFETY_OUTAGE_S", "30"))
+HOLE = int(float(os.environ.get("PMTATAIL_SAFETY_HOLE_GIB", "5")) * (1 << 30))
+CPU_MAX = 0.10       # share of one core over the outage; a spinning loop is ~1.0
+STOP_MAX_S = 1.0     # SIGTERM in the middle of the hole: exit within this
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of pid, in seconds (None if it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def io_rchar(pid):
+    """Bytes pid read through read(2)/pread(2) so far (None if gone)."""
+    try:
+        with open("/proc/%d/io" % pid) as fh:
+            for line in fh:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def status_json(e):
+    try:
+        with open(os.path.join(e.state, "status.json")) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def committed_offset(e, path):
+    try:
+        with open(os.path.join(e.state, "offsets.json")) as fh:
+            st = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    for f in st.get("files", []):
+        if f.get("path") == path:
+            return f.get("offset")
+    return None
+
+
+def append(path, data):
+    with open(path, "ab") as fh:
+        fh.write(data)
+
+
+# ------------------------------------------------------------------ point 1
+
+
+def outage_cpu(e):
+    """Backend down with the window full (2,500 records behind a 1,000-event
+    window), two rotations while it is down: the rotated files pass their
+    final time while nothing can be read, which made the loop poll(0)."""
+    e.sim.write(2500)
+    p = e.start()
+    time.sleep(1.0)  # the window fills; connections are refused
+    c0, t0 = cpu_seconds(p.pid), time.monotonic()
+    rotations = 0
+    while time.monotonic() - t0 < OUTAGE_S:
+        left = OUTAGE_S - (time.monotonic() - t0)
+        if rotations < 2 and time.monotonic() - t0 >= OUTAGE_S * (0.15 + 0.35 * rotations):
+            e.sim.rotate()
+            e.sim.write(300)
+            rotations += 1
+        time.sleep(min(0.5, max(left, 0.01)))
+    c1, t1 = cpu_seconds(p.pid), time.monotonic()
+    share = (c1 - c0) / (t1 - t0) if c0 is not None and c1 is not None else None
+    info("outage-cpu: %.2f s of CPU over a %.1f s outage with the window full "
+         "(%.1f %% of a core), %d rotations" % ((c1 or 0) - (c0 or 0), t1 - t0,
+                                                100 * (share or 0), rotations))
+    check("outage-cpu: the daemon lived through the outage", e.alive(), e.stderr_tail())
+    check("outage-cpu: CPU during the outage below %d %% of a core (got %.1f %%)" % (
+        100 * CPU_MAX, 100 * (share or 0)), share is not None and share < CPU_MAX)
+    e.backend.start()
+    ok, t = e.wait_delivered(timeout=60)
+    check("outage-cpu: everything delivered after the outage (%.1f s)" % t, ok)
+    e.expect_stop("outage-cpu")
+    e.verify("outage-cpu", exact=True)
+
+
+outage_cpu.env = dict(output={"batch_max_records": "50", "concurrency": "1",
+                              "retry_max_s": "1"},
+                      backend_up=False, sim_args=dict(filtered_ratio=0.0))
+
+
+# ------------------------------------------------------------------ point 2
+
+
+def sparse_hole(e):
+    """A 5 GiB hole of NUL bytes (truncate -s: no disk used) after good
+    records, then a line break and more good records."""
+    e.sim.write(50)
+    p = e.start()
+    ok, _ = e.wait_delivered(timeout=30)
+    check("sparse-hole: the records before the hole delivered", ok)
+    size = os.path.getsize(e.live)
+    os.truncate(e.live, size + HOLE)
+    append(e.live, b"\r\n")
+    e.sim.write(50)
+    r0 = io_rchar(p.pid) or 0
+    # In the middle of the hole: a good part read, far from its end.
+    poll_until(lambda: (io_rchar(p.pid) or 0) - r0 >= min(HOLE // 5, 1 << 30), 30, 0.005)
+    at_signal = (io_rchar(p.pid) or 0) - r0
+    rc, t = e.stop()
+    info("sparse-hole: SIGTERM after %d MiB of the hole read, exit %r after %.3f s" % (
+        at_signal >> 20, rc, t))
+    check("sparse-hole: SIGTERM in the hole acted on within %.1f s (%.3f s)" % (STOP_MAX_S, t),
+          rc == 0 and t < STOP_MAX_S, e.stderr_tail())
+    check("sparse-hole: stopped in the middle of the hole", at_signal < HOLE - (64 << 20),
+          ["%d of %d bytes read at the signal" % (at_signal, HOLE)])
+    saved = committed_offset(e, e.live) or 0
+    info("sparse-hole: offset saved at the stop %d (hole from %d to %d)" % (
+        saved, size, size + HOLE))
+    check("sparse-hole: the skipped part of the hole is committed",
+          saved >= size + at_signal - (16 << 20), ["saved %d, hole from %d" % (saved, size)])
+    # Run 2: goes on from the saved offset.
+    p = e.start()
+    ok, t = e.wait_delivered(timeout=120)
+    poll_until(lambda: (committed_offset(e, e.live) or 0) >= os.path.getsize(e.live) - 2, 10)
+    read2 = io_rchar(p.pid) or 0
+    e.expect_stop("sparse-hole run 2")
+    rest = size + HOLE - saved
+    info("sparse-hole: run 2 read %d MiB, the rest of the hole being %d MiB" % (
+        read2 >> 20, rest >> 20))
+    check("sparse-hole: the records after the hole delivered (%.1f s)" % t, ok)
+    check("sparse-hole: run 2 reads no byte of the hole twice",
+          read2 <= rest + (16 << 20), ["read %d, rest of the hole %d" % (read2, rest)])
+    # Run 3: nothing of the hole read again.
+    p = e.start()
+    time.sleep(1.0)
+    read3 = io_rchar(p.pid) or 0
+    e.expect_stop("sparse-hole run 3")
+    info("sparse-hole: run 3 read %d KiB" % (read3 >> 10))
+    check("sparse-hole: a restart after it reads far less than the hole (%d KiB)" % (
+        read3 >> 10), read3 < (16 << 20))
+    st = status_json(e)
+    rejected = sum(s.get("records_rejected", 0) for s in (st or {}).get("sources", []))
+    info("sparse-hole: records rejected in the last run: %d" % rejected)
+    e.verify("sparse-hole", exact=True)
+    os.truncate(e.live, 0)  # free the (sparse) space now
+
+
+sparse_hole.env = dict(sim_args=dict(filtered_ratio=0.0))
+
+
+# ------------------------------------------------------------------ point 6
+
+
+def bad_lines(e):
+    """record_max = 4096. An over-long line whose open quote would carry the
+    skip over the next records; a stray quote closed by a later quoted cell
+    (RFC 4180 would swallow the records between into one)."""
+    with open(e.conf) as fh:
+        text = fh.read()
+    with open(e.conf, "w") as fh:
+        fh.write(text.replace("records = b, rb\n", "records = b, rb\nrecord_max = 4096\n", 1))
+    e.sim.write(20)
+    p = e.start()
+    ok, _ = e.wait_delivered(timeout=30)
+    append(e.live, b'b,1704459600,bounce@news.example.com,"x' + b"y" * 9000 + b"\r\n")
+    e.sim.write(5)
+    append(e.live, b'b,1704459600,"bounce@news.example.com,z@example.com,5.1.1 (bad),'
+           b'smtp;550 no,bad-mailbox\r\n')
+    e.sim.write(5)
+    ok, t = e.wait_delivered(timeout=30)
+    check("bad-lines: every good record around the bad lines delivered (%.1f s)" % t, ok,
+          e.stderr_tail())
+    poll_until(lambda: status_json(e) and sum(
+        s.get("records_rejected", 0) for s in status_json(e)["sources"]) >= 2, 10)
+    st = status_json(e) or {"sources": []}
+    rejected = sum(s.get("records_rejected", 0) for s in st["sources"])
+    check("bad-lines: exactly the two bad lines rejected (got %d)" % rejected, rejected == 2,
+          e.said("reject"))
+    check("bad-lines: the over-long line named", bool(e.said("longer than record_max")))
+    check("bad-lines: the stray quote named", bool(e.said("swallows whole records")))
+    e.expect_stop("bad-lines")
+    e.verify("bad-lines", exact=True)
+    del p
+
+
+bad_lines.env = dict(sim_args=dict(filtered_ratio=0.0))
+
+
+# ------------------------------------------------------------------ point 4
+
+
+def planted_links(e):
+    outside = os.path.join(e.tmp, "outside")
+    os.makedirs(outside)
+    os.makedirs(e.state, mode=0o700)
+    victims = {}
+    for name in ("status.json.tmp", "offsets.json.tmp", "replay.json.tmp", "replay.lock",
+                 "lock", "status.json"):
+        v = os.path.join(outside, "victim-" + name)
+        with open(v, "w") as fh:
+            fh.write("precious %s\n" % name)
+        victims[v] = "precious %s\n" % name
+        os.symlink(v, os.path.join(e.state, name))
+    dangling = os.path.join(outside, "created-through-a-link")
+    os.symlink(dangling, os.path.join(e.state, "dead-letter.ndjson.tmp"))
+
+    def untouched(label):
+        changed = []
+        for v, text in victims.items():
+            with open(v) as fh:
+                if fh.read() != text:
+                    changed.append(v)
+        check("planted-links: %s: nothing outside the state directory written" % label,
+              not changed and not os.path.exists(dangling)
+              and sorted(os.listdir(outside)) == sorted(os.path.basename(v) for v in victims),
+              ["changed: %s" % changed, "outside: %s" % os.listdir(outside)])
+
+    # The state lock is a link: refused with a clear message.
+    e.sim.write(30)
+    p = e.start(wait_ready=False)
+    rc = p.wait(10)
+    e.proc = None
+    e.runs[-1][1] = rc
+    check("planted-links: a link as the state lock: run refuses (exit %r)" % rc, rc == 1,
+          e.stderr_tail())
+    check("planted-links: ... saying which file", bool(e.said(r"cannot open .*/lock")),
+          e.stderr_tail())
+    untouched("lock refused")
+    os.unlink(os.path.join(e.state, "lock"))
+    # The temp names are links: removed, never followed; the daemon works.
+    e.start()
+    ok, t = e.wait_delivered(timeout=30)
+    check("planted-links: delivered with links at the temp names (%.1f s)" % t, ok,
+          e.stderr_tail())
+    poll_until(lambda: committed_offset(e, e.live) == os.path.getsize(e.live), 10)
+    e.expect_stop("planted-links")
+    check("planted-links: status.json is a file of ours now, not the link",
+          not os.path.islink(os.path.join(e.state, "status.json")) and status_json(e))
+    untouched("daemon ran")
+    # replay with replay.json.tmp and replay.lock planted
+    arch = os.path.join(e.tmp, "replay-in.csv")
+    with open(arch, "wb") as fh:
+        fh.write(b"type,timeLogged,orig,rcpt,dsnStatus,dsnDiag,bounceCat\r\n")
+        fh.write(filtered_bytes(1))  # a `d` row: replayed, nothing sent
+    rc, out, err = e.command("replay", arch)
+    check("planted-links: a link as replay.lock: replay refuses (exit %r)" % rc, rc == 1,
+          [err[-300:]])
+    untouched("replay lock refused")
+    os.unlink(os.path.join(e.state, "replay.lock"))
+    rc, out, err = e.command("replay", "--from-start", arch)
+    check("planted-links: replay with a link at replay.json.tmp (exit %r)" % rc, rc == 0,
+          [err[-300:]])
+    untouched("replay ran")
+
+    # StrictModes: a state directory others can write to, or not ours.
+    for mode, what in ((0o770, "group"), (0o777, "everyone")):
+        os.chmod(e.state, mode)
+        p = e.start(wait_ready=False)
+        rc = p.wait(10)
+        e.proc = None
+        e.runs[-1][1] = rc
+        check("planted-links: state directory writable by %s: run refuses (exit %r)" % (
+            what, rc), rc == 1 and bool(e.said("writable by")), e.stderr_tail(3))
+        rc, out, err = e.command("check-config")
+        check("planted-links: ... and check-config says so (exit %r)" % rc,
+              rc == 1 and re.search(r"problem: .*writable by", out) is not None,
+              out.splitlines()[-6:])
+        rc, out, err = e.command("replay", "--from-start", arch)
+        check("planted-links: ... and replay refuses it (exit %r)" % rc,
+              rc == 1 and "writable by" in err, [err[-300:]])
+    os.chmod(e.state, 0o700)
+    if os.geteuid() == 0:
+        os.chown(e.state, 65534, 65534)
+        p = e.start(wait_ready=False)
+        rc = p.wait(10)
+        e.proc = None
+        e.runs[-1][1] = rc
+        check("planted-links: state directory owned by another user: run refuses (exit %r)"
+              % rc, rc == 1 and bool(e.said("owned by uid 65534")), e.stderr_tail(3))
+        os.chown(e.state, 0, 0)
+    else:
+        info("planted-links: not root, the foreign owner case is skipped")
+    rc, out, err = e.command("check-config")
+    check("planted-links: check-config content with a 0700 state directory (exit %r)" % rc,
+          "writable by" not in out and "ok: [state] dir" in out, out.splitlines()[-8:])
+    # header_file readable by others: warned about, value never shown.
+    os.chmod(e.header_file, 0o644)
+    rc, out, err = e.command("check-config")
+    check("planted-links: check-config warns about a header_file readable by others",
+          re.search(r"warning: .*header_file .*readable by group or others", out) is not None,
+          out.splitlines()[-6:])
+    e.start()
+    poll_until(lambda: e.said("header_file .* readable by group or others"), 5)
+    check("planted-links: run warns about it too",
+          bool(e.said("header_file .* readable by group or others")), e.stderr_tail(4))
+    e.expect_stop("planted-links header warning")
+    os.chmod(e.header_file, 0o600)
+    rc, out, err = e.command("check-config")
+    check("planted-links: no warning once it is 0600", "header_file" not in out.split(
+        "checks:")[-1], out.splitlines()[-6:])
+    e.verify("planted-links", exact=True)
+
+
+planted_links.env = dict(header_file=[("X-Extra-Signature", "sig-in-file-3c1f9a")],
+                         sim_args=dict(filtered_ratio=0.0))
+
+
+# ------------------------------------------------------------------ point 7
+
+
+def full_disk(e):
+    if os.geteuid() != 0:
+        info("full-disk: not root (no tmpfs mount): skipped")
+        return
+    os.makedirs(e.state)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", e.state],
+                       capture_output=True)
+    if r.returncode != 0:
+        info("full-disk: cannot mount a tmpfs (%s): skipped" % r.stderr.decode().strip())
+        return
+    try:
+        _full_disk(e)
+    finally:
+        if e.proc is not None:
+            e.stop(signal.SIGKILL)
+        subprocess.run(["umount", "-l", e.state])
+
+
+def _fill(e):
+    path = os.path.join(e.state, "filler")
+    with open(path, "ab") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+        except OSError:
+            pass
+    return path
+
+
+def _full_disk(e):
+    e.sim.write(50)
+    e.start()
+    ok, _ = e.wait_delivered(timeout=30)
+    check("full-disk: delivered while there is room", ok, e.stderr_tail())
+    filler = _fill(e)
+    t_full = time.monotonic()
+    for _ in range(10):  # keep records flowing: a save is due after each batch
+        e.sim.write(20)
+        time.sleep(0.4)
+    ok, _ = e.wait_delivered(timeout=30)
+    secs = time.monotonic() - t_full
+    fails = e.said("cannot save offsets")
+    status_fails = e.said("cannot write status.json")
+    info("full-disk: %d 'cannot save offsets' and %d status lines over %.1f s of a full disk"
+         % (len(fails), len(status_fails), secs))
+    check("full-disk: deliveries go on while the disk is full", ok)
+    check("full-disk: the failing save logged once for the streak (got %d)" % len(fails),
+          len(fails) == 1, fails[:6])
+    check("full-disk: ... and the failing status write once (got %d)" % len(status_fails),
+          len(status_fails) <= 1, status_fails[:6])
+    os.unlink(filler)
+    poll_until(lambda: e.said("saving offsets works again"), 10)
+    ends = e.said("saving offsets works again")
+    check("full-disk: the end of the streak logged with its duration and count",
+          len(ends) == 1 and re.search(r"after [0-9.]+ s failures=[0-9]+", ends[0]) is not None,
+          ends or e.stderr_tail())
+    poll_until(lambda: committed_offset(e, e.live) == os.path.getsize(e.live), 10)
+    # Full again, and SIGTERM: the last save fails.
+    filler = _fill(e)
+    e.sim.write(30)
+    ok, _ = e.wait_delivered(timeout=30)
+    rc, t = e.stop()
+    said = e.said("stopping without saving the offsets")
+    check("full-disk: SIGTERM whose final save failed exits 1 (got %r)" % (rc,), rc == 1,
+          e.stderr_tail())
+    m = re.search(r"up to ([0-9]+) delivered records may be sent again", said[0] if said else "")
+    check("full-disk: ... and says how many records may be sent again",
+          m is not None and int(m.group(1)) >= 30, said or e.stderr_tail())
+    os.unlink(filler)
+    e.start()
+    ok, _ = e.wait_delivered(timeout=30)
+    e.expect_stop("full-disk after")
+    # The records acknowledged after the last good save come again: allowed.
+    e.verify("full-disk", exact=False)
+
+
+full_disk.env = dict(sim_args=dict(filtered_ratio=0.0))
+
+
+SCENARIOS = [outage_cpu, sparse_hole, bad_lines, planted_links, full_disk]
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__.split("\n\n")[1])
+        return 2
+    test_push.BINARY = os.path.abspath(argv[1])
+    if not check("binary %s is executable" % test_push.BINARY,
+                 os.access(test_push.BINARY, os.X_OK)):
+        return 1
+    names = collections.OrderedDict((fn.__name__.replace("_", "-"), fn) for fn in SCENARIOS)
+    unknown = [s for s in ONLY if s not in names]
+    if unknown:
+        print("unknown scenario(s) %s; known: %s" % (unknown, ", ".join(names)))
+        return 2
+    t_all = time.monotonic()
+    for name, fn in names.items():
+        if ONLY and name not in ONLY:
+            continue
+        t0 = time.monotonic()
+        e = Env(name, **fn.env)
+        try:
+            fn(e)
+        except Exception:
+            check("%s: ran without an exception in the test" % name, False,
+                  traceback.format_exc().splitlines()[-6:] + e.stderr_tail())
+        finally:
+            e.cleanup()
+        info("%s: %.1f s" % (name, time.monotonic() - t0))
+    info("total %.1f s" % (time.monotonic() - t_all))
+    return finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
