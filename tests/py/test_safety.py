@@ -210,17 +210,17 @@ sparse_hole.env = dict(sim_args=dict(filtered_ratio=0.0))
 
 
 def bad_lines(e):
-    """record_max = 4096. An over-long line whose open quote would carry the
+    """record_max = 65536. An over-long line whose open quote would carry the
     skip over the next records; a stray quote closed by a later quoted cell
     (RFC 4180 would swallow the records between into one)."""
     with open(e.conf) as fh:
         text = fh.read()
     with open(e.conf, "w") as fh:
-        fh.write(text.replace("records = b, rb\n", "records = b, rb\nrecord_max = 4096\n", 1))
+        fh.write(text.replace("records = b, rb\n", "records = b, rb\nrecord_max = 65536\n", 1))
     e.sim.write(20)
     p = e.start()
     ok, _ = e.wait_delivered(timeout=30)
-    append(e.live, b'b,1704459600,bounce@news.example.com,"x' + b"y" * 9000 + b"\r\n")
+    append(e.live, b'b,1704459600,bounce@news.example.com,"x' + b"y" * 100000 + b"\r\n")
     e.sim.write(5)
     append(e.live, b'b,1704459600,"bounce@news.example.com,z@example.com,5.1.1 (bad),'
            b'smtp;550 no,bad-mailbox\r\n')
@@ -386,13 +386,14 @@ def full_disk(e):
 
 def _fill(e):
     path = os.path.join(e.state, "filler")
-    with open(path, "ab") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-                fh.flush()
-        except OSError:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        while os.write(fd, b"\0" * 4096) > 0:
             pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     return path
 
 
