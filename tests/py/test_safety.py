@@ -41,8 +41,10 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 
@@ -102,6 +104,40 @@ def committed_offset(e, path):
     return None
 
 
+class Notify:
+    """A NOTIFY_SOCKET for the daemon: the times its WATCHDOG=1 pings came."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.pings = []
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped:
+            try:
+                msg = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if b"WATCHDOG=1" in msg.split(b"\n"):
+                self.pings.append(time.monotonic())
+
+    def max_gap(self, t0, t1):
+        times = [t0] + [t for t in self.pings if t0 <= t <= t1] + [t1]
+        return max(b - a for a, b in zip(times, times[1:]))
+
+    def close(self):
+        self.stopped = True
+        self.thread.join()
+        self.sock.close()
+
+
 def append(path, data):
     with open(path, "ab") as fh:
         fh.write(data)
@@ -153,20 +189,33 @@ def sparse_hole(e):
     """A 5 GiB hole of NUL bytes (truncate -s: no disk used) after good
     records, then a line break and more good records."""
     e.sim.write(50)
-    p = e.start()
+    # The first run under a watchdog (200 ms: a ping every 100 ms is due).
+    notify = Notify(os.path.join(e.tmp, "notify.sock"))
+    os.environ.update(NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="200000")
+    try:
+        p = e.start()
+    finally:
+        del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
     ok, _ = e.wait_delivered(timeout=30)
     check("sparse-hole: the records before the hole delivered", ok)
     size = os.path.getsize(e.live)
     os.truncate(e.live, size + HOLE)
     append(e.live, b"\r\n")
+    t_hole = time.monotonic()
     e.sim.write(50)
     r0 = io_rchar(p.pid) or 0
     # In the middle of the hole: a good part read, far from its end.
     poll_until(lambda: (io_rchar(p.pid) or 0) - r0 >= min(HOLE // 5, 1 << 30), 30, 0.005)
     at_signal = (io_rchar(p.pid) or 0) - r0
+    t_signal = time.monotonic()
     rc, t = e.stop()
-    info("sparse-hole: SIGTERM after %d MiB of the hole read, exit %r after %.3f s" % (
-        at_signal >> 20, rc, t))
+    notify.close()
+    gap = notify.max_gap(t_hole, t_signal)
+    info("sparse-hole: SIGTERM after %d MiB of the hole read (%.2f s in), exit %r after "
+         "%.3f s; longest watchdog silence in the hole %.3f s" % (
+             at_signal >> 20, t_signal - t_hole, rc, t, gap))
+    check("sparse-hole: the watchdog pinged all along the hole (longest gap %.3f s)" % gap,
+          len(notify.pings) > 0 and gap < STOP_MAX_S)
     check("sparse-hole: SIGTERM in the hole acted on within %.1f s (%.3f s)" % (STOP_MAX_S, t),
           rc == 0 and t < STOP_MAX_S, e.stderr_tail())
     check("sparse-hole: stopped in the middle of the hole", at_signal < HOLE - (64 << 20),
