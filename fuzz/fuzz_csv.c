@@ -4,7 +4,10 @@
  * rest is the file. Every input is parsed twice (whole, and in small chunks
  * following the parser's next_offset), and the two runs must agree; every
  * record's offsets must be sane and its raw text must be the file's bytes;
- * every event must be valid JSON and equal, byte for byte, to jansson's. */
+ * every event must be valid JSON and equal, byte for byte, to jansson's.
+ * The settled offset never goes back nor past next_offset, and a parser
+ * resumed at the settled offset of a run stopped part way (as after a
+ * restart) emits exactly the records the whole run emits after it. */
 #include "event.h"
 #include "pmta_csv.h"
 
@@ -20,6 +23,8 @@ struct run {
         struct event_encoder *enc;
         struct buf events;
         uint64_t last_end;
+        uint64_t tail_from; /* records ending past this also go to tail */
+        struct buf tail;
 };
 
 static void on_record(void *ctx, const struct pmta_record *r)
@@ -51,6 +56,10 @@ static void on_record(void *ctx, const struct pmta_record *r)
         if (!back)
                 abort();
         json_decref(back);
+        if (r->end > run->tail_from) {
+                buf_append(&run->tail, txt, strlen(txt));
+                buf_putc(&run->tail, '\n');
+        }
         free(txt);
         json_decref(ref);
         buf_putc(&run->events, '\n');
@@ -67,7 +76,12 @@ static void on_reject(void *ctx, const struct pmta_reject *r)
         buf_append(&run->events, line, (size_t)n);
 }
 
-static void parse(struct run *run, size_t chunk, size_t record_max)
+/* Parse run's file in chunks from `resume` (with that header, if any), to
+ * its end, or only until next_offset reaches stop_at (not 0). Returns the
+ * settled offset where it stopped; *header gets a copy of the header then in
+ * force (NULL when none). */
+static uint64_t parse_from(struct run *run, size_t chunk, size_t record_max, uint64_t resume,
+                           const char *resume_header, uint64_t stop_at, char **header)
 {
         static const char *const types[] = {"b", "rb", "f", "d"};
         struct pmta_parser_opts o = {.record_max = record_max,
@@ -78,14 +92,21 @@ static void parse(struct run *run, size_t chunk, size_t record_max)
                                      .ctx = run};
         run->enc = event_encoder_new();
         buf_init(&run->events, 1u << 30);
-        run->last_end = 0;
+        buf_init(&run->tail, 1u << 30);
+        run->last_end = resume;
         struct pmta_parser *p = pmta_parser_new(&o);
         if (!p || !run->enc)
                 abort();
+        if (pmta_parser_resume(p, resume, resume_header,
+                               resume_header ? strlen(resume_header) : 0) < 0)
+                abort();
+        uint64_t settled = pmta_parser_settled_offset(p);
         for (int guard = 0;; guard++) {
                 if (guard > 10 * 1000 * 1000)
                         abort(); /* no progress */
                 uint64_t off = pmta_parser_next_offset(p);
+                if (stop_at && off >= stop_at)
+                        break;
                 int r;
                 if (off >= run->size) {
                         r = pmta_parser_finish(p);
@@ -97,9 +118,25 @@ static void parse(struct run *run, size_t chunk, size_t record_max)
                 }
                 if (r < 0)
                         abort();
+                uint64_t now = pmta_parser_settled_offset(p);
+                if (now < settled || now > pmta_parser_next_offset(p))
+                        abort();
+                settled = now;
+        }
+        if (header) {
+                const struct pmta_header *h = pmta_parser_header(p);
+                /* one with a NUL byte cannot be saved as a string */
+                *header =
+                    h && !memchr(h->raw, '\0', h->raw_len) ? strndup(h->raw, h->raw_len) : NULL;
         }
         pmta_parser_free(p);
         event_encoder_free(run->enc);
+        return settled;
+}
+
+static void parse(struct run *run, size_t chunk, size_t record_max)
+{
+        parse_from(run, chunk, record_max, 0, NULL, 0, NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -112,13 +149,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 record_max = 1 << 20;
         struct run whole = {.file = data + 2, .size = size - 2};
         struct run pieces = {.file = data + 2, .size = size - 2};
+        /* a run stopped part way, as by a restart, and one resumed where it
+         * had settled */
+        struct run first = {.file = data + 2, .size = size - 2, .tail_from = UINT64_MAX};
+        uint64_t stop_at = (size - 2) * ((size_t)(data[0] % 7) + 1) / 8 + 1;
+        char *header = NULL;
+        uint64_t at = parse_from(&first, chunk, record_max, 0, NULL, stop_at, &header);
+        /* a header spanning lines cannot be saved as one: not resumable */
+        bool resumable = at > 0 && header && !strpbrk(header, "\r\n") && header[0];
+        whole.tail_from = resumable ? at : UINT64_MAX;
         parse(&whole, size, record_max);
         parse(&pieces, chunk, record_max);
         if (whole.events.len != pieces.events.len ||
             (whole.events.len &&
              memcmp(whole.events.data, pieces.events.data, whole.events.len) != 0))
                 abort();
+        if (resumable) {
+                struct run second = {.file = data + 2, .size = size - 2, .tail_from = 0};
+                parse_from(&second, chunk, record_max, at, header, 0, NULL);
+                if (whole.tail.len != second.tail.len ||
+                    (whole.tail.len && memcmp(whole.tail.data, second.tail.data, whole.tail.len)))
+                        abort();
+                buf_free(&second.events);
+                buf_free(&second.tail);
+        }
+        free(header);
+        buf_free(&first.events);
+        buf_free(&first.tail);
         buf_free(&whole.events);
+        buf_free(&whole.tail);
         buf_free(&pieces.events);
+        buf_free(&pieces.tail);
         return 0;
 }
