@@ -28,7 +28,7 @@ static bool daemon_running(const char *state_dir)
 {
         char path[4200];
         snprintf(path, sizeof path, "%s/lock", state_dir);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0)
                 return false;
         bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
