@@ -144,7 +144,12 @@ void pmta_parser_free(struct pmta_parser *p);
  * `offset` are not emitted again. With header_raw (the header line saved
  * earlier, without terminator) the parser goes straight to `offset`;
  * without it, it first reads the file's first row from offset 0 to learn
- * the header, then jumps. Call before the first feed. Returns 0 or -1. */
+ * the header, then jumps. Either way it asks for the byte before `offset`
+ * first (next_offset is offset - 1): a line break there is a record
+ * boundary; anything else means the offset was saved inside a line being
+ * skipped, whose rest is then skipped too (and rejected as too long when it
+ * is longer than record_max on its own). Call before the first feed.
+ * Returns 0 or -1. */
 int pmta_parser_resume(struct pmta_parser *p, uint64_t offset, const char *header_raw,
                        size_t header_len);
 
