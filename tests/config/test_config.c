@@ -231,7 +231,7 @@ static void t_defaults_when_missing(void)
         CHECK_EQ_INT(e.count, 0);
         CHECK_EQ_INT(c.n_sources, 0);
         CHECK_EQ_INT(c.output.kind, CONFIG_OUTPUT_NONE);
-        CHECK_EQ_INT(c.output.format, CONFIG_FORMAT_BATCH);
+        CHECK_EQ_INT(c.output.format, CONFIG_FORMAT_AUTO);
         CHECK_EQ_INT(c.output.n_headers, 0);
         CHECK_EQ_INT(c.output.batch_max_records, 500);
         CHECK_EQ_INT(c.output.batch_max_bytes, 1048576);
@@ -399,7 +399,7 @@ static void t_bad_values(void)
         CHECK(error_at(&L, 9, "concurrency: \"65\" is out of range (1 to 64)"));
         CHECK(error_at(&L, 10, "timeout_s: \"0\" is out of range"));
         CHECK(error_at(&L, 11, "gzip: \"maybe\" is not yes or no"));
-        CHECK(error_at(&L, 12, "format: \"batches\" is not batch or single"));
+        CHECK(error_at(&L, 12, "format: \"batches\" is not auto, batch or single"));
         CHECK(error_at(&L, 13, "url: must start with http:// or https://"));
         CHECK(error_at(&L, 14, "linger_ms"));
         CHECK(error_at(&L, 16, "level: \"loud\""));
