@@ -103,6 +103,7 @@ struct http_push {
         int64_t dl_retry_ms; /* when the write may be tried again */
         int64_t dl_delay_ms; /* grows while it keeps failing */
         bool dl_failing;
+        int dl_errno; /* the reason of the failure streak */
 };
 
 static int64_t now_ms(void)
@@ -504,10 +505,12 @@ static void dl_flush(struct http_push *h)
                 h->dl_retry_ms = now + h->dl_delay_ms;
                 snprintf(h->base.stats.last_error, sizeof h->base.stats.last_error, "%s: %s", what,
                          strerror(e));
-                if (!h->dl_failing)
+                /* once per streak, and again when the reason changes */
+                if (!h->dl_failing || e != h->dl_errno)
                         log_error(h->base.log, "%s, retrying file=%s records=%zu error=\"%s\"",
                                   what, h->dead_letter, n, strerror(e));
                 h->dl_failing = true;
+                h->dl_errno = e;
                 return;
         }
         if (h->dl_failing)
