@@ -532,12 +532,19 @@ static void show_progress(struct run *r, bool final)
         /* Paced (--rate, max_rate): what is left goes no faster than the
          * rate, whatever the reading did so far. */
         unsigned max_rate = r->o->cfg && !r->o->dry_run ? r->o->cfg->output.max_rate : 0;
-        if (max_rate && r->bytes_done > 0 && r->bytes_total > r->bytes_done) {
-                double per_byte = (double)r->t->parsed.records / (double)r->bytes_done;
-                double left =
-                    per_byte * (double)(r->bytes_total - r->bytes_done) + (double)r->inflight;
+        if (max_rate) {
+                double left = (double)r->inflight, total = (double)r->t->parsed.records;
+                if (r->bytes_done > 0 && r->bytes_total > r->bytes_done) {
+                        double more = total / (double)r->bytes_done *
+                                      (double)(r->bytes_total - r->bytes_done);
+                        left += more;
+                        total += more;
+                }
                 if (left / max_rate > eta)
                         eta = left / max_rate;
+                /* the bar follows what is delivered, not what is read */
+                if (total > 0 && (total - left) / total < frac)
+                        frac = (total - left) / total;
         }
         char line[256], limit[48] = "";
         if (max_rate)

@@ -1301,6 +1301,57 @@ def dead_letter_lock(e):
     e.verify("dead-letter-lock", refused=[7])
 
 
+@scenario(output={"format": None})
+def replay_rate(e):
+    """`replay --rate 80` of 400 records on a terminal: the backend gets about
+    80 events/s, the ETA counts with the rate from the start, and the log line
+    at the end of the file is never written into the progress bar."""
+    import pty
+    e.sim.write(400)
+    e.sim.close()
+    # a 503 half-way: its log line comes while the bar is on the terminal
+    e.backend.script(*([200] * 150 + [503]))
+    master, slave = pty.openpty()
+    t0 = time.monotonic()
+    p = subprocess.Popen([BINARY, "-c", e.conf, "replay", "--rate", "80", e.live],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    p.wait(60)
+    os.close(master)
+    secs = time.monotonic() - t0
+    e.cmd_out.append(out.decode("utf-8", "replace"))
+    text = out.decode("utf-8", "replace")
+    reqs = e.backend.requests()
+    n = sum(len(r.events) for r in reqs)
+    span = reqs[-1].t0 - reqs[0].t0 if len(reqs) > 1 else 0
+    info("replay-rate: %d events in %.2f s (%.1f events/s, --rate 80), replay took %.2f s" % (
+        n, span, n / span if span else 0, secs))
+    check("replay-rate: exit 0, every record delivered (%d)" % n, p.returncode == 0 and
+          n >= len(e.sim.required()), text.splitlines()[-3:])
+    # the 503's backoff (0.25 to 0.5 s) is time without sending
+    check("replay-rate: at most 80 events/s, and not far below (%.1f)" % (
+        n / span if span else 0), span > 0 and 64 <= n / span <= 88)
+    etas = [int(m) for m in re.findall(r"ETA (\d+)s", text)]
+    check("replay-rate: the first ETA counts with the rate (%s)" % etas[:3],
+          bool(etas) and etas[0] >= 3, [repr(text[:300])])
+    check("replay-rate: the progress line shows the limit", "(max 80/s)" in text)
+    clash = re.findall(r"ETA \d+s[^\r\n]*?(?:info|warn|error) ", text)
+    check("replay-rate: no log line runs into the progress bar", not clash, clash[:2])
+    logged = re.search(r"ETA \d+s[^\r\n]*\x1b\[K\r\x1b\[K[^\r\n]*warn delivery failing[^\r\n]*\r?\n"
+                       r"\r\[", text)
+    check("replay-rate: the bar is cleared before the log line and drawn again after it",
+          logged is not None, [repr(ln[-300:]) for ln in text.split("\n") if "failing" in ln])
+
+
 # -------------------------------------------------------------- main
 
 
