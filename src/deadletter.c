@@ -276,9 +276,12 @@ int dead_letter_resend(const struct config *cfg, volatile sig_atomic_t *stop,
         }
         /* the copies must be durable before their source goes */
         if (bad_fd >= 0) {
+                struct stat bst;
                 if (fsync(bad_fd) < 0) {
                         log_error(log, "cannot sync file=%s error=\"%s\"", bad, strerror(errno));
                         rc = -1;
+                } else if (fstat(bad_fd, &bst) == 0 && bst.st_size == 0) {
+                        unlink(bad); /* nothing unreadable, now or before */
                 }
                 close(bad_fd);
         }
