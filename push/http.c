@@ -80,7 +80,7 @@ struct hpart {
         struct buf answer;
         size_t header_bytes;
         bool header_too_big;
-        char errbuf[CURL_ERROR_SIZE];
+        size_t slot; /* its easy handle's, while in flight and until handled */
         struct hpart *next;
 };
 
@@ -91,6 +91,9 @@ struct http_push {
         struct push_header *headers;
         CURLM *multi;
         CURL **easies; /* one per concurrency slot, reused: keeps connections warm */
+        /* libcurl's reason, per slot rather than per part: a backlog of
+         * single-event parts stays small */
+        char (*errbufs)[CURL_ERROR_SIZE];
         bool *easy_busy;
         struct hbatch *batches, *batches_tail;
         struct hpart *parts; /* waiting or in flight, in order */
@@ -266,8 +269,8 @@ static int start_part(struct http_push *h, struct hpart *pt)
         }
         pt->hdrs = l;
         buf_reset(&pt->answer);
-        pt->errbuf[0] = '\0';
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pt->errbuf);
+        h->errbufs[slot][0] = '\0';
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbufs[slot]);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, pt->view);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)pt->view_len);
@@ -279,6 +282,7 @@ static int start_part(struct http_push *h, struct hpart *pt)
         if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
                 return -1;
         h->easy_busy[slot] = true;
+        pt->slot = slot;
         pt->easy = e;
         pt->in_flight = true;
         pt->started_ms = now_ms();
@@ -595,7 +599,8 @@ static void done(struct http_push *h, struct hpart *pt, CURLcode rc)
                                  (pt->header_too_big ? HEADER_MAX : 100 * 1024) / 1024, status);
                 else
                         snprintf(why, sizeof why, "%s",
-                                 pt->errbuf[0] ? pt->errbuf : curl_easy_strerror(rc));
+                                 h->errbufs[pt->slot][0] ? h->errbufs[pt->slot]
+                                                         : curl_easy_strerror(rc));
                 retry_later(h, pt, 0, why);
                 return;
         }
@@ -844,6 +849,7 @@ static void http_close(struct push *base)
         pace_free(&h->pace);
         free(h->headers);
         free(h->easies);
+        free(h->errbufs);
         free(h->easy_busy);
         free(h->url);
         free(h->ca_file);
@@ -897,9 +903,10 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
         h->headers = calloc(o->nheaders ? o->nheaders : 1, sizeof *h->headers);
         h->easies = calloc(h->o.concurrency, sizeof *h->easies);
         h->easy_busy = calloc(h->o.concurrency, sizeof *h->easy_busy);
+        h->errbufs = calloc(h->o.concurrency, sizeof *h->errbufs);
         h->multi = curl_multi_init();
         bool ok = h->url && h->dead_letter && h->user_agent && h->headers && h->easies &&
-                  h->easy_busy && h->multi && (!o->ca_file || h->ca_file);
+                  h->easy_busy && h->errbufs && h->multi && (!o->ca_file || h->ca_file);
         h->o.nheaders = 0;
         for (size_t i = 0; ok && i < o->nheaders; i++) {
                 h->headers[i].name = strdup(o->headers[i].name);
