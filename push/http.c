@@ -12,8 +12,9 @@
  *                             StatusCode other than 250
  *   408, 429, 5xx, no answer  sent again, the same body and Idempotency-Key,
  *                             once the output's backoff (capped exponential
- *                             with jitter, or Retry-After) allows; meanwhile
- *                             one request at a time probes the backend
+ *                             with jitter, or Retry-After) and its own allow;
+ *                             meanwhile one request at a time (the part tried
+ *                             least) probes the backend
  *   401, 403, Errors Code 1   the same, and said loudly: credentials, not data
  *   413                       too large: split in halves
  *   other 4xx, refusals       split until the refused events stand alone,
@@ -72,6 +73,7 @@ struct hpart {
         char idem[33];
         unsigned attempts;
         int64_t started_ms;
+        int64_t not_before_ms; /* its own backoff, on top of the output's */
         bool in_flight;
         bool dl_pending; /* refused alone, waiting for the dead-letter write */
         long dl_status;
@@ -346,7 +348,12 @@ static void resolve(struct http_push *h, struct hpart *pt)
 static void retry_later(struct http_push *h, struct hpart *pt, long retry_after_s, const char *why)
 {
         pt->attempts++;
-        int64_t delay = pace_failed(&h->pace, now_ms(), pt->started_ms, retry_after_s);
+        int64_t now = now_ms();
+        int64_t delay = pace_failed(&h->pace, now, pt->started_ms, retry_after_s);
+        /* and the part itself waits its own growing delay: a body that
+         * fails alone (a 500 for it only) comes back ever more rarely, and
+         * pushes the others back once each time */
+        pt->not_before_ms = now + pace_part_delay_ms(&h->pace, pt->attempts);
         h->base.stats.retrying = true;
         snprintf(h->base.stats.last_error, sizeof h->base.stats.last_error, "%s", why);
         if (h->failing++ == 0)
@@ -549,6 +556,7 @@ static int split(struct http_push *h, struct hpart *pt)
                 return -1;
         pt->count = half;
         pt->attempts = 0;
+        pt->not_before_ms = 0;
         pt->built = false;
         buf_reset(&pt->body);
         b->next = pt->next;
@@ -666,18 +674,49 @@ static void done(struct http_push *h, struct hpart *pt, CURLcode rc)
 static int start_ready(struct http_push *h)
 {
         int64_t now = now_ms(), next = -1;
-        for (struct hpart *pt = h->parts; pt && h->in_flight < h->o.concurrency; pt = pt->next) {
-                if (pt->in_flight || pt->dl_pending)
-                        continue;
-                if (pace_failing(&h->pace) && h->in_flight > 0)
-                        break;
-                int64_t w = pace_wait_ms(&h->pace, now, pt->count);
-                if (w > 0) {
-                        next = w;
-                        break;
+        if (pace_failing(&h->pace)) {
+                /* The probe is the part tried least: a body the backend
+                 * chokes on (a 500 for it alone) must not keep the others
+                 * behind it for ever; one success ends the backoff. */
+                struct hpart *probe = NULL;
+                for (struct hpart *pt = h->parts; pt && h->in_flight == 0; pt = pt->next) {
+                        if (pt->in_flight || pt->dl_pending)
+                                continue;
+                        if (pt->not_before_ms > now) {
+                                if (next < 0 || pt->not_before_ms - now < next)
+                                        next = pt->not_before_ms - now;
+                                continue;
+                        }
+                        if (!probe || pt->attempts < probe->attempts)
+                                probe = pt;
+                        if (probe->attempts == 0)
+                                break;
                 }
-                if (start_part(h, pt) < 0)
-                        break;
+                if (probe) {
+                        int64_t w = pace_wait_ms(&h->pace, now, probe->count);
+                        if (w > 0)
+                                next = w;
+                        else if (start_part(h, probe) == 0)
+                                next = -1; /* its answer will wake us */
+                }
+        } else {
+                for (struct hpart *pt = h->parts; pt && h->in_flight < h->o.concurrency;
+                     pt = pt->next) {
+                        if (pt->in_flight || pt->dl_pending)
+                                continue;
+                        if (pt->not_before_ms > now) {
+                                if (next < 0 || pt->not_before_ms - now < next)
+                                        next = pt->not_before_ms - now;
+                                continue;
+                        }
+                        int64_t w = pace_wait_ms(&h->pace, now, pt->count);
+                        if (w > 0) {
+                                next = w;
+                                break;
+                        }
+                        if (start_part(h, pt) < 0)
+                                break;
+                }
         }
         if (h->dl_pending > 0) {
                 int64_t w = h->dl_retry_ms > now ? h->dl_retry_ms - now : 0;

@@ -86,20 +86,30 @@ void pace_started(struct pace *p, int64_t now, size_t nev)
         }
 }
 
+/* Step n of the capped exponential, with jitter so that many daemons do
+ * not hit a recovering backend in step. */
+static int64_t step_ms(struct pace *p, unsigned n)
+{
+        int64_t delay = BACKOFF_MIN_MS;
+        for (unsigned i = 1; i < n && delay < p->max_ms; i++)
+                delay *= 2;
+        if (delay > p->max_ms)
+                delay = p->max_ms;
+        return delay / 2 + (int64_t)(rand_r(&p->seed) % (unsigned)(delay / 2 + 1));
+}
+
+int64_t pace_part_delay_ms(struct pace *p, unsigned attempts)
+{
+        return step_ms(p, attempts);
+}
+
 int64_t pace_failed(struct pace *p, int64_t now, int64_t started, long retry_after_s)
 {
         /* in flight when the output was pushed back: the same outage, the
          * step already taken */
         if (p->streak == 0 || started >= p->armed_ms) {
                 p->streak++;
-                int64_t delay = BACKOFF_MIN_MS;
-                for (unsigned i = 1; i < p->streak && delay < p->max_ms; i++)
-                        delay *= 2;
-                if (delay > p->max_ms)
-                        delay = p->max_ms;
-                /* jitter, so that many daemons do not hit a recovering
-                 * backend in step */
-                delay = delay / 2 + (int64_t)(rand_r(&p->seed) % (unsigned)(delay / 2 + 1));
+                int64_t delay = step_ms(p, p->streak);
                 if (now + delay > p->until_ms)
                         p->until_ms = now + delay;
                 p->armed_ms = now;

@@ -41,6 +41,9 @@ void pace_started(struct pace *p, int64_t now, size_t nev);
  * delay with jitter, or the Retry-After asked for when longer. Returns the
  * delay now in force (ms). */
 int64_t pace_failed(struct pace *p, int64_t now, int64_t started, long retry_after_s);
+/* The delay a request waits on its own after its `attempts`-th failure:
+ * capped exponential with jitter, like the output's. */
+int64_t pace_part_delay_ms(struct pace *p, unsigned attempts);
 /* An answer that was not a failure: the backend is back. */
 void pace_succeeded(struct pace *p);
 /* Whether the output is backing off (then one request probes at a time). */

@@ -1352,6 +1352,29 @@ def replay_rate(e):
           logged is not None, [repr(ln[-300:]) for ln in text.split("\n") if "failing" in ln])
 
 
+@scenario(output={"format": None, "retry_max_s": "2"})
+def poison_500(e):
+    """One record the backend always answers 500 for (one event per request):
+    the output's backoff probes with the part tried least, so the others are
+    delivered all the same; the record is retried until the backend takes it."""
+    e.backend.refuse("rcpt", {"u5@example.com"}, status=500)
+    e.start()
+    write_spread(e, 200, steps=4)
+    others = [n for n in e.sim.required() if n != 5]
+    ok, t = e.wait_delivered(required=others, timeout=TIMEOUT + 20)
+    tries = sum(1 for r in e.backend.requests() if r.status == 500)
+    info("poison-500: the other %d records delivered in %.1f s; the poisoned one tried %d "
+         "times meanwhile" % (len(others), t, tries))
+    check("poison-500: the others delivered despite a body always answered 500", ok,
+          e.request_summary() + e.stderr_tail())
+    check("poison-500: no dead letter for a 500", not e.dead_letters())
+    e.backend.refuse(None, ())
+    ok, t = e.wait_delivered(timeout=TIMEOUT)
+    check("poison-500: delivered once the backend takes it", ok, e.request_summary())
+    e.expect_stop("poison-500")
+    e.verify("poison-500")
+
+
 # -------------------------------------------------------------- main
 
 
