@@ -12,6 +12,8 @@ void log_init(struct logger *lg, FILE *out, enum log_level level)
 {
         lg->level = level;
         lg->out = out;
+        lg->around = NULL;
+        lg->around_ctx = NULL;
         /* JOURNAL_STREAM is set by systemd when stderr is connected to journald,
          * which stamps each line itself. */
         lg->timestamps = isatty(fileno(out)) && !getenv("JOURNAL_STREAM");
@@ -57,9 +59,13 @@ void log_msg(const struct logger *lg, enum log_level lvl, const char *fmt, ...)
         if (n >= sizeof line - 1)
                 n = sizeof line - 2;
         line[n++] = '\n';
+        if (lg->around)
+                lg->around(lg->around_ctx, true);
         /* One write per line so concurrent writers do not interleave. */
         fwrite(line, 1, n, lg->out);
         fflush(lg->out);
+        if (lg->around)
+                lg->around(lg->around_ctx, false);
 }
 
 static long long mono_ms(void)

@@ -13,6 +13,10 @@ struct logger {
         enum log_level level;
         FILE *out;
         bool timestamps; /* on a terminal; journald stamps lines itself */
+        /* Called around every line written, when set: a progress bar on
+         * the same terminal clears itself before and redraws after. */
+        void (*around)(void *ctx, bool before);
+        void *around_ctx;
 };
 
 /* Set up a logger writing to `out`, with timestamps only when `out` is a

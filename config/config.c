@@ -65,6 +65,8 @@ enum key_id {
         K_OUT_INCLUDE_MESSAGE,
         K_OUT_CONCURRENCY,
         K_OUT_HOST,
+        K_OUT_MAX_RATE,
+        K_OUT_MAX_REQUESTS_PER_MINUTE,
         K_STATE_DIR,
         K_CLASSIFY_PATTERNS,
         K_CLASSIFY_FORWARD,
@@ -108,6 +110,8 @@ static const struct key_def keys[K_COUNT] = {
     [K_OUT_INCLUDE_MESSAGE] = {SEC_OUTPUT, "include_message", 0},
     [K_OUT_CONCURRENCY] = {SEC_OUTPUT, "concurrency", 0},
     [K_OUT_HOST] = {SEC_OUTPUT, "host", 0},
+    [K_OUT_MAX_RATE] = {SEC_OUTPUT, "max_rate", 0},
+    [K_OUT_MAX_REQUESTS_PER_MINUTE] = {SEC_OUTPUT, "max_requests_per_minute", 0},
     [K_STATE_DIR] = {SEC_STATE, "dir", 0},
     [K_CLASSIFY_PATTERNS] = {SEC_CLASSIFY, "patterns", 0},
     [K_CLASSIFY_FORWARD] = {SEC_CLASSIFY, "forward", 0},
@@ -155,6 +159,7 @@ struct parse {
         struct buf cont;
 
         int url_line, file_line;
+        bool concurrency_set, max_requests_set;
 };
 
 /* --- reporting ---------------------------------------------------------- */
@@ -729,8 +734,10 @@ static void apply(struct parse *p, enum key_id id, const char *v)
                         o->format = CONFIG_FORMAT_BATCH;
                 else if (strcasecmp(v, "single") == 0)
                         o->format = CONFIG_FORMAT_SINGLE;
+                else if (strcasecmp(v, "auto") == 0)
+                        o->format = CONFIG_FORMAT_AUTO;
                 else
-                        problem(p, p->lineno, "format: %s is not batch or single",
+                        problem(p, p->lineno, "format: %s is not auto, batch or single",
                                 show(q, sizeof q, v));
                 break;
         case K_OUT_HEADER:
@@ -771,6 +778,14 @@ static void apply(struct parse *p, enum key_id id, const char *v)
                 break;
         case K_OUT_CONCURRENCY:
                 parse_unsigned(p, key, v, 1, 64, &o->concurrency);
+                p->concurrency_set = true;
+                break;
+        case K_OUT_MAX_RATE:
+                parse_unsigned(p, key, v, 0, 1000000, &o->max_rate);
+                break;
+        case K_OUT_MAX_REQUESTS_PER_MINUTE:
+                parse_unsigned(p, key, v, 0, 100000, &o->max_requests_per_minute);
+                p->max_requests_set = true;
                 break;
         case K_OUT_HOST:
                 if (strlen(v) > 255 || has_control(v) || strchr(v, ' '))
@@ -1123,7 +1138,7 @@ static void set_defaults(struct config *c)
 {
         memset(c, 0, sizeof *c);
         c->output.kind = CONFIG_OUTPUT_NONE;
-        c->output.format = CONFIG_FORMAT_BATCH;
+        c->output.format = CONFIG_FORMAT_AUTO;
         c->output.batch_max_records = 500;
         c->output.batch_max_bytes = MIB;
         c->output.linger_ms = 1000;
@@ -1165,6 +1180,14 @@ static void finish(struct parse *p)
         } else if (o->file) {
                 o->kind = CONFIG_OUTPUT_FILE;
         }
+        /* One event per request needs more of them in flight: 16 at 50 ms
+         * an answer is 320 events/s. */
+        if (!p->concurrency_set)
+                o->concurrency = config_output_single(o) ? 16 : 4;
+        /* Oempro's batch API allows 100 requests per 60 s. */
+        if (!p->max_requests_set)
+                o->max_requests_per_minute =
+                    config_url_endpoint(o->url) == CONFIG_ENDPOINT_BATCH_API ? 100 : 0;
         if (!o->host) {
                 char host[256];
                 if (gethostname(host, sizeof host) < 0 || !host[0]) {
@@ -1359,7 +1382,25 @@ void config_describe(const struct config *c, FILE *out)
                 print_url(out, o->url);
         fputc('\n', out);
         fprintf(out, "file = %s\n", or_empty(o->file));
-        fprintf(out, "format = %s\n", o->format == CONFIG_FORMAT_SINGLE ? "single" : "batch");
+        static const char *const format_names[] = {
+            [CONFIG_FORMAT_BATCH] = "batch",
+            [CONFIG_FORMAT_SINGLE] = "single",
+            [CONFIG_FORMAT_AUTO] = "auto",
+        };
+        fprintf(out, "format = %s  ; %s\n", format_names[o->format],
+                config_output_single(o) ? "one event per request" : "JSON arrays");
+        enum config_endpoint ep = config_url_endpoint(o->url);
+        if (o->format == CONFIG_FORMAT_BATCH && ep == CONFIG_ENDPOINT_WEBHOOK)
+                fputs("; warning: format = batch sends JSON arrays, but Oempro's "
+                      "bounce_webhook (type=pmta) is fed one event per request: use auto or "
+                      "single\n",
+                      out);
+        if (o->kind == CONFIG_OUTPUT_URL && !config_output_single(o) &&
+            ep == CONFIG_ENDPOINT_FLUENTD && o->batch_max_records > CONFIG_FLUENTD_MAX_EVENTS)
+                fprintf(out,
+                        "; warning: batch_max_records = %u is capped to %u events per "
+                        "request for type=fluentd (more is answered 413)\n",
+                        o->batch_max_records, CONFIG_FLUENTD_MAX_EVENTS);
         for (size_t i = 0; i < o->n_headers; i++) {
                 const struct config_header *h = &o->headers[i];
                 /* Only the name: the value is a secret, whatever its origin. */
@@ -1378,6 +1419,8 @@ void config_describe(const struct config *c, FILE *out)
         fprintf(out, "ca_file = %s\n", or_empty(o->ca_file));
         fprintf(out, "include_message = %s\n", yes_no(o->include_message));
         fprintf(out, "concurrency = %u\n", o->concurrency);
+        fprintf(out, "max_rate = %u\n", o->max_rate);
+        fprintf(out, "max_requests_per_minute = %u\n", o->max_requests_per_minute);
         fprintf(out, "host = %s\n\n", or_empty(o->host));
 
         fprintf(out, "[state]\ndir = %s\n\n", or_empty(c->state_dir));
@@ -1413,4 +1456,61 @@ bool config_source_wants(const struct config_source *src, const char *code)
                         return true;
         }
         return false;
+}
+
+/* Does the URL's path end with `tail` (a trailing '/' allowed)? */
+static bool path_ends(const char *path, size_t len, const char *tail)
+{
+        size_t n = strlen(tail);
+        if (len > 0 && path[len - 1] == '/')
+                len--;
+        return len >= n && strncasecmp(path + len - n, tail, n) == 0;
+}
+
+enum config_endpoint config_url_endpoint(const char *url)
+{
+        if (!url)
+                return CONFIG_ENDPOINT_OTHER;
+        const char *a = strstr(url, "://");
+        a = a ? a + 3 : url;
+        const char *path = a + strcspn(a, "/?#");
+        size_t plen = strcspn(path, "?#");
+        if (path_ends(path, plen, "/api/v1/process_pmta_log_file"))
+                return CONFIG_ENDPOINT_BATCH_API;
+        if (!path_ends(path, plen, "/system/bounce_webhook"))
+                return CONFIG_ENDPOINT_OTHER;
+        /* type=fluentd among the query's parameters */
+        if (path[plen] == '?') {
+                const char *q = path + plen + 1;
+                size_t qlen = strcspn(q, "#");
+                while (qlen > 0) {
+                        size_t n = strcspn(q, "&");
+                        if (n > qlen)
+                                n = qlen;
+                        if (n == 12 && strncasecmp(q, "type=fluentd", 12) == 0)
+                                return CONFIG_ENDPOINT_FLUENTD;
+                        q += n;
+                        qlen -= n;
+                        if (qlen > 0) {
+                                q++;
+                                qlen--;
+                        }
+                }
+        }
+        return CONFIG_ENDPOINT_WEBHOOK;
+}
+
+bool config_output_single(const struct config_output *o)
+{
+        if (o->format != CONFIG_FORMAT_AUTO)
+                return o->format == CONFIG_FORMAT_SINGLE;
+        return config_url_endpoint(o->url) == CONFIG_ENDPOINT_WEBHOOK;
+}
+
+unsigned config_output_max_events(const struct config_output *o)
+{
+        if (config_output_single(o))
+                return 1;
+        return config_url_endpoint(o->url) == CONFIG_ENDPOINT_FLUENTD ? CONFIG_FLUENTD_MAX_EVENTS
+                                                                      : 0;
 }

@@ -30,7 +30,19 @@ enum config_output_kind {
         CONFIG_OUTPUT_FILE,
 };
 
-enum config_format { CONFIG_FORMAT_BATCH, CONFIG_FORMAT_SINGLE };
+/* AUTO decides by the URL (config_output_single); the others force it. */
+enum config_format { CONFIG_FORMAT_BATCH, CONFIG_FORMAT_SINGLE, CONFIG_FORMAT_AUTO };
+
+/* What a URL names, for format = auto and the output's defaults. */
+enum config_endpoint {
+        CONFIG_ENDPOINT_OTHER,     /* anything else: arrays */
+        CONFIG_ENDPOINT_WEBHOOK,   /* /system/bounce_webhook (type=pmta...): one object each */
+        CONFIG_ENDPOINT_FLUENTD,   /* /system/bounce_webhook?type=fluentd: arrays <= 1000 */
+        CONFIG_ENDPOINT_BATCH_API, /* /api/v1/process_pmta_log_file: arrays, 100 req/min */
+};
+
+/* Oempro's type=fluentd refuses (413) more records than this per request. */
+#define CONFIG_FLUENTD_MAX_EVENTS 1000
 
 /* Which classified bounces [classify] forward lets through. */
 enum config_forward {
@@ -76,7 +88,10 @@ struct config_output {
         bool tls_verify;
         char *ca_file; /* NULL: the system store */
         bool include_message;
-        unsigned concurrency;
+        unsigned concurrency; /* resolved: 16 for one event per request, else 4 */
+        unsigned max_rate;    /* events per second across requests, 0: no limit */
+        /* resolved: 100 for the batch API unless set, 0: no limit */
+        unsigned max_requests_per_minute;
         char *host; /* the host name put in events; gethostname() by default */
 };
 
@@ -133,5 +148,18 @@ void config_error_print(const struct config_error *err, FILE *out);
 /* Whether `src` forwards records of type `code` (a short code such as "rb",
  * as in a record's type field). */
 bool config_source_wants(const struct config_source *src, const char *code);
+
+/* What `url` names (NULL: OTHER): Oempro's webhook by its path
+ * (.../system/bounce_webhook, with type=fluentd in the query or not), its
+ * batch API (.../api/v1/process_pmta_log_file), or anything else. */
+enum config_endpoint config_url_endpoint(const char *url);
+
+/* Whether the output sends one event per request: format single, or auto
+ * towards Oempro's webhook other than type=fluentd. */
+bool config_output_single(const struct config_output *o);
+
+/* The most events one request may carry (0: batch_max_records decides):
+ * 1 when single, 1000 towards type=fluentd. */
+unsigned config_output_max_events(const struct config_output *o);
 
 #endif

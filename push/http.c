@@ -1,17 +1,25 @@
 /* The HTTP output: batches of events POSTed to the Oempro webhook.
  *
  * A submitted batch is cut into parts: the whole batch as one JSON array
- * (format batch), or one part per event (format single). Parts are sent over
- * libcurl's multi interface, up to `concurrency` at a time on kept-alive
- * connections, and each answer decides the part's fate (backend-contract.md):
- *   2xx                       accepted, unless the body is {"Success": false}
+ * (format batch, at most max_events per array), or one part per event
+ * (format single). Parts are sent over libcurl's multi interface, up to
+ * `concurrency` at a time on kept-alive connections, as the output's pace
+ * allows (pace.h: max_rate, max_requests_per_minute, and one backoff for the
+ * whole output), and each answer decides the part's fate
+ * (backend-contract.md; answer.h finds the JSON in what PHP printed):
+ *   2xx                       accepted, unless the answer says Success:false,
+ *                             Errors, ErrorCount > 0 or (type=fluentd) a
+ *                             StatusCode other than 250
  *   408, 429, 5xx, no answer  sent again, the same body and Idempotency-Key,
- *                             after a capped exponential backoff with jitter
- *                             or the Retry-After the server asked for
- *   401, 403                  the same, and said loudly: credentials, not data
+ *                             once the output's backoff (capped exponential
+ *                             with jitter, or Retry-After) and its own allow;
+ *                             meanwhile one request at a time (the part tried
+ *                             least) probes the backend
+ *   401, 403, Errors Code 1   the same, and said loudly: credentials, not data
  *   413                       too large: split in halves
- *   other 4xx, Success:false  refused: split until the refused events stand
- *                             alone, then each goes to the dead-letter file
+ *   other 4xx, refusals       split until the refused events stand alone,
+ *                             then they go to the dead-letter file, all those
+ *                             of one pass in one append and one fdatasync
  * Nothing is ever dropped: a part is retried forever, and a refused event is
  * acknowledged only once it is durably in the dead-letter file.
  *
@@ -19,7 +27,9 @@
  * in the order batches came in, whatever order the answers arrive in. */
 #include "push_impl.h"
 
+#include "answer.h"
 #include "buf.h"
+#include "pace.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -36,11 +46,12 @@
 #include <xxhash.h>
 #include <zlib.h>
 
-#define ANSWER_MAX        (64 * 1024) /* the start of an answer is all we need */
-#define DL_ANSWER_MAX     512         /* of it, kept with a dead letter */
-#define BACKOFF_MIN_MS    500
-#define RETRY_AFTER_MAX_S 3600
-#define BODY_MAX          (512u << 20)
+#define ANSWER_MAX      (64 * 1024) /* the start of an answer is all we need */
+#define HEADER_MAX      (64 * 1024) /* an answer's header, all lines together */
+#define DL_ANSWER_MAX   512         /* of it, kept with a dead letter */
+#define DL_RETRY_MIN_MS 100         /* the lock held by `dead-letter resend`, a full disk */
+#define DL_RETRY_MAX_MS 30000
+#define BODY_MAX        (512u << 20)
 
 struct hbatch {
         void *token;
@@ -61,12 +72,17 @@ struct hpart {
         bool built;
         char idem[33];
         unsigned attempts;
-        int64_t not_before_ms;
+        int64_t started_ms;
+        int64_t not_before_ms; /* its own backoff, on top of the output's */
         bool in_flight;
+        bool dl_pending; /* refused alone, waiting for the dead-letter write */
+        long dl_status;
         CURL *easy;
         struct curl_slist *hdrs;
         struct buf answer;
-        char errbuf[CURL_ERROR_SIZE];
+        size_t header_bytes;
+        bool header_too_big;
+        size_t slot; /* its easy handle's, while in flight and until handled */
         struct hpart *next;
 };
 
@@ -77,6 +93,9 @@ struct http_push {
         struct push_header *headers;
         CURLM *multi;
         CURL **easies; /* one per concurrency slot, reused: keeps connections warm */
+        /* libcurl's reason, per slot rather than per part: a backlog of
+         * single-event parts stays small */
+        char (*errbufs)[CURL_ERROR_SIZE];
         bool *easy_busy;
         struct hbatch *batches, *batches_tail;
         struct hpart *parts; /* waiting or in flight, in order */
@@ -84,6 +103,12 @@ struct http_push {
         size_t inflight_events;
         unsigned seed;
         unsigned failing; /* consecutive failed attempts, for the log */
+        struct pace pace;
+        size_t dl_pending;   /* parts waiting for the dead-letter write */
+        int64_t dl_retry_ms; /* when the write may be tried again */
+        int64_t dl_delay_ms; /* grows while it keeps failing */
+        bool dl_failing;
+        int dl_errno; /* the reason of the failure streak */
 };
 
 static int64_t now_ms(void)
@@ -100,6 +125,21 @@ static size_t on_answer(char *ptr, size_t size, size_t n, void *userdata)
         size_t room = b->cap - b->len;
         /* a hostile server may send gigabytes: keep the start, drop the rest */
         buf_append(b, ptr, len < room ? len : room);
+        return len;
+}
+
+/* libcurl keeps an answer's header lines in memory: bounded here, and said
+ * as such (libcurl alone would call a long one "Out of memory"). */
+static size_t on_header(char *ptr, size_t size, size_t n, void *userdata)
+{
+        struct hpart *pt = userdata;
+        (void)ptr;
+        size_t len = size * n;
+        pt->header_bytes += len;
+        if (pt->header_bytes > HEADER_MAX) {
+                pt->header_too_big = true;
+                return 0;
+        }
         return len;
 }
 
@@ -231,18 +271,24 @@ static int start_part(struct http_push *h, struct hpart *pt)
         }
         pt->hdrs = l;
         buf_reset(&pt->answer);
-        pt->errbuf[0] = '\0';
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pt->errbuf);
+        h->errbufs[slot][0] = '\0';
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbufs[slot]);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, pt->view);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)pt->view_len);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &pt->answer);
+        pt->header_bytes = 0;
+        pt->header_too_big = false;
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, pt);
         curl_easy_setopt(e, CURLOPT_PRIVATE, pt);
         if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
                 return -1;
         h->easy_busy[slot] = true;
+        pt->slot = slot;
         pt->easy = e;
         pt->in_flight = true;
+        pt->started_ms = now_ms();
+        pace_started(&h->pace, pt->started_ms, pt->count);
         h->in_flight++;
         h->base.stats.requests++;
         if (pt->attempts > 0)
@@ -297,25 +343,17 @@ static void resolve(struct http_push *h, struct hpart *pt)
         part_free(pt);
 }
 
+/* Not delivered: the part waits in its place for the whole output's
+ * backoff (pace.h), which this failure may push back. */
 static void retry_later(struct http_push *h, struct hpart *pt, long retry_after_s, const char *why)
 {
         pt->attempts++;
-        /* exponential, capped, with jitter so that many daemons do not hit a
-         * recovering backend in step */
-        int64_t cap = (int64_t)h->o.retry_max_s * 1000;
-        int64_t delay = BACKOFF_MIN_MS;
-        for (unsigned i = 1; i < pt->attempts && delay < cap; i++)
-                delay *= 2;
-        if (delay > cap)
-                delay = cap;
-        delay = delay / 2 + (int64_t)(rand_r(&h->seed) % (unsigned)(delay / 2 + 1));
-        if (retry_after_s > 0) {
-                if (retry_after_s > RETRY_AFTER_MAX_S)
-                        retry_after_s = RETRY_AFTER_MAX_S;
-                if (retry_after_s * 1000 > delay)
-                        delay = retry_after_s * 1000;
-        }
-        pt->not_before_ms = now_ms() + delay;
+        int64_t now = now_ms();
+        int64_t delay = pace_failed(&h->pace, now, pt->started_ms, retry_after_s);
+        /* and the part itself waits its own growing delay: a body that
+         * fails alone (a 500 for it only) comes back ever more rarely, and
+         * pushes the others back once each time */
+        pt->not_before_ms = now + pace_part_delay_ms(&h->pace, pt->attempts);
         h->base.stats.retrying = true;
         snprintf(h->base.stats.last_error, sizeof h->base.stats.last_error, "%s", why);
         if (h->failing++ == 0)
@@ -351,16 +389,31 @@ static void answer_snippet(const struct buf *a, char *out, size_t size)
 /* Open the dead-letter file for appending, locked. `dead-letter resend`
  * renames the file under the same lock to take its entries: after the lock
  * is ours, the path must still name the file we opened, else we open again
- * (the entry then goes to the new file, never to the one being resent). */
-int dead_letter_open(const char *path)
+ * (the entry then goes to the new file, never to the one being resent).
+ * O_NOFOLLOW: a link planted in the state directory is refused, never
+ * written through. */
+int dead_letter_open(const char *path, bool nonblock)
 {
         for (int tries = 0; tries < 10; tries++) {
-                int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+                int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (fd < 0)
                         return -1;
                 struct stat a, b;
-                if (flock(fd, LOCK_EX) == 0 && fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
-                    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                if (flock(fd, LOCK_EX | (nonblock ? LOCK_NB : 0)) < 0) {
+                        int e = errno;
+                        close(fd);
+                        errno = e;
+                        if (e == EINTR)
+                                continue;
+                        return -1;
+                }
+                if (fstat(fd, &a) == 0 && !S_ISREG(a.st_mode)) {
+                        close(fd);
+                        errno = EINVAL;
+                        return -1;
+                }
+                if (fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
+                    a.st_ino == b.st_ino)
                         return fd;
                 close(fd);
         }
@@ -368,48 +421,130 @@ int dead_letter_open(const char *path)
         return -1;
 }
 
-/* Keep a refused event for good: appended and fsync'd before it counts as
- * done. Returns 0, or -1 (the part is then retried: never dropped). */
-static int dead_letter(struct http_push *h, struct hpart *pt, long status)
+static int dl_line(struct buf *out, struct hpart *pt)
 {
         struct hbatch *b = pt->b;
         const char *ev = b->data + b->off[pt->first];
         size_t evlen = b->off[pt->first + 1] - b->off[pt->first] - 1;
-        char when[32], answer[DL_ANSWER_MAX * 2 + 64];
+        char when[32], answer[DL_ANSWER_MAX * 2 + 64], head[128];
         time_t t = time(NULL);
         struct tm tm;
         gmtime_r(&t, &tm);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
         answer_snippet(&pt->answer, answer, sizeof answer);
-        struct buf line;
-        buf_init(&line, evlen + sizeof answer + 256);
-        char head[128];
-        snprintf(head, sizeof head, "{\"time\":\"%s\",\"status\":%ld,\"answer\":", when, status);
-        int r = -1;
-        if (buf_puts(&line, head) == 0 && buf_puts(&line, answer) == 0 &&
-            buf_puts(&line, ",\"event\":") == 0 && buf_append(&line, ev, evlen) == 0 &&
-            buf_puts(&line, "}\n") == 0) {
-                int fd = dead_letter_open(h->dead_letter);
-                if (fd >= 0 && write(fd, line.data, line.len) == (ssize_t)line.len &&
-                    fdatasync(fd) == 0)
-                        r = 0;
-                if (fd >= 0)
-                        close(fd);
-        }
-        buf_free(&line);
-        if (r < 0) {
-                log_error(h->base.log, "cannot write the dead-letter file=%s error=\"%s\"",
-                          h->dead_letter, strerror(errno));
+        snprintf(head, sizeof head, "{\"time\":\"%s\",\"status\":%ld,\"answer\":", when,
+                 pt->dl_status);
+        if (buf_puts(out, head) < 0 || buf_puts(out, answer) < 0 ||
+            buf_puts(out, ",\"event\":") < 0 || buf_append(out, ev, evlen) < 0 ||
+            buf_puts(out, "}\n") < 0)
                 return -1;
-        }
-        h->base.stats.refused++;
-        /* the event's id, for the operator */
-        const char *id = strstr(ev, "\"eventId\":\"");
-        log_warn(h->base.log,
-                 "record refused by the backend, kept in the dead-letter file "
-                 "status=%ld eventId=%.32s file=%s",
-                 status, id ? id + 11 : "?", h->dead_letter);
         return 0;
+}
+
+static int write_all(int fd, const char *s, size_t n)
+{
+        while (n > 0) {
+                ssize_t w = write(fd, s, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0) {
+                        if (w == 0)
+                                errno = EIO;
+                        return -1;
+                }
+                s += w;
+                n -= (size_t)w;
+        }
+        return 0;
+}
+
+static void resolve(struct http_push *h, struct hpart *pt);
+
+/* Keep every event refused on its own since the last call for good: all of
+ * them in one append and one fdatasync, before any counts as done. On a
+ * short write or a failed sync the file is cut back to where the append
+ * began (no partial line for the retry to follow), and the parts wait for a
+ * later try: never dropped. The lock is taken without waiting: `dead-letter
+ * resend` holds it only to rename the file, and the loop must not stall. */
+static void dl_flush(struct http_push *h)
+{
+        if (h->dl_pending == 0)
+                return;
+        int64_t now = now_ms();
+        if (now < h->dl_retry_ms)
+                return;
+        struct buf lines;
+        buf_init(&lines, BODY_MAX);
+        size_t n = 0;
+        int rc = 0;
+        for (struct hpart *pt = h->parts; pt && rc == 0; pt = pt->next) {
+                if (pt->dl_pending) {
+                        rc = dl_line(&lines, pt);
+                        n++;
+                }
+        }
+        const char *what = "cannot write the dead-letter file";
+        int e = rc < 0 ? ENOMEM : 0;
+        if (rc == 0) {
+                int fd = dead_letter_open(h->dead_letter, true);
+                if (fd < 0) {
+                        e = errno;
+                        if (e == EWOULDBLOCK)
+                                what = "the dead-letter file is locked (dead-letter resend?)";
+                        rc = -1;
+                } else {
+                        struct stat st;
+                        off_t start = fstat(fd, &st) == 0 ? st.st_size : -1;
+                        if (start < 0 || write_all(fd, lines.data, lines.len) < 0 ||
+                            fdatasync(fd) < 0) {
+                                e = errno;
+                                rc = -1;
+                                if (start >= 0 && ftruncate(fd, start) < 0)
+                                        log_error(h->base.log,
+                                                  "cannot cut the dead-letter file back "
+                                                  "file=%s error=\"%s\"",
+                                                  h->dead_letter, strerror(errno));
+                        }
+                        close(fd);
+                }
+        }
+        buf_free(&lines);
+        if (rc < 0) {
+                h->dl_delay_ms = h->dl_delay_ms ? h->dl_delay_ms * 2 : DL_RETRY_MIN_MS;
+                if (h->dl_delay_ms > DL_RETRY_MAX_MS)
+                        h->dl_delay_ms = DL_RETRY_MAX_MS;
+                h->dl_retry_ms = now + h->dl_delay_ms;
+                snprintf(h->base.stats.last_error, sizeof h->base.stats.last_error, "%s: %s", what,
+                         strerror(e));
+                /* once per streak, and again when the reason changes */
+                if (!h->dl_failing || e != h->dl_errno)
+                        log_error(h->base.log, "%s, retrying file=%s records=%zu error=\"%s\"",
+                                  what, h->dead_letter, n, strerror(e));
+                h->dl_failing = true;
+                h->dl_errno = e;
+                return;
+        }
+        if (h->dl_failing)
+                log_info(h->base.log, "writing the dead-letter file again file=%s", h->dead_letter);
+        h->dl_failing = false;
+        h->dl_delay_ms = 0;
+        h->dl_retry_ms = 0;
+        for (struct hpart *pt = h->parts, *next; pt; pt = next) {
+                next = pt->next;
+                if (!pt->dl_pending)
+                        continue;
+                struct hbatch *b = pt->b;
+                const char *ev = b->data + b->off[pt->first];
+                /* the event's id, for the operator */
+                const char *id = strstr(ev, "\"eventId\":\"");
+                log_warn(h->base.log,
+                         "record refused by the backend, kept in the dead-letter file "
+                         "status=%ld eventId=%.32s file=%s",
+                         pt->dl_status, id ? id + 11 : "?", h->dead_letter);
+                h->base.stats.refused++;
+                h->dl_pending--;
+                resolve(h, pt);
+        }
 }
 
 /* Split a refused part in two, in place in the queue. */
@@ -429,32 +564,28 @@ static int split(struct http_push *h, struct hpart *pt)
         return 0;
 }
 
-/* Is a 2xx answer Oempro's way of saying no? */
-static bool success_false(const struct buf *a)
-{
-        if (a->len == 0 || a->len == a->cap)
-                return false;
-        json_t *j = json_loadb(a->data, a->len, 0, NULL);
-        json_t *s = json_is_object(j) ? json_object_get(j, "Success") : NULL;
-        bool no = s && json_is_false(s);
-        json_decref(j);
-        return no;
-}
-
 static void refused(struct http_push *h, struct hpart *pt, long status, const char *what)
 {
         if (pt->count > 1) {
                 log_info(h->base.log,
-                         "backend refused a batch, splitting it status=%ld records=%zu%s", status,
-                         pt->count, what);
+                         "backend refused a batch, splitting it status=%ld records=%zu%s%s", status,
+                         pt->count, what[0] ? " answer=" : "", what);
                 if (split(h, pt) < 0)
                         retry_later(h, pt, 0, "out of memory");
                 return;
         }
-        if (dead_letter(h, pt, status) < 0) {
-                retry_later(h, pt, 0, "cannot write the dead-letter file");
-                return;
+        pt->dl_pending = true;
+        pt->dl_status = status;
+        h->dl_pending++;
+}
+
+static void delivered(struct http_push *h, struct hpart *pt)
+{
+        if (h->failing) {
+                log_info(h->base.log, "delivering again after failed_attempts=%u", h->failing);
+                h->failing = 0;
         }
+        h->base.stats.retrying = false;
         resolve(h, pt);
 }
 
@@ -468,40 +599,55 @@ static void done(struct http_push *h, struct hpart *pt, CURLcode rc)
         char why[CURL_ERROR_SIZE + 64];
         if (rc != CURLE_OK) {
                 h->base.stats.answers[0]++;
-                snprintf(why, sizeof why, "%s",
-                         pt->errbuf[0] ? pt->errbuf : curl_easy_strerror(rc));
+                if (pt->header_too_big || (rc == CURLE_OUT_OF_MEMORY && pt->header_bytes > 0))
+                        /* libcurl refuses a header line over 100 KiB as
+                         * "Out of memory": it is the answer that is wrong */
+                        snprintf(why, sizeof why,
+                                 "the answer's header is too large (over %d KiB), HTTP %ld",
+                                 (pt->header_too_big ? HEADER_MAX : 100 * 1024) / 1024, status);
+                else
+                        snprintf(why, sizeof why, "%s",
+                                 h->errbufs[pt->slot][0] ? h->errbufs[pt->slot]
+                                                         : curl_easy_strerror(rc));
                 retry_later(h, pt, 0, why);
                 return;
         }
         int cls = status >= 100 && status < 600 ? (int)(status / 100) : 0;
         h->base.stats.answers[cls]++;
-        h->base.stats.credentials = status == 401 || status == 403;
-        if (cls == 2 && !success_false(&pt->answer)) {
-                if (h->failing) {
-                        log_info(h->base.log, "delivering again after failed_attempts=%u",
-                                 h->failing);
-                        h->failing = 0;
-                }
-                h->base.stats.retrying = false;
-                resolve(h, pt);
-                return;
-        }
-        if (cls == 2) {
-                refused(h, pt, status, " answer=Success:false");
-                return;
-        }
-        if (status == 401 || status == 403) {
-                snprintf(why, sizeof why,
-                         "HTTP %ld: the backend refuses our credentials (check the signature "
-                         "header)",
-                         status);
+        struct answer an;
+        answer_judge(pt->answer.data, pt->answer.len, h->o.status_code_250, &an);
+        bool creds = status == 401 || status == 403 || an.verdict == ANSWER_CREDENTIALS;
+        h->base.stats.credentials = creds;
+        if (creds) {
+                if (an.verdict == ANSWER_CREDENTIALS)
+                        snprintf(why, sizeof why,
+                                 "HTTP %ld: the backend refuses our credentials (Errors Code 1: "
+                                 "check the admin API key in header_file)",
+                                 status);
+                else
+                        snprintf(why, sizeof why,
+                                 "HTTP %ld: the backend refuses our credentials (check the "
+                                 "signature header)",
+                                 status);
+                /* loud on every new streak: data is never condemned for it */
                 if (!h->failing)
-                        log_error(h->base.log, "credentials refused by the backend status=%ld",
-                                  status);
+                        log_error(
+                            h->base.log, "credentials refused by the backend status=%ld%s", status,
+                            an.verdict == ANSWER_CREDENTIALS ? " answer=\"Errors Code 1\"" : "");
                 retry_later(h, pt, (long)ra, why);
                 return;
         }
+        if (cls == 2) {
+                pace_succeeded(&h->pace);
+                if (an.verdict == ANSWER_REFUSED || an.verdict == ANSWER_PARTIAL) {
+                        refused(h, pt, status, an.why);
+                        return;
+                }
+                delivered(h, pt);
+                return;
+        }
         if (status == 413) {
+                pace_succeeded(&h->pace);
                 if (pt->count > 1) {
                         log_info(h->base.log, "request too large, splitting it records=%zu",
                                  pt->count);
@@ -513,6 +659,7 @@ static void done(struct http_push *h, struct hpart *pt, CURLcode rc)
                 return;
         }
         if (cls == 4 && status != 408 && status != 429) {
+                pace_succeeded(&h->pace);
                 refused(h, pt, status, "");
                 return;
         }
@@ -520,25 +667,65 @@ static void done(struct http_push *h, struct hpart *pt, CURLcode rc)
         retry_later(h, pt, (long)ra, why);
 }
 
-/* Start every part that may go now. Returns the ms until the next one may,
- * or -1. */
+/* Start every part that may go now, in queue order, as the pace allows:
+ * while the backend fails, one request at a time probes it. Returns the ms
+ * until the next one may, or -1 (nothing waits, or an answer will wake
+ * us). */
 static int start_ready(struct http_push *h)
 {
         int64_t now = now_ms(), next = -1;
-        for (struct hpart *pt = h->parts; pt && h->in_flight < h->o.concurrency; pt = pt->next) {
-                if (pt->in_flight)
-                        continue;
-                if (pt->not_before_ms > now) {
-                        if (next < 0 || pt->not_before_ms < next)
-                                next = pt->not_before_ms;
-                        continue;
+        if (pace_failing(&h->pace)) {
+                /* The probe is the part tried least: a body the backend
+                 * chokes on (a 500 for it alone) must not keep the others
+                 * behind it for ever; one success ends the backoff. */
+                struct hpart *probe = NULL;
+                for (struct hpart *pt = h->parts; pt && h->in_flight == 0; pt = pt->next) {
+                        if (pt->in_flight || pt->dl_pending)
+                                continue;
+                        if (pt->not_before_ms > now) {
+                                if (next < 0 || pt->not_before_ms - now < next)
+                                        next = pt->not_before_ms - now;
+                                continue;
+                        }
+                        if (!probe || pt->attempts < probe->attempts)
+                                probe = pt;
+                        if (probe->attempts == 0)
+                                break;
                 }
-                if (start_part(h, pt) < 0)
-                        break;
+                if (probe) {
+                        int64_t w = pace_wait_ms(&h->pace, now, probe->count);
+                        if (w > 0)
+                                next = w;
+                        else if (start_part(h, probe) == 0)
+                                next = -1; /* its answer will wake us */
+                }
+        } else {
+                for (struct hpart *pt = h->parts; pt && h->in_flight < h->o.concurrency;
+                     pt = pt->next) {
+                        if (pt->in_flight || pt->dl_pending)
+                                continue;
+                        if (pt->not_before_ms > now) {
+                                if (next < 0 || pt->not_before_ms - now < next)
+                                        next = pt->not_before_ms - now;
+                                continue;
+                        }
+                        int64_t w = pace_wait_ms(&h->pace, now, pt->count);
+                        if (w > 0) {
+                                next = w;
+                                break;
+                        }
+                        if (start_part(h, pt) < 0)
+                                break;
+                }
         }
-        if (h->in_flight >= h->o.concurrency)
-                return -1; /* an answer will wake us */
-        return next < 0 ? -1 : (int)(next - now);
+        if (h->dl_pending > 0) {
+                int64_t w = h->dl_retry_ms > now ? h->dl_retry_ms - now : 0;
+                if (next < 0 || w < next)
+                        next = w;
+        }
+        if (next < 0 || next > INT_MAX)
+                return next < 0 ? -1 : INT_MAX;
+        return (int)next;
 }
 
 /* Drive the transfers until nothing more completes right now: an answer
@@ -561,6 +748,7 @@ static void work(struct http_push *h)
                                 finished++;
                         }
                 }
+                dl_flush(h);
                 ack_ready(h);
                 size_t before = h->in_flight;
                 start_ready(h);
@@ -652,8 +840,10 @@ static int http_submit(struct push *base, const char *lines, size_t len, size_t 
         while (*tail)
                 tail = &(*tail)->next;
         size_t step = h->o.single ? 1 : (k ? k : 1);
+        if (h->o.max_events && step > h->o.max_events)
+                step = h->o.max_events;
         for (size_t i = 0; i < k; i += step) {
-                struct hpart *pt = part_new(b, i, step);
+                struct hpart *pt = part_new(b, i, k - i < step ? k - i : step);
                 if (!pt) {
                         /* cannot happen often; the batch would never resolve */
                         log_error(base->log, "out of memory queueing a request");
@@ -695,8 +885,10 @@ static void http_close(struct push *base)
                 free((char *)h->headers[i].name);
                 free((char *)h->headers[i].value);
         }
+        pace_free(&h->pace);
         free(h->headers);
         free(h->easies);
+        free(h->errbufs);
         free(h->easy_busy);
         free(h->url);
         free(h->ca_file);
@@ -736,6 +928,13 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
         if (h->o.concurrency == 0)
                 h->o.concurrency = 1;
         h->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+        if (pace_init(&h->pace, o->max_rate, o->max_requests_per_minute, o->retry_max_s, h->seed) <
+            0) {
+                free(h);
+                curl_global_cleanup();
+                snprintf(err, errlen, "out of memory");
+                return -1;
+        }
         h->url = strdup(o->url);
         h->dead_letter = strdup(o->dead_letter);
         h->user_agent = strdup(o->user_agent);
@@ -743,9 +942,10 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
         h->headers = calloc(o->nheaders ? o->nheaders : 1, sizeof *h->headers);
         h->easies = calloc(h->o.concurrency, sizeof *h->easies);
         h->easy_busy = calloc(h->o.concurrency, sizeof *h->easy_busy);
+        h->errbufs = calloc(h->o.concurrency, sizeof *h->errbufs);
         h->multi = curl_multi_init();
         bool ok = h->url && h->dead_letter && h->user_agent && h->headers && h->easies &&
-                  h->easy_busy && h->multi && (!o->ca_file || h->ca_file);
+                  h->easy_busy && h->errbufs && h->multi && (!o->ca_file || h->ca_file);
         h->o.nheaders = 0;
         for (size_t i = 0; ok && i < o->nheaders; i++) {
                 h->headers[i].name = strdup(o->headers[i].name);
@@ -764,6 +964,7 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
                 curl_easy_setopt(e, CURLOPT_POST, 1L);
                 curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
                 curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
+                curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
                 curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)o->timeout_s);
                 curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT,
                                  (long)(o->timeout_s < 10 ? o->timeout_s : 10));

@@ -38,8 +38,13 @@ struct push_header {
 
 struct push_http_opts {
         const char *url;
-        bool single;          /* one event per request, else a JSON array per batch */
-        unsigned concurrency; /* requests in flight */
+        bool single;                      /* one event per request, else a JSON array per batch */
+        unsigned max_events;              /* at most this many events per array, 0: a whole batch */
+        unsigned concurrency;             /* requests in flight */
+        unsigned max_rate;                /* events per second across all requests, 0: no limit */
+        unsigned max_requests_per_minute; /* requests started in any 60 s, 0: no limit */
+        /* Oempro's type=fluentd: a 2xx JSON answer must say "StatusCode": 250 */
+        bool status_code_250;
         const struct push_header *headers;
         size_t nheaders;
         bool gzip;
@@ -89,7 +94,9 @@ void push_close(struct push *p);
 /* The dead-letter file (refused events, one JSON object a line:
  * {"time","status","answer","event"}) opened for appending under an
  * exclusive lock, which `dead-letter resend` also takes before it renames
- * the file away. Returns the fd (close it to unlock), or -1 with errno. */
-int dead_letter_open(const char *path);
+ * the file away; a symbolic link or a non-regular file is refused. With
+ * `nonblock`, a lock held elsewhere fails at once (EWOULDBLOCK) instead of
+ * waiting. Returns the fd (close it to unlock), or -1 with errno. */
+int dead_letter_open(const char *path, bool nonblock);
 
 #endif

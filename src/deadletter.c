@@ -5,7 +5,10 @@
  * also takes to append, see dead_letter_open) to dead-letter.resending-*.ndjson,
  * sends them through the configured output, and removes that file only when
  * every entry is acknowledged: accepted, or refused again and so appended to
- * dead-letter.ndjson anew. An interrupted resend leaves the resending file,
+ * dead-letter.ndjson anew. A line that does not parse (a file damaged by
+ * hand or by a disk) is reported with its line number and moved, as it is,
+ * to dead-letter.unreadable (appended and fsync'd): it neither stops the
+ * others nor keeps its file forever. An interrupted resend leaves the resending file,
  * which the next list shows and the next resend sends: nothing is lost, at
  * worst an event is sent twice. */
 #include "deadletter.h"
@@ -16,6 +19,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,10 +55,27 @@ static size_t dead_letter_files(const char *state_dir, char **paths, size_t max)
         return n;
 }
 
+/* Append a line that does not parse to `fd` (dead-letter.unreadable). */
+static int keep_unreadable(int fd, const char *line, size_t n)
+{
+        while (n > 0) {
+                ssize_t w = write(fd, line, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        return -1;
+                line += w;
+                n -= (size_t)w;
+        }
+        return 0;
+}
+
 /* Call fn for every entry of the file; entries that do not parse are
- * reported with their line and skipped (they stay in the file). */
+ * reported with their line and skipped. With `bad_fd` >= 0 they are copied
+ * there; returns 0 when every line was handled (read, or copied), else -1
+ * (they stay in the file). */
 static int each_entry(const char *path, void (*fn)(void *, json_t *), void *ctx,
-                      const struct logger *log)
+                      const struct logger *log, int bad_fd)
 {
         FILE *f = fopen(path, "r");
         if (!f) {
@@ -68,17 +89,23 @@ static int each_entry(const char *path, void (*fn)(void *, json_t *), void *ctx,
         int bad = 0;
         while ((n = getline(&line, &cap, f)) > 0) {
                 lineno++;
-                if ((size_t)n > LINE_MAX_BYTES) {
-                        log_warn(log, "dead letter too long file=%s line=%lu", path, lineno);
-                        bad++;
-                        continue;
-                }
                 json_error_t err;
-                json_t *j = json_loadb(line, (size_t)n, JSON_ALLOW_NUL, &err);
+                json_t *j = (size_t)n > LINE_MAX_BYTES
+                                ? NULL
+                                : json_loadb(line, (size_t)n, JSON_ALLOW_NUL, &err);
                 if (!json_is_object(j) || !json_is_object(json_object_get(j, "event"))) {
-                        log_warn(log, "unreadable dead letter file=%s line=%lu error=\"%s\"", path,
-                                 lineno, j ? "no event" : err.text);
-                        bad++;
+                        const char *why = (size_t)n > LINE_MAX_BYTES ? "too long"
+                                          : j                        ? "no event"
+                                                                     : err.text;
+                        bool kept = bad_fd >= 0 && keep_unreadable(bad_fd, line, (size_t)n) == 0;
+                        log_warn(log,
+                                 "unreadable dead letter, skipped file=%s line=%lu error=\"%s\"%s",
+                                 path, lineno, why,
+                                 bad_fd < 0 ? ""
+                                 : kept     ? " kept_in=dead-letter.unreadable"
+                                            : " (cannot copy it: the file is kept)");
+                        if (!kept)
+                                bad++;
                         json_decref(j);
                         continue;
                 }
@@ -119,7 +146,7 @@ int dead_letter_list(const char *state_dir, FILE *out, const struct logger *log)
         struct lister l = {.out = out};
         int rc = 0;
         for (size_t i = 0; i < n; i++) {
-                if (paths[i] && each_entry(paths[i], list_one, &l, log) < 0)
+                if (paths[i] && each_entry(paths[i], list_one, &l, log, -1) < 0)
                         rc = -1;
                 free(paths[i]);
         }
@@ -185,7 +212,7 @@ static int take_current(const char *state_dir, const struct logger *log)
 {
         char cur[4096], to[4200];
         snprintf(cur, sizeof cur, "%s/dead-letter.ndjson", state_dir);
-        int fd = dead_letter_open(cur);
+        int fd = dead_letter_open(cur, false);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -1;
         struct stat st;
@@ -230,6 +257,11 @@ int dead_letter_resend(const struct config *cfg, volatile sig_atomic_t *stop,
                 r.batch_max = 500;
         buf_init(&r.batch, 256u << 20);
         int rc = 0;
+        char bad[4200];
+        snprintf(bad, sizeof bad, "%s/dead-letter.unreadable", state_dir);
+        int bad_fd = open(bad, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (bad_fd < 0)
+                log_warn(log, "cannot open file=%s error=\"%s\"", bad, strerror(errno));
         for (size_t i = 0; i < n; i++) {
                 /* only what was taken: entries refused again go to the
                  * current file while we work */
@@ -238,9 +270,20 @@ int dead_letter_resend(const struct config *cfg, volatile sig_atomic_t *stop,
                         paths[i] = NULL;
                         continue;
                 }
-                if (each_entry(paths[i], resend_one, &r, log) < 0)
-                        rc = -1; /* unreadable lines: keep that file */
+                if (each_entry(paths[i], resend_one, &r, log, bad_fd) < 0)
+                        rc = -1; /* unreadable lines not kept elsewhere: keep that file */
                 flush(&r);
+        }
+        /* the copies must be durable before their source goes */
+        if (bad_fd >= 0) {
+                struct stat bst;
+                if (fsync(bad_fd) < 0) {
+                        log_error(log, "cannot sync file=%s error=\"%s\"", bad, strerror(errno));
+                        rc = -1;
+                } else if (fstat(bad_fd, &bst) == 0 && bst.st_size == 0) {
+                        unlink(bad); /* nothing unreadable, now or before */
+                }
+                close(bad_fd);
         }
         while (!r.failed && r.acked_batches < r.submitted_batches && !(stop && *stop))
                 push_wait(push, NULL, 0, 1000);

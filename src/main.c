@@ -49,6 +49,8 @@ static const char usage_text[] =
     "      --record-max BYTES longest record accepted (default 1048576)\n"
     "      --no-message       leave the raw record out of the events\n"
     "      --keep-rejects     print refused records as events with \"parseError\"\n"
+    "      --rate N           deliver at most N events per second (default [output]\n"
+    "                         max_rate)\n"
     "  report [--json] PATH...              summarise accounting files: time range,\n"
     "                                       types, bounces per bounceCat, top domains\n"
     "                                       by hard bounces, unclassified texts\n"
@@ -118,13 +120,15 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
                 OPT_DRY_RUN,
                 OPT_SINCE,
                 OPT_UNTIL,
-                OPT_FROM_START
+                OPT_FROM_START,
+                OPT_RATE
         };
         static const struct option longopts[] = {
             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
             {"since", required_argument, NULL, OPT_SINCE},
             {"until", required_argument, NULL, OPT_UNTIL},
             {"from-start", no_argument, NULL, OPT_FROM_START},
+            {"rate", required_argument, NULL, OPT_RATE},
             {"host", required_argument, NULL, OPT_HOST},
             {"records", required_argument, NULL, OPT_RECORDS},
             {"columns", required_argument, NULL, OPT_COLUMNS},
@@ -148,10 +152,23 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
             .out = stdout,
             .log = lg,
         };
+        /* --rate overrides [output] max_rate for this replay only */
+        struct config rcfg = *cfg;
         int c;
         optind = 1;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
                 switch (c) {
+                case OPT_RATE: {
+                        char *end;
+                        errno = 0;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || *optarg == '-' || v > 1000000)
+                                return usage_error("--rate: bad rate \"%s\" (events per second, "
+                                                   "0 to 1000000, 0: no limit)",
+                                                   optarg);
+                        rcfg.output.max_rate = (unsigned)v;
+                        break;
+                }
                 case OPT_DRY_RUN:
                         o.dry_run = true;
                         break;
@@ -220,7 +237,7 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         o.stop = &stop_requested;
-        o.cfg = cfg;
+        o.cfg = &rcfg;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         char **paths = NULL;

@@ -19,8 +19,12 @@ int output_open(const struct config *cfg, push_ack_fn on_ack, void *ctx, const s
         snprintf(dl, sizeof dl, "%s/dead-letter.ndjson", cfg->state_dir);
         struct push_http_opts ho = {
             .url = o->url,
-            .single = o->format == CONFIG_FORMAT_SINGLE,
+            .single = config_output_single(o),
+            .max_events = config_output_max_events(o),
             .concurrency = o->concurrency,
+            .max_rate = o->max_rate,
+            .max_requests_per_minute = o->max_requests_per_minute,
+            .status_code_250 = config_url_endpoint(o->url) == CONFIG_ENDPOINT_FLUENTD,
             .headers = hdr,
             .nheaders = o->n_headers,
             .gzip = o->gzip,

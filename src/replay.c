@@ -363,6 +363,7 @@ struct run {
         size_t files_total, files_done;
         int64_t started_ms, shown_ms;
         bool tty;
+        char bar[320]; /* the bar on the terminal, "" when none: redrawn after a log line */
 };
 
 static void rbatch_free(struct rbatch *b)
@@ -530,14 +531,37 @@ static void show_progress(struct run *r, bool final)
         struct push_stats ps = {0};
         if (r->push)
                 push_get_stats(r->push, &ps);
-        char line[256];
-        snprintf(line, sizeof line, "files %zu/%zu  %.1f/%.1f MB  %.0f records/s  ETA %.0fs%s",
+        /* Paced (--rate, max_rate): what is left goes no faster than the
+         * rate, whatever the reading did so far. */
+        unsigned max_rate = r->o->cfg && !r->o->dry_run ? r->o->cfg->output.max_rate : 0;
+        if (max_rate) {
+                double left = (double)r->inflight, total = (double)r->t->parsed.records;
+                if (r->bytes_done > 0 && r->bytes_total > r->bytes_done) {
+                        double more = total / (double)r->bytes_done *
+                                      (double)(r->bytes_total - r->bytes_done);
+                        left += more;
+                        total += more;
+                }
+                if (left / max_rate > eta)
+                        eta = left / max_rate;
+                /* the bar follows what is delivered, not what is read */
+                if (total > 0 && (total - left) / total < frac)
+                        frac = (total - left) / total;
+        }
+        char line[256], limit[48] = "";
+        if (max_rate)
+                snprintf(limit, sizeof limit, " (max %u/s)", max_rate);
+        snprintf(line, sizeof line, "files %zu/%zu  %.1f/%.1f MB  %.0f records/s%s  ETA %.0fs%s",
                  r->files_done, r->files_total, (double)r->bytes_done / 1e6,
-                 (double)r->bytes_total / 1e6, rate, eta, ps.retrying ? "  retries waiting" : "");
+                 (double)r->bytes_total / 1e6, rate, limit, eta,
+                 ps.retrying ? "  retries waiting" : "");
         if (r->tty) {
                 int width = 24, fill = (int)(frac * width);
-                fprintf(stderr, "\r[%.*s%*s] %s\033[K%s", fill, "########################",
-                        width - fill, "", line, final ? "\n" : "");
+                snprintf(r->bar, sizeof r->bar, "[%.*s%*s] %s", fill, "########################",
+                         width - fill, "", line);
+                fprintf(stderr, "\r%s\033[K%s", r->bar, final ? "\n" : "");
+                if (final)
+                        r->bar[0] = '\0';
         } else {
                 fprintf(stderr, "progress %s\n", line);
         }
@@ -685,11 +709,35 @@ out:
         return rc;
 }
 
-int replay_run(const char *const *paths, size_t npaths, const struct replay_opts *o,
+/* A log line on the bar's terminal: clear the bar, let the line be
+ * written, redraw the bar under it. */
+static void around_log(void *ctx, bool before)
+{
+        struct run *r = ctx;
+        if (!r->bar[0])
+                return;
+        if (before)
+                fputs("\r\033[K", stderr);
+        else
+                fprintf(stderr, "\r%s\033[K", r->bar);
+        fflush(stderr);
+}
+
+int replay_run(const char *const *paths, size_t npaths, const struct replay_opts *opts,
                struct replay_totals *t)
 {
-        struct run r = {.o = o, .t = t};
+        struct run r = {.t = t};
         r.tty = isatty(STDERR_FILENO);
+        /* our own copy of the logger, to keep log lines off the bar */
+        struct replay_opts oo = *opts;
+        struct logger lg = *opts->log;
+        if (r.tty && lg.out == stderr) {
+                lg.around = around_log;
+                lg.around_ctx = &r;
+        }
+        oo.log = &lg;
+        const struct replay_opts *o = &oo;
+        r.o = o;
         r.started_ms = now_ms();
         r.shown_ms = r.started_ms; /* the first progress line after an interval, not at once */
         r.files_total = npaths;

@@ -231,7 +231,7 @@ static void t_defaults_when_missing(void)
         CHECK_EQ_INT(e.count, 0);
         CHECK_EQ_INT(c.n_sources, 0);
         CHECK_EQ_INT(c.output.kind, CONFIG_OUTPUT_NONE);
-        CHECK_EQ_INT(c.output.format, CONFIG_FORMAT_BATCH);
+        CHECK_EQ_INT(c.output.format, CONFIG_FORMAT_AUTO);
         CHECK_EQ_INT(c.output.n_headers, 0);
         CHECK_EQ_INT(c.output.batch_max_records, 500);
         CHECK_EQ_INT(c.output.batch_max_bytes, 1048576);
@@ -399,7 +399,7 @@ static void t_bad_values(void)
         CHECK(error_at(&L, 9, "concurrency: \"65\" is out of range (1 to 64)"));
         CHECK(error_at(&L, 10, "timeout_s: \"0\" is out of range"));
         CHECK(error_at(&L, 11, "gzip: \"maybe\" is not yes or no"));
-        CHECK(error_at(&L, 12, "format: \"batches\" is not batch or single"));
+        CHECK(error_at(&L, 12, "format: \"batches\" is not auto, batch or single"));
         CHECK(error_at(&L, 13, "url: must start with http:// or https://"));
         CHECK(error_at(&L, 14, "linger_ms"));
         CHECK(error_at(&L, 16, "level: \"loud\""));
@@ -661,6 +661,112 @@ static void t_limits(void)
         CHECK(error_at(&L, CONFIG_MAX_HEADERS + 2, "too many headers"));
 }
 
+/* format = auto and the output's defaults follow what the URL names. */
+static void t_endpoints_and_pacing(void)
+{
+        CHECK_EQ_INT(config_url_endpoint(NULL), CONFIG_ENDPOINT_OTHER);
+        CHECK_EQ_INT(config_url_endpoint("https://o.example/system/bounce_webhook?type=pmta"),
+                     CONFIG_ENDPOINT_WEBHOOK);
+        CHECK_EQ_INT(config_url_endpoint("https://o.example/oempro/system/bounce_webhook/"),
+                     CONFIG_ENDPOINT_WEBHOOK);
+        CHECK_EQ_INT(config_url_endpoint("https://o.example/system/bounce_webhook?type=fluentd"),
+                     CONFIG_ENDPOINT_FLUENTD);
+        CHECK_EQ_INT(config_url_endpoint("http://o.example/system/bounce_webhook?a=1&type=fluentd"
+                                         "#x"),
+                     CONFIG_ENDPOINT_FLUENTD);
+        CHECK_EQ_INT(config_url_endpoint("http://o.example/system/bounce_webhook?type=fluentdx"),
+                     CONFIG_ENDPOINT_WEBHOOK);
+        CHECK_EQ_INT(config_url_endpoint("https://o.example/api/v1/process_pmta_log_file"),
+                     CONFIG_ENDPOINT_BATCH_API);
+        CHECK_EQ_INT(config_url_endpoint("https://o.example/system/bounce_webhookx"),
+                     CONFIG_ENDPOINT_OTHER);
+        CHECK_EQ_INT(config_url_endpoint("https://collector.example/ingest?x=/system/"
+                                         "bounce_webhook"),
+                     CONFIG_ENDPOINT_OTHER);
+
+        /* no format: one event per request for type=pmta, 16 in flight */
+        load(&L, "[output]\nurl = https://o.example/system/bounce_webhook?type=pmta\n");
+        CHECK_EQ_INT(L.rc, 0);
+        CHECK_EQ_INT(L.c.output.format, CONFIG_FORMAT_AUTO);
+        CHECK(config_output_single(&L.c.output));
+        CHECK_EQ_INT(config_output_max_events(&L.c.output), 1);
+        CHECK_EQ_INT(L.c.output.concurrency, 16);
+        CHECK_EQ_INT(L.c.output.max_rate, 0);
+        CHECK_EQ_INT(L.c.output.max_requests_per_minute, 0);
+        char *d = describe(&L.c);
+        CHECK(d && strstr(d, "format = auto  ; one event per request\n"));
+        CHECK(d && !strstr(d, "warning"));
+        free(d);
+        config_free(&L.c);
+
+        /* type=fluentd: arrays of at most 1000, a warning above that */
+        load(&L, "[output]\nurl = https://o.example/system/bounce_webhook?type=fluentd\n"
+                 "batch_max_records = 5000\n");
+        CHECK_EQ_INT(L.rc, 0);
+        CHECK(!config_output_single(&L.c.output));
+        CHECK_EQ_INT(config_output_max_events(&L.c.output), 1000);
+        CHECK_EQ_INT(L.c.output.concurrency, 4);
+        d = describe(&L.c);
+        CHECK(d && strstr(d, "warning: batch_max_records = 5000 is capped to 1000"));
+        free(d);
+        config_free(&L.c);
+
+        /* the batch API: arrays, 100 requests a minute unless set */
+        load(&L, "[output]\nurl = https://o.example/api/v1/process_pmta_log_file\n");
+        CHECK_EQ_INT(L.rc, 0);
+        CHECK(!config_output_single(&L.c.output));
+        CHECK_EQ_INT(config_output_max_events(&L.c.output), 0);
+        CHECK_EQ_INT(L.c.output.max_requests_per_minute, 100);
+        config_free(&L.c);
+        load(&L, "[output]\nurl = https://o.example/api/v1/process_pmta_log_file\n"
+                 "max_requests_per_minute = 0\nmax_rate = 250\n");
+        CHECK_EQ_INT(L.rc, 0);
+        CHECK_EQ_INT(L.c.output.max_requests_per_minute, 0);
+        CHECK_EQ_INT(L.c.output.max_rate, 250);
+        config_free(&L.c);
+
+        /* forced formats; batch against type=pmta is warned about */
+        load(&L, "[output]\nurl = https://o.example/system/bounce_webhook?type=pmta\n"
+                 "format = batch\nconcurrency = 3\n");
+        CHECK_EQ_INT(L.rc, 0);
+        CHECK(!config_output_single(&L.c.output));
+        CHECK_EQ_INT(L.c.output.concurrency, 3);
+        d = describe(&L.c);
+        CHECK(d && strstr(d, "warning: format = batch sends JSON arrays"));
+        free(d);
+        config_free(&L.c);
+        load(&L, "[output]\nurl = https://collector.example/in\nformat = single\n");
+        CHECK_EQ_INT(L.rc, 0);
+        CHECK(config_output_single(&L.c.output));
+        CHECK_EQ_INT(L.c.output.concurrency, 16);
+        config_free(&L.c);
+        load(&L, "[output]\nurl = https://collector.example/in\n");
+        CHECK_EQ_INT(L.rc, 0);
+        CHECK(!config_output_single(&L.c.output));
+        config_free(&L.c);
+
+        /* range checks */
+        load(&L, "[output]\n"
+                 "max_rate = -1\n"                    /* 2 */
+                 "max_requests_per_minute = 100001\n" /* 3 */
+                 "format = AUTO\n");                  /* 4: case does not matter */
+        CHECK_EQ_INT(L.rc, -1);
+        CHECK(error_at(&L, 2, "max_rate: \"-1\" is not a whole number"));
+        CHECK(error_at(&L, 3, "max_requests_per_minute: \"100001\" is out of range"));
+        CHECK(!any_error_contains(&L, "format"));
+        CHECK_EQ_INT(L.e.count, 2);
+        dump_errors(&L);
+        load(&L, "[output]\n"
+                 "max_rate = 1000001\n"             /* 2 */
+                 "max_requests_per_minute = lots\n" /* 3 */
+                 "format = sometimes\n");           /* 4 */
+        CHECK_EQ_INT(L.rc, -1);
+        CHECK(error_at(&L, 2, "max_rate: \"1000001\" is out of range (0 to 1000000)"));
+        CHECK(error_at(&L, 3, "max_requests_per_minute: \"lots\" is not a whole number"));
+        CHECK(error_at(&L, 4, "format: \"sometimes\" is not auto, batch or single"));
+        dump_errors(&L);
+}
+
 int main(void)
 {
         RUN(t_full_file);
@@ -680,5 +786,6 @@ int main(void)
         RUN(t_secrets_stay_out_of_errors);
         RUN(t_headers_in_order);
         RUN(t_limits);
+        RUN(t_endpoints_and_pacing);
         TEST_MAIN_END;
 }

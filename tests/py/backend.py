@@ -49,6 +49,17 @@ one per request, whatever the request), else a missing/wrong required header
 (401), else a body over max_body (413), else a refusal rule matching any event
 of the body (the whole request gets its status, like a strict backend), else
 the default (200 {"Success":true}). The fixed delay applies to every answer.
+
+Oempro's other endpoints, by the request's path:
+  .../system/bounce_webhook?type=fluentd  arrays; more than fluentd_max_events
+      (1000) events: 413; success is 200 {"StatusCode": 250, ...}; a 2xx
+      whose StatusCode is another is not an acceptance
+  .../api/v1/process_pmta_log_file        with set_api_key(K): a missing or
+      wrong "Authorization: Bearer K" gets 200 {"Errors": [{"Code": 1, ...}]};
+      else 200 {"Success": true, "ProcessedCount": n, "ErrorCount": m}, the m
+      events matching the refusal rule refused, the others accepted
+The JSON answer is found as a PHP-proof client finds it (answer_object): after
+a BOM and text before it, trailing output ignored.
 A body that is not JSON (after gunzip when Content-Encoding: gzip) gets 400.
 
 An event is accepted when its request's answer was 2xx and the answer body is
@@ -106,15 +117,68 @@ def _answer(spec):
     return a
 
 
-def answer_refuses(status, body):
-    """True when an answer (status, body bytes) is not an acceptance."""
+OEMPRO_KEYS = ("Success", "StatusCode", "ErrorCount", "Errors", "ProcessedCount")
+
+
+def answer_object(body):
+    """The JSON object a PHP answer carries, as a careful client finds it: after
+    a BOM and any text before it, the first object with one of Oempro's keys,
+    else the last object; None when there is none (or it was cut off)."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if body.startswith("\ufeff"):
+        body = body[1:]
+    dec = json.JSONDecoder()
+    last, pos = None, 0
+    while True:
+        i = body.find("{", pos)
+        if i < 0:
+            return last
+        try:
+            obj, end = dec.raw_decode(body, i)
+        except ValueError:
+            pos = i + 1
+            continue
+        if isinstance(obj, dict) and any(k in obj for k in OEMPRO_KEYS):
+            return obj
+        last, pos = obj, end
+
+
+def is_fluentd(path):
+    q = urllib.parse.urlsplit(path or "")
+    return q.path.rstrip("/").endswith("/system/bounce_webhook") and \
+        "fluentd" in urllib.parse.parse_qs(q.query).get("type", [])
+
+
+def is_batch_api(path):
+    return urllib.parse.urlsplit(path or "").path.rstrip("/").endswith(
+        "/api/v1/process_pmta_log_file")
+
+
+FLUENTD_OK = None  # set below, once _answer is defined
+
+
+def answer_refuses(status, body, path=None):
+    """True when an answer (status, body bytes) is not an acceptance (of the
+    whole request: ErrorCount > 0 refuses some of it, see Request.refused)."""
     if not 200 <= status < 300:
         return True
-    try:
-        obj = json.loads(body)
-    except ValueError:
+    obj = answer_object(body)
+    if not isinstance(obj, dict):
+        if b'"Success"' in (body if isinstance(body, bytes) else body.encode()):
+            # an object cut off: a "Success": false in it still counts
+            import re
+            return re.search(rb'"Success"\s*:\s*false', body if isinstance(body, bytes)
+                             else body.encode()) is not None
         return False
-    return isinstance(obj, dict) and obj.get("Success") is False
+    if obj.get("Success") is False or obj.get("Errors"):
+        return True
+    if is_fluentd(path) and "StatusCode" in obj and obj["StatusCode"] not in (250, "250"):
+        return True
+    return False
+
+
+FLUENTD_OK = _answer({"status": 200, "body": {"StatusCode": 250, "Message": "queued"}})
 
 
 class Request:
@@ -122,7 +186,7 @@ class Request:
 
     __slots__ = ("n", "conn", "t0", "t1", "method", "path", "headers", "raw", "body",
                  "json", "events", "decode_error", "status", "action", "answer",
-                 "accepted", "reason", "client_gone")
+                 "accepted", "reason", "client_gone", "refused")
 
     def __init__(self):
         self.n = 0
@@ -141,6 +205,7 @@ class Request:
         self.accepted = False
         self.reason = None       # "script", "auth", "too-big", "refuse", "default", "bad-json"
         self.client_gone = None  # for hang: the client closed it (True) or release/stop
+        self.refused = set()     # batch API: indexes of events refused (ErrorCount)
 
     def header(self, name, default=None):
         return self.headers.get(name, default) if self.headers is not None else default
@@ -166,6 +231,12 @@ class _Server(http.server.ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
     request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        # a client that gives up on an answer (oversized, hung) is a test case
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -445,6 +516,8 @@ class Backend:
         self._required = None        # (name, value)
         self.max_body = None
         self.delay_ms = getattr(self, "delay_ms", 0)
+        self.fluentd_max_events = 1000   # BOUNCE_WEBHOOK_FLUENTD_MAX_EVENTS: 413 above
+        self.api_key = None              # batch API: required "Authorization: Bearer KEY"
 
     def reset(self):
         """Forget rules, script, requests and statistics."""
@@ -493,6 +566,12 @@ class Backend:
         no requirement)."""
         with self._lock:
             self._required = (name, value) if name else None
+
+    def set_api_key(self, key):
+        """The batch API's admin key (None: any); a wrong one gets Oempro's
+        {"Errors": [{"Code": 1, ...}]} with HTTP 200."""
+        with self._lock:
+            self.api_key = key
 
     def set_delay_ms(self, ms):
         with self._lock:
@@ -598,17 +677,35 @@ class Backend:
                     "ErrorText": "Invalid signature"}}), "auth"
             elif self.max_body is not None and len(req.raw) > self.max_body:
                 ans, req.reason = _answer(413), "too-big"
+            elif is_fluentd(req.path) and len(req.events) > self.fluentd_max_events:
+                ans, req.reason = _answer({"status": 413, "body": {
+                    "StatusCode": 413, "Message": "too many events"}}), "too-many"
+            elif is_batch_api(req.path) and self.api_key is not None and \
+                    req.header("Authorization") != "Bearer " + self.api_key:
+                ans, req.reason = _answer({"status": 200, "body": {"Errors": [
+                    {"Code": 1, "Message": "Invalid AdminAPIKey"}]}}), "auth"
+            elif is_batch_api(req.path):
+                ref = self._refuse
+                req.refused = {i for i, e in enumerate(req.events) if ref and isinstance(e, dict)
+                               and e.get(ref[0]) in ref[1]}
+                n = len(req.events)
+                ans = _answer({"status": 200, "body": {
+                    "Success": True, "ProcessedCount": n - len(req.refused),
+                    "ErrorCount": len(req.refused)}})
+                req.reason = "partial" if req.refused else "default"
             elif self._refuse and any(
                     isinstance(e, dict) and e.get(self._refuse[0]) in self._refuse[1]
                     for e in req.events):
                 ans, req.reason = self._refuse[2], "refuse"
+            elif is_fluentd(req.path) and self.default["body"] == DEFAULT_ANSWER["body"].encode():
+                ans, req.reason = FLUENTD_OK, "default"
             else:
                 ans, req.reason = self.default, "default"
             req.action = ans["action"]
             if req.action == "answer":
                 req.status = ans["status"]
                 req.answer = ans["body"]
-                req.accepted = not answer_refuses(req.status, req.answer) and \
+                req.accepted = not answer_refuses(req.status, req.answer, req.path) and \
                     not req.decode_error
             if not self.keep_bodies:
                 req.raw = req.body = b""
@@ -624,8 +721,8 @@ class Backend:
             self.by_status[str(key)] += 1
             if req.accepted:
                 self.accepted_requests += 1
-                for e in req.events:
-                    if not isinstance(e, dict):
+                for i, e in enumerate(req.events):
+                    if not isinstance(e, dict) or i in req.refused:
                         continue
                     self.events_accepted += 1
                     eid = e.get("eventId")

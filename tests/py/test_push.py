@@ -107,8 +107,9 @@ class Env:
         ("timeout_s", "5"), ("retry_max_s", "2")])
 
     def __init__(self, name, output=None, headers=None, header_file=None, backend_up=True,
-                 sim_args=None):
+                 sim_args=None, path="/system/bounce_webhook?type=pmta"):
         self.name = name
+        self.path = path
         self.tmp = tempfile.mkdtemp(prefix="pmtatail-push-%s-" % name)
         self.pmta = os.path.join(self.tmp, "pmta")
         self.archive = os.path.join(self.pmta, "archive")
@@ -133,11 +134,13 @@ class Env:
             self.write_header_file(header_file)
         self.output = collections.OrderedDict(self.OUTPUT_DEFAULTS)
         self.output.update(output or {})
+        for k in [k for k, v in self.output.items() if v is None]:
+            del self.output[k]  # None: the key left out (its default)
         self.conf = os.path.join(self.tmp, "pmtatail.conf")
         with open(self.conf, "w") as fh:
             fh.write("[source bounces]\npath = %s\narchive_dir = %s\nrecords = b, rb\n\n"
                      % (self.live, self.archive))
-            fh.write("[output]\nurl = %s\n" % self.backend.url())
+            fh.write("[output]\nurl = %s\n" % self.backend.url(path))
             for k, v in self.output.items():
                 fh.write("%s = %s\n" % (k, v))
             for hn, hv in headers:
@@ -171,12 +174,13 @@ class Env:
 
     # -- the daemon
 
-    def start(self, wait_ready=True):
+    def start(self, wait_ready=True, preexec_fn=None):
         assert self.proc is None
         err = os.path.join(self.logs, "run-%d.stderr" % (len(self.runs) + 1))
         with open(err, "wb") as eh, open(err[:-len("stderr")] + "stdout", "wb") as oh:
             self.proc = subprocess.Popen([BINARY, "-c", self.conf, "run"],
-                                         stdin=subprocess.DEVNULL, stdout=oh, stderr=eh)
+                                         stdin=subprocess.DEVNULL, stdout=oh, stderr=eh,
+                                         preexec_fn=preexec_fn)
         self.runs.append([err, None])
         if wait_ready:
             poll_until(lambda: self.proc.poll() is not None
@@ -387,7 +391,7 @@ class Env:
                 note("Idempotency-Key %r" % r.header("Idempotency-Key"), r)
             if r.decode_error:
                 note("body: %s" % r.decode_error, r)
-            if not r.path.startswith("/system/bounce_webhook?type=pmta"):
+            if r.path != self.path:
                 note("path %r" % r.path, r)
         check("%s: %d requests: POST, application/json, pmtatail/ agent, 32-hex "
               "Idempotency-Key, body decodes" % (label, len(reqs)), not bad,
@@ -937,6 +941,438 @@ def sigterm_hang(e):
     ok, t = e.wait_delivered()
     e.expect_stop("sigterm-hang (restarted)")
     e.verify("sigterm-hang", exact=False)
+
+
+# ------------------------------------------- Oempro's endpoints, pacing, dead letters
+
+LOGSTASH_KEYS = ("logType", "type", "@version", "@timestamp", "host", "path", "message")
+
+
+@scenario(output={"format": None, "batch_max_records": "50"})
+def auto_pmta(e):
+    """No format key, a .../bounce_webhook?type=pmta URL: every request is one
+    JSON object holding one event with the keys Logstash sends."""
+    e.start()
+    write_spread(e, 300, steps=3)
+    e.wait_delivered()
+    e.expect_stop("auto-pmta")
+    reqs = e.backend.requests()
+    bad = [r for r in reqs if not isinstance(r.json, dict)]
+    check("auto-pmta: every body is one JSON object (%d requests)" % len(reqs), not bad,
+          ["#%d: %.120r" % (r.n, r.body) for r in bad[:3]])
+    missing = collections.Counter(k for r in reqs if isinstance(r.json, dict)
+                                  for k in LOGSTASH_KEYS if k not in r.json)
+    check("auto-pmta: each holds %s" % ", ".join(LOGSTASH_KEYS), not missing,
+          ["missing: %s" % dict(missing)])
+    tagged = sum(1 for r in reqs if isinstance(r.json, dict) and "tags" in r.json)
+    info("auto-pmta: %d of %d events carry tags" % (tagged, len(reqs)))
+    rc, out, err = e.command("check-config")
+    check("auto-pmta: check-config says one event per request, concurrency 16",
+          "one event per request" in out and "concurrency = 16" in out,
+          [ln for ln in out.splitlines() if "format" in ln or "concurrency" in ln])
+    e.verify("auto-pmta")
+
+
+@scenario(output={"format": None, "batch_max_records": "5000", "linger_ms": "300"},
+          path="/system/bounce_webhook?type=fluentd")
+def auto_fluentd(e):
+    """No format key, type=fluentd, batch_max_records = 5000: arrays of at most
+    1000 events (the endpoint answers 413 above); a 200 whose StatusCode is not
+    250 is a refusal (isolated, dead-lettered), the 250 ones acceptances."""
+    refused = [150, 2600]
+    body = json.dumps({"StatusCode": 422, "Message": "invalid event"})
+    e.backend.refuse("rcpt", {"u%d@example.com" % n for n in refused}, status=200, body=body)
+    rc, out, err = e.command("check-config")
+    check("auto-fluentd: check-config warns that batch_max_records is capped to 1000",
+          "capped to 1000" in out, [ln for ln in out.splitlines() if "warning" in ln])
+    e.start()
+    e.sim.write(4000)
+    e.wait_delivered(required=[n for n in e.sim.required() if n not in refused])
+    _dead_letter_checks(e, "auto-fluentd", refused, 200, body)
+    e.expect_stop("auto-fluentd")
+    reqs = e.backend.requests()
+    sizes = [len(r.events) for r in reqs]
+    check("auto-fluentd: every body is a JSON array", all(isinstance(r.json, list) for r in reqs))
+    check("auto-fluentd: at most 1000 events a request (max %d), none answered 413" %
+          max(sizes or [0]), sizes and max(sizes) <= 1000 and
+          not any(r.status == 413 for r in reqs))
+    check("auto-fluentd: batched (some request holds more than 500 events)",
+          any(s > 500 for s in sizes), ["sizes %s" % sizes[:20]])
+    info("auto-fluentd: %d requests, the largest %d events" % (len(reqs), max(sizes or [0])))
+    e.verify("auto-fluentd", refused=refused)
+
+
+@scenario(output={"format": None, "batch_max_records": "50"}, headers=[],
+          header_file=[("Authorization", "Bearer wrong-key-0001")],
+          path="/api/v1/process_pmta_log_file")
+def batch_api(e):
+    """Oempro's batch API: arrays with the Bearer key of header_file. A wrong key
+    ({"Errors": [{"Code": 1}]} with HTTP 200) is retried and said loudly, never
+    dead-lettered; with the right key, ErrorCount > 0 is a partial refusal:
+    split until the refused entries stand alone, they are dead-lettered, the
+    others accepted; the default budget of 100 requests a minute is kept."""
+    key = "admin-key-%08x" % random.Random(SEED).getrandbits(32)
+    e.backend.set_api_key(key)
+    rc, out, err = e.command("check-config")
+    check("batch-api: check-config: arrays, max_requests_per_minute = 100",
+          "JSON arrays" in out and "max_requests_per_minute = 100" in out,
+          [ln for ln in out.splitlines() if "format" in ln or "per_minute" in ln])
+    e.start()
+    e.sim.write(100)
+    poll_until(lambda: len(e.backend.requests()) >= 2, 10)
+    reqs = e.backend.requests()
+    check("batch-api: wrong key: retried (%d requests), nothing accepted" % len(reqs),
+          len(reqs) >= 2 and not any(r.accepted for r in reqs), e.request_summary())
+    check("batch-api: wrong key: said as a credentials problem",
+          bool(e.said("credentials refused.*Errors Code 1")), e.stderr_tail())
+    check("batch-api: wrong key: nothing dead-lettered", not e.dead_letters())
+    e.expect_stop("batch-api (wrong key)")
+    e.write_header_file([("Authorization", "Bearer " + key)])
+    refused = [20, 77]
+    e.backend.refuse("rcpt", {"u%d@example.com" % n for n in refused})
+    since = len(e.backend.requests()) + 1
+    e.start()
+    e.sim.write(300)
+    e.wait_delivered(required=[n for n in e.sim.required() if n not in refused])
+    poll_until(lambda: len(e.dead_letters()) >= len(refused), 10)
+    dl = [x.get("event", {}).get("rcpt") for x in e.dead_letters() if isinstance(x, dict)]
+    check("batch-api: exactly the refused entries dead-lettered (%s)" % dl,
+          sorted(dl) == sorted("u%d@example.com" % n for n in refused))
+    reqs = e.backend.requests(since)
+    check("batch-api: every body is a JSON array with the Bearer key",
+          all(isinstance(r.json, list) and r.header("Authorization") == "Bearer " + key
+              for r in reqs))
+    t0 = [r.t0 for r in reqs]
+    worst = max((sum(1 for u in t0 if t <= u < t + 60) for t in t0), default=0)
+    info("batch-api: %d requests (%d partial refusals) to isolate %d entries; at most %d in "
+         "a minute" % (len(reqs), sum(1 for r in reqs if r.refused), len(refused), worst))
+    check("batch-api: within 100 requests a minute (%d)" % worst, worst <= 100)
+    e.expect_stop("batch-api")
+    e.verify("batch-api", exact=False, refused=refused)
+
+
+@scenario(output={"format": None, "batch_max_records": "5", "linger_ms": "10",
+                  "max_requests_per_minute": "12"}, headers=[],
+          path="/api/v1/process_pmta_log_file")
+def request_budget(e):
+    """max_requests_per_minute = 12 with 300 records in batches of 5: in the
+    first 8 s the backend gets exactly 12 requests, then nothing until the
+    minute has passed."""
+    e.start()
+    e.sim.write(300)
+    time.sleep(8)
+    n = len(e.backend.requests())
+    info("request-budget: %d requests in 8 s with a budget of 12 a minute" % n)
+    check("request-budget: 12 requests in the first 8 s (%d)" % n, n == 12, e.request_summary())
+    e.expect_stop("request-budget")
+
+
+PHP_REFUSALS = [
+    ("BOM", '\ufeff{"Success":false,"ErrorCode":2,"ErrorText":"no such list"}'),
+    ("PHP notice before", '<br />\n<b>Notice</b>:  Undefined index: {x} in '
+     '<b>/var/www/oempro/bounce.php</b> on line <b>42</b><br />\n'
+     '{"Success":false,"ErrorCode":3}'),
+    ("trailing text after", '{"Success":false,"ErrorCode":4}\n<!-- 0.0123 s -->\n'),
+    ("cut at 64 KiB", '{"Success":false,"ErrorText":"' + "x" * 70000 + '"}'),
+    ("odd spacing", '{ "Success"\t :\n  false , "ErrorCode" : 5 }'),
+]
+PHP_ACCEPTS = [
+    ("no JSON at all", "OK"),
+    ("notice then Success:true", 'Warning: date(): timezone {not set}\n{"Success":true}'),
+]
+
+
+@scenario(output={"format": "single", "concurrency": "1", "retry_max_s": "1"})
+def php_answers(e):
+    """Answers as PHP prints them, one per request in order (concurrency 1):
+    Success:false behind a BOM, after a PHP notice, before trailing output, cut
+    at the 64 KiB cap, with odd spacing: each a refusal (dead-lettered); a 200
+    with no JSON, or a notice before {"Success":true}: accepted."""
+    shapes = PHP_REFUSALS + PHP_ACCEPTS
+    e.backend.script(*[{"status": 200, "body": b} for _, b in shapes])
+    e.start()
+    e.sim.write(30)
+    poll_until(lambda: e.backend.script_left() == 0, 10)
+    refused_at = {}
+    reqs = e.backend.requests()
+    for i, (what, _) in enumerate(shapes):
+        ev = reqs[i].events[0] if i < len(reqs) and reqs[i].events else {}
+        refused_at[what] = rcpt_number(ev.get("rcpt"))
+    want = [refused_at[w] for w, _ in PHP_REFUSALS]
+    e.wait_delivered(required=[n for n in e.sim.required() if n not in want])
+    poll_until(lambda: len(e.dead_letters()) >= len(want), 10)
+    dl = {rcpt_number(x.get("event", {}).get("rcpt")) for x in e.dead_letters()
+          if isinstance(x, dict)}
+    for what, _ in PHP_REFUSALS:
+        check("php-answers: %s: refused, dead-lettered" % what, refused_at[what] in dl,
+              ["u%s not among %s" % (refused_at[what], sorted(dl))])
+    for what, _ in PHP_ACCEPTS:
+        n = refused_at[what]
+        check("php-answers: %s: accepted" % what, n not in dl and e.poll().acc.get(n) == 1,
+              ["u%s" % n])
+    e.expect_stop("php-answers")
+    e.verify("php-answers", refused=want)
+
+
+def backoff_attempts(window_s, retry_max_s, first_s=0.5):
+    """Most requests one backoff lets start in window_s: the first, then one
+    per step, each step at least half its nominal delay (jitter)."""
+    t, d, n = 0.0, first_s, 1
+    while True:
+        t += min(d, retry_max_s) / 2
+        if t > window_s:
+            return n
+        n += 1
+        d *= 2
+
+
+@scenario(output={"format": None, "retry_max_s": "4"})
+def outage_503(e):
+    """One event per request (auto, concurrency 16) and a backend answering 503
+    for 20 s while 400 records wait: the requests it gets in that time stay
+    within concurrency x the attempts the backoff allows; then all delivered."""
+    e.backend.set_default(503)
+    e.start()
+    e.sim.write(400)
+    poll_until(lambda: len(e.backend.requests()) >= 1, 10)
+    t0 = time.monotonic()
+    time.sleep(20)
+    n = len(e.backend.requests())
+    e.backend.set_default(200)
+    allowed = backoff_attempts(20, 4)
+    info("outage-503: %d requests in 20 s of 503 (one event each, 400 waiting); the backoff "
+         "allows %d attempts, bound 16 x %d = %d" % (n, allowed, allowed, 16 * allowed))
+    check("outage-503: %d requests within concurrency x attempts = %d" % (n, 16 * allowed),
+          n <= 16 * allowed, e.request_summary())
+    ok, t = e.wait_delivered()
+    info("outage-503: delivered %.1f s after the backend came back (%.1f s after the first "
+         "503)" % (t, time.monotonic() - t0))
+    e.expect_stop("outage-503")
+    e.verify("outage-503")
+
+
+@scenario(output={"format": None, "max_rate": "100"})
+def max_rate(e):
+    """max_rate = 100 with one event per request and 2,000 records waiting: the
+    backend gets 100 events/s within 10 % over a 10 s window."""
+    e.start()
+    e.sim.write(2000)
+    poll_until(lambda: len(e.backend.requests()) >= 1, 10)
+    time.sleep(13)
+    reqs = e.backend.requests()
+    start = reqs[0].t0 + 2
+    n = sum(len(r.events) for r in reqs if start <= r.t0 < start + 10)
+    info("max-rate: %d events in the 10 s window from 2 s on (%.1f events/s, max_rate 100)" %
+         (n, n / 10.0))
+    check("max-rate: 100 events/s within 10 %% (%.1f/s)" % (n / 10.0), 900 <= n <= 1100)
+    e.expect_stop("max-rate", timeout=30)
+
+
+@scenario(output={"format": "single", "retry_max_s": "1"})
+def big_header(e):
+    """An answer whose header holds a 200 KB line: named as an oversized answer
+    header (not libcurl's "Out of memory"), retried, then delivered."""
+    e.backend.script({"status": 200, "headers": {"X-Debug": "a" * 200000}})
+    e.start()
+    e.sim.write(5)
+    e.wait_delivered()
+    lines = e.said("header is too large")
+    check("big-header: said as an oversized answer header", bool(lines), e.stderr_tail())
+    check("big-header: not as 'Out of memory'", not e.said("out of memory"), e.stderr_tail())
+    e.expect_stop("big-header")
+    # the backend took the request it answered: resending it is the price
+    e.verify("big-header", exact=False)
+
+
+def _fsize_limit(nbytes):
+    def pre():
+        import resource
+        # EFBIG for the write, not a SIGXFSZ that kills the daemon
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, resource.RLIM_INFINITY))
+    return pre
+
+
+@scenario(output={"format": "single", "retry_max_s": "1", "concurrency": "2"})
+def dead_letter_full(e):
+    """The dead-letter file cannot grow past RLIMIT_FSIZE (as on a full disk):
+    the append that crosses it is short, cut back to where it began, retried
+    (never a partial line), and once the limit is lifted every refused record
+    is there exactly once; the accepted ones are delivered meanwhile. Then
+    `dead-letter resend` over a file with a broken line: the line is skipped,
+    reported with its number, and kept aside; the others are resent."""
+    import resource
+    refused = list(range(5, 120, 3))
+    e.backend.refuse("rcpt", {"u%d@example.com" % n for n in refused})
+    with open(e.conf) as fh:
+        conf = fh.read()
+    with open(e.conf, "w") as fh:
+        fh.write(conf.replace("level = debug", "level = info"))
+    limit = 16384
+    e.start(preexec_fn=_fsize_limit(limit))
+    e.sim.write(150)
+    e.wait_delivered(required=[n for n in e.sim.required() if n not in refused])
+    got = poll_until(lambda: e.said("cannot write the dead-letter file"), 10)
+    check("dead-letter-full: the failed append is said", bool(got), e.stderr_tail())
+    size = os.path.getsize(e.dead) if os.path.exists(e.dead) else 0
+    dl = e.dead_letters()
+    with open(e.dead, "rb") as fh:
+        raw = fh.read()
+    check("dead-letter-full: the file holds only whole lines (%d bytes, %d lines, limit %d)" %
+          (size, len(dl), limit), raw.endswith(b"\n") and None not in dl and size <= limit)
+    check("dead-letter-full: some refused records wait (%d of %d written)" %
+          (len(dl), len(refused)), len(dl) < len(refused))
+    check("dead-letter-full: daemon still running", e.alive(), e.stderr_tail())
+    resource.prlimit(e.proc.pid, resource.RLIMIT_FSIZE,
+                     (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    poll_until(lambda: len(e.dead_letters()) >= len(refused), 40)
+    dl = e.dead_letters()
+    rc = collections.Counter(rcpt_number(x.get("event", {}).get("rcpt")) for x in dl
+                             if isinstance(x, dict))
+    check("dead-letter-full: after the limit is lifted, each refused record once (%d lines)" %
+          len(dl), None not in dl and sorted(rc) == sorted(refused) and
+          all(c == 1 for c in rc.values()), ["%s" % sorted(rc.items())[:10]])
+    check("dead-letter-full: the end of the failure is said",
+          bool(e.said("writing the dead-letter file again")), e.stderr_tail())
+    e.expect_stop("dead-letter-full")
+    e.verify("dead-letter-full", refused=refused)
+
+    # a broken line in the middle: resend skips it, says its number, keeps it aside
+    with open(e.dead, "rb") as fh:
+        lines = fh.read().split(b"\n")
+    lines.insert(3, b'{"time":"2026-12-01T00:00:00Z","status":422,"answer":"x","ev')
+    with open(e.dead, "wb") as fh:
+        fh.write(b"\n".join(lines))
+    e.backend.refuse(None, ())
+    rc_, out, err = e.command("dead-letter", "resend")
+    check("dead-letter-full: resend reports the broken line with its number",
+          re.search(r"unreadable dead letter.*line=4\b", err) is not None, err.splitlines()[-4:])
+    e.poll()
+    check("dead-letter-full: resend delivered the %d others" % len(refused),
+          all(e.acc.get(n) == 1 for n in refused),
+          ["not delivered: %s" % [n for n in refused if e.acc.get(n) != 1]])
+    left = [p for p in os.listdir(e.state) if p.startswith("dead-letter.resending")]
+    check("dead-letter-full: no resending file kept for the broken line", not left, left)
+    with open(os.path.join(e.state, "dead-letter.unreadable"), "rb") as fh:
+        kept = fh.read()
+    check("dead-letter-full: the broken line is kept in dead-letter.unreadable",
+          kept.startswith(b'{"time":"2026-12-01T00:00:00Z"'), ["%.80r" % kept])
+    check("dead-letter-full: resend exit status 0 (%r)" % rc_, rc_ == 0, err.splitlines()[-3:])
+
+
+@scenario(output={"format": "single", "retry_max_s": "1"})
+def dead_letter_lock(e):
+    """The dead-letter file planted as a symbolic link to a file outside the
+    state directory: never written through; held locked by another process
+    (dead-letter resend): the daemon does not wait on the lock, delivers the
+    others, and writes the refused record once the lock is free."""
+    import fcntl
+    outside = os.path.join(e.tmp, "outside.txt")
+    with open(outside, "w") as fh:
+        fh.write("not yours\n")
+    os.makedirs(e.state, exist_ok=True)
+    os.symlink(outside, e.dead)
+    e.backend.refuse("rcpt", {"u7@example.com"})
+    e.start()
+    e.sim.write(20)
+    e.wait_delivered(required=[n for n in e.sim.required() if n != 7])
+    poll_until(lambda: e.said("cannot write the dead-letter file"), 5)
+    with open(outside) as fh:
+        check("dead-letter-lock: a planted link is not written through",
+              fh.read() == "not yours\n")
+    check("dead-letter-lock: the refusal to follow it is said",
+          bool(e.said("dead-letter.*(symbolic|loop|links)")), e.stderr_tail())
+    os.unlink(e.dead)
+    fd = os.open(e.dead, os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    time.sleep(1.5)
+    e.sim.write(20)
+    ok, t = e.wait_delivered(required=[n for n in e.sim.required() if n != 7])
+    check("dead-letter-lock: with the file locked, the others still delivered (%.2f s)" % t, ok)
+    check("dead-letter-lock: the lock is said", bool(e.said("locked")), e.stderr_tail())
+    check("dead-letter-lock: nothing written while locked", os.path.getsize(e.dead) == 0)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    poll_until(lambda: len(e.dead_letters()) >= 1, 40)
+    dl = e.dead_letters()
+    check("dead-letter-lock: written once the lock is free (%d lines)" % len(dl),
+          len(dl) == 1 and dl[0] and dl[0]["event"]["rcpt"] == "u7@example.com")
+    e.expect_stop("dead-letter-lock")
+    e.verify("dead-letter-lock", refused=[7])
+
+
+@scenario(output={"format": None})
+def replay_rate(e):
+    """`replay --rate 80` of 400 records on a terminal: the backend gets about
+    80 events/s, the ETA counts with the rate from the start, and the log line
+    at the end of the file is never written into the progress bar."""
+    import pty
+    e.sim.write(400)
+    e.sim.close()
+    # a 503 half-way: its log line comes while the bar is on the terminal
+    e.backend.script(*([200] * 150 + [503]))
+    master, slave = pty.openpty()
+    t0 = time.monotonic()
+    p = subprocess.Popen([BINARY, "-c", e.conf, "replay", "--rate", "80", e.live],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    p.wait(60)
+    os.close(master)
+    secs = time.monotonic() - t0
+    e.cmd_out.append(out.decode("utf-8", "replace"))
+    text = out.decode("utf-8", "replace")
+    reqs = e.backend.requests()
+    n = sum(len(r.events) for r in reqs)
+    span = reqs[-1].t0 - reqs[0].t0 if len(reqs) > 1 else 0
+    info("replay-rate: %d events in %.2f s (%.1f events/s, --rate 80), replay took %.2f s" % (
+        n, span, n / span if span else 0, secs))
+    check("replay-rate: exit 0, every record delivered (%d)" % n, p.returncode == 0 and
+          n >= len(e.sim.required()), text.splitlines()[-3:])
+    # the 503's backoff (0.25 to 0.5 s) is time without sending
+    check("replay-rate: at most 80 events/s, and not far below (%.1f)" % (
+        n / span if span else 0), span > 0 and 64 <= n / span <= 88)
+    etas = [int(m) for m in re.findall(r"ETA (\d+)s", text)]
+    check("replay-rate: the first ETA counts with the rate (%s)" % etas[:3],
+          bool(etas) and etas[0] >= 3, [repr(text[:300])])
+    check("replay-rate: the progress line shows the limit", "(max 80/s)" in text)
+    clash = re.findall(r"ETA \d+s[^\r\n]*?(?:info|warn|error) ", text)
+    check("replay-rate: no log line runs into the progress bar", not clash, clash[:2])
+    logged = re.search(r"ETA \d+s[^\r\n]*\x1b\[K\r\x1b\[K[^\r\n]*warn delivery failing[^\r\n]*\r?\n"
+                       r"\r\[", text)
+    check("replay-rate: the bar is cleared before the log line and drawn again after it",
+          logged is not None, [repr(ln[-300:]) for ln in text.split("\n") if "failing" in ln])
+
+
+@scenario(output={"format": None, "retry_max_s": "2"})
+def poison_500(e):
+    """One record the backend always answers 500 for (one event per request):
+    the output's backoff probes with the part tried least, so the others are
+    delivered all the same; the record is retried until the backend takes it."""
+    e.backend.refuse("rcpt", {"u5@example.com"}, status=500)
+    e.start()
+    write_spread(e, 200, steps=4)
+    others = [n for n in e.sim.required() if n != 5]
+    ok, t = e.wait_delivered(required=others, timeout=TIMEOUT + 20)
+    tries = sum(1 for r in e.backend.requests() if r.status == 500)
+    info("poison-500: the other %d records delivered in %.1f s; the poisoned one tried %d "
+         "times meanwhile" % (len(others), t, tries))
+    check("poison-500: the others delivered despite a body always answered 500", ok,
+          e.request_summary() + e.stderr_tail())
+    check("poison-500: no dead letter for a 500", not e.dead_letters())
+    e.backend.refuse(None, ())
+    ok, t = e.wait_delivered(timeout=TIMEOUT)
+    check("poison-500: delivered once the backend takes it", ok, e.request_summary())
+    e.expect_stop("poison-500")
+    e.verify("poison-500")
 
 
 # -------------------------------------------------------------- main
