@@ -625,7 +625,7 @@ def kill9(e):
     (at most the window of events read and not acknowledged) plus what was
     acknowledged since the last save (one loop pass, itself bounded by the
     window): each kill's duplicates, counted per run from the output order,
-    must stay within WINDOW. Saving once a second at this rate overruns it."""
+    are reported and must stay within WINDOW."""
     rng = random.Random(SEED + 9)
     stop = threading.Event()
     errors = []
