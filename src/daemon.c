@@ -33,19 +33,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_CHUNK (64 * 1024)
-#define MARKS_MAX  32
 /* Offsets are saved in the loop pass after acknowledgements arrive, so a
  * kill -9 resends little more than what was in flight; under load the
- * acknowledgements of this long share one save (two fsyncs). A build may
- * set it otherwise (bench/ measures the cost of the saves that way). */
+ * acknowledgements of COMMIT_EVERY ms share one save (two fsyncs). A build
+ * may set it otherwise (bench/ measures the cost of the saves that way). */
 #ifndef PMTATAIL_COMMIT_MIN_MS
 #define PMTATAIL_COMMIT_MIN_MS 10
 #endif
-#define COMMIT_MIN_MS PMTATAIL_COMMIT_MIN_MS
-#define RETRY_MS      1000 /* an output that refused a batch is tried again after this */
-#define STOP_DRAIN_MS 5000
-#define REPORT_EVERY  2000 /* ms between status.json writes while things change */
+
+#define READ_CHUNK     (64 * 1024)
+#define MARKS_MAX      32
+#define COMMIT_EVERY   PMTATAIL_COMMIT_MIN_MS
+#define COMMIT_BACKOFF 1000 /* ms before a failed save (logged) is tried again */
+#define RETRY_MS       1000 /* an output that refused a batch is tried again after this */
+#define STOP_DRAIN_MS  5000
+#define REPORT_EVERY   2000 /* ms between status.json writes while things change */
 
 struct mark {
         struct tfile *f;
@@ -472,7 +474,7 @@ static int poll_timeout(const struct daemon *d)
         if (d->waiting && (t < 0 || d->retry_at_ms < t))
                 t = d->retry_at_ms;
         if (tailer_dirty(d->tailer)) {
-                int64_t c = d->last_commit_ms + COMMIT_MIN_MS;
+                int64_t c = d->last_commit_ms + COMMIT_EVERY;
                 if (t < 0 || c < t)
                         t = c;
         }
@@ -489,10 +491,13 @@ static void maybe_commit(struct daemon *d, bool force)
                 return;
         int64_t now = now_ms();
         /* Every acknowledgement handled by the last pass is saved now, in
-         * one write; a burst of them waits at most COMMIT_MIN_MS. */
-        if (!force && now - d->last_commit_ms < COMMIT_MIN_MS)
+         * one write; a burst of them waits at most COMMIT_EVERY. */
+        if (!force && now - d->last_commit_ms < COMMIT_EVERY)
                 return;
-        tailer_commit(d->tailer);
+        if (tailer_commit(d->tailer) < 0) {
+                d->last_commit_ms = now + COMMIT_BACKOFF - COMMIT_EVERY;
+                return;
+        }
         d->last_commit_ms = now;
 }
 
