@@ -9,7 +9,8 @@ there, starts the real daemon (`PMTATAIL_BINARY -c CONF run`) and drives
 pmta_sim.Sim: appends in random chunk sizes (writes end mid-record, even
 mid-quoted-field), rotations as PowerMTA's move-to does them, copy-and-
 truncate, truncation, deletion, restarts, SIGSTOP (a reader far behind) and
-kill -9. It then reads out/events.ndjson (one JSON event per line) and checks:
+kill -9. It then reads out/events.ndjson (one JSON event per line; kill9-http
+reads what tests/py/backend.py accepted over HTTP instead) and checks:
 
   * every record the writer completed (its terminator written), and that was
     not destroyed by a truncation or deletion, has an event (rcpt uN);
@@ -17,8 +18,8 @@ kill -9. It then reads out/events.ndjson (one JSON event per line) and checks:
     no event that is not JSON;
   * each event's fields and "message" are those of record N (a record spliced
     across two reads shows here), and its "path" is a file the writer used;
-  * no record twice, except after kill -9, where duplicates are counted and
-    bounded by the unacknowledged window;
+  * no record twice, except after kill -9, where duplicates are counted per
+    kill and bounded by the unacknowledged window;
   * SIGTERM: exit status 0.
 
 Waits poll (every 20 ms) with timeouts instead of fixed sleeps.
@@ -53,6 +54,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import Sim, ranges, rcpt_number, record_bytes, record_fields  # noqa: E402
 from harness import check, finish, info, inotify_watches, poll_until
+from backend import Backend  # noqa: E402
 
 SCALE = float(os.environ.get("PMTATAIL_TAIL_SCALE", "1"))
 KILLS = int(os.environ.get("PMTATAIL_TAIL_KILLS", "15"))
@@ -186,6 +188,21 @@ class Out:
         return per
 
 
+class HttpOut(Out):
+    """The same reader over the events tests/py/backend.py accepted, in the
+    order their requests were answered."""
+
+    def __init__(self, backend, sim):
+        super().__init__(None, sim)
+        self.backend = backend
+
+    def poll(self):
+        for ev in self.backend.accepted_from(self.lineno):
+            self.lineno += 1
+            self._event(json.dumps(ev).encode())
+        return self
+
+
 # -------------------------------------------------------------- one daemon
 
 
@@ -206,7 +223,7 @@ class Env:
     """A temporary directory with a configuration, a simulated writer, the
     output reader, and the daemon runs."""
 
-    def __init__(self, name, same_dir=False, batch=BATCH, linger=20, sim_args=None):
+    def __init__(self, name, same_dir=False, batch=BATCH, linger=20, sim_args=None, http=False):
         self.name = name
         self.tmp = tempfile.mkdtemp(prefix="pmtatail-%s-" % name)
         self.pmta = os.path.join(self.tmp, "pmta")
@@ -219,16 +236,22 @@ class Env:
         for d in (self.pmta, self.archive, os.path.dirname(self.outfile), self.logs):
             os.makedirs(d, exist_ok=True)
         self.conf = os.path.join(self.tmp, "pmtatail.conf")
+        self.backend = None
+        if http:  # tests/py/backend.py instead of the file output
+            self.backend = Backend()
+            self.backend.start()
+        output = ("url = %s\nformat = batch" % self.backend.url("/bounces") if http
+                  else "file = %s" % self.outfile)
         with open(self.conf, "w") as fh:
             fh.write("[source bounces]\npath = %s\narchive_dir = %s\nrecords = b, rb\n\n"
-                     "[output]\nfile = %s\nbatch_max_records = %d\nlinger_ms = %d\n\n"
+                     "[output]\n%s\nbatch_max_records = %d\nlinger_ms = %d\n\n"
                      "[state]\ndir = %s\n\n[log]\nlevel = debug\n"
-                     % (self.live, self.archive, self.outfile, batch, linger, self.state))
+                     % (self.live, self.archive, output, batch, linger, self.state))
         args = dict(seed=SEED + zlib.crc32(name.encode()) % 1000, filtered_ratio=0.03,
                     pause_prob=0.05)
         args.update(sim_args or {})
         self.sim = Sim(self.live, self.archive, **args)
-        self.out = Out(self.outfile, self.sim)
+        self.out = HttpOut(self.backend, self.sim) if http else Out(self.outfile, self.sim)
         self.proc = None
         self.runs = []  # (stderr path, exit status)
         self.kills = 0
@@ -319,6 +342,8 @@ class Env:
             self.sim.close()
         except OSError:
             pass
+        if self.backend is not None:
+            self.backend.stop()
         if KEEP:
             info("%s kept in %s" % (self.name, self.tmp))
         else:
@@ -617,6 +642,24 @@ def stopped_rotation(e):
 @scenario
 def kill9(e):
     """kill -9 at random points while a writer appends and rotates, restarted
+    KILLS times; then every record is delivered at least once. The file
+    output (see kill_cycles)."""
+    kill_cycles(e, "kill9")
+
+
+@scenario
+def kill9_http(e):
+    """The same against tests/py/backend.py over HTTP, where requests are in
+    flight at each kill: the backend may have accepted one whose answer the
+    killed run never read (see kill_cycles)."""
+    kill_cycles(e, "kill9-http")
+
+
+kill9_http.env = {"http": True}
+
+
+def kill_cycles(e, label):
+    """kill -9 at random points while a writer appends and rotates, restarted
     KILLS times; then every record is delivered at least once.
 
     Duplicates are what a killed run had delivered but not yet saved in
@@ -661,6 +704,9 @@ def kill9(e):
                 e.stop()
             else:
                 e.kill9()
+            if e.backend is not None:
+                # a request of the killed run may still be being answered
+                poll_until(lambda: e.backend.stats()["in_flight"] == 0, 5)
             bounds.append(e.out.poll().total)
             lives.append(life)
             if rng.random() < 0.5:
@@ -670,36 +716,38 @@ def kill9(e):
         time.sleep(0.2)
         stop.set()
         th.join()
-    check("kill9: writer ran without error", not errors, errors[:1])
-    check("kill9: no run died on its own between kills", not died,
+    check("%s: writer ran without error" % label, not errors, errors[:1])
+    check("%s: no run died on its own between kills" % label, not died,
           ["run %d exited %r: %s" % (i, rc, " | ".join(t)) for i, rc, t in died[:3]])
     e.sim.close()
     ok, t = e.wait_delivered(timeout=TIMEOUT * 3)
-    info("kill9: %d records, %d rotations, %d kills after %.2f..%.2f s; caught up %.2f s "
-         "after the last restart" % (len(e.sim.complete), e.sim.rotations, e.kills,
+    info("%s: %d records, %d rotations, %d kills after %.2f..%.2f s; caught up %.2f s "
+         "after the last restart" % (label, len(e.sim.complete), e.sim.rotations, e.kills,
                                      min(lives), max(lives), t))
-    e.expect_stop("kill9")
-    e.verify("kill9", exact=False)
+    e.expect_stop(label)
+    e.verify(label, exact=False)
     per = e.out.dupes_by_run(bounds)
     per_kill = per[:-1]  # the last run was stopped cleanly: nothing after it
-    info("kill9: duplicates per kill %s: mean %.1f, max %d (window %d events)" % (
-        per_kill, sum(per_kill) / max(1, len(per_kill)), max(per_kill, default=0), WINDOW))
+    info("%s: duplicates per kill %s: mean %.1f, max %d (window %d events)" % (
+        label, per_kill, sum(per_kill) / max(1, len(per_kill)), max(per_kill, default=0),
+        WINDOW))
     # and a clean stop saved everything: a start after it resends nothing
     before = e.out.poll().total
     e.start()
     e.wait_delivered(timeout=1.0, required=[-1])
-    e.expect_stop("kill9 (restart after the clean stop)")
-    check("kill9: a start after the clean stop resent nothing",
+    e.expect_stop("%s (restart after the clean stop)" % label)
+    check("%s: a start after the clean stop resent nothing" % label,
           e.out.poll().total == before, ["%d events more" % (e.out.total - before)])
-    check("kill9: every kill resent at most the window (%d events)" % WINDOW,
+    check("%s: every kill resent at most the window (%d events)" % (label, WINDOW),
           all(d <= WINDOW for d in per_kill),
           ["kill %d resent %d" % (i + 1, d) for i, d in enumerate(per_kill) if d > WINDOW][:5])
     most = max(e.out.counts.values()) if e.out.counts else 0
-    check("kill9: no record delivered more than kills+1 times (max %d)" % most,
+    check("%s: no record delivered more than kills+1 times (max %d)" % (label, most),
           most <= e.kills + 1)
     tmps = e.said(r"offsets\.json\.tmp")
     if tmps:
-        info("kill9: %d runs reported a leftover offsets.json.tmp, e.g. %s" % (len(tmps), tmps[0]))
+        info("%s: %d runs reported a leftover offsets.json.tmp, e.g. %s" % (
+            label, len(tmps), tmps[0]))
 
 
 @scenario
