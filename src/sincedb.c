@@ -6,7 +6,6 @@
 #include "pmta_csv.h"
 #include "state.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -510,9 +509,14 @@ int cmd_import_sincedb(int argc, char **argv, const struct config *cfg, FILE *ou
         for (size_t i = 0; i < nl && rc == 0; i++) {
                 struct sdb_line *l = &lines[i];
                 char said[64] = "";
-                if (*l->path)
+                if (*l->path) {
                         snprintf(said, sizeof said, " (Logstash's path %.40s%s)", l->path,
                                  strlen(l->path) > 40 ? "..." : "");
+                        /* text from a file: no control bytes to the terminal */
+                        for (char *q = said; *q; q++)
+                                if ((unsigned char)*q < 0x20 || *q == 0x7f)
+                                        *q = '?';
+                }
                 fprintf(out, "line %u: inode %" PRIu64 " device %u:%u offset %" PRIu64 ": ",
                         l->lineno, l->ino, l->major, l->minor, l->offset);
                 struct candidate *cd = NULL;
