@@ -205,6 +205,18 @@ static int collect(struct cands *c, const struct config *cfg)
         return 0;
 }
 
+/* Logstash (JRuby, through jnr-posix) splits st_dev the old BSD way: the
+ * major is bits 24..31, the minor the low 24 bits, so a file on Linux's
+ * 254:0 is written "0 65024". A sincedb written by other tools may use
+ * glibc's major() and minor(): both are accepted (they agree on the small
+ * device numbers where they could meet). */
+static bool dev_matches(uint64_t dev, unsigned maj, unsigned min)
+{
+        if (((dev >> 24) & 0xff) == maj && (dev & 0xffffff) == min)
+                return true;
+        return major((dev_t)dev) == maj && minor((dev_t)dev) == min;
+}
+
 /* Finding the record boundary at or after an offset. */
 struct boundary {
         uint64_t target;
@@ -521,8 +533,7 @@ int cmd_import_sincedb(int argc, char **argv, const struct config *cfg, FILE *ou
                         l->lineno, l->ino, l->major, l->minor, l->offset);
                 struct candidate *cd = NULL;
                 for (size_t k = 0; k < c.n && !cd; k++) {
-                        if (c.v[k].ino == l->ino && major((dev_t)c.v[k].dev) == l->major &&
-                            minor((dev_t)c.v[k].dev) == l->minor)
+                        if (c.v[k].ino == l->ino && dev_matches(c.v[k].dev, l->major, l->minor))
                                 cd = &c.v[k];
                 }
                 if (!cd) {

@@ -1,10 +1,12 @@
 /* `pmtatail import-sincedb`: take over from Logstash's file input.
  *
  * Logstash's file input keeps, per file it read, a sincedb line:
- *     INODE MAJOR MINOR OFFSET                       (file input < 4.1)
- *     INODE MAJOR MINOR OFFSET LAST_ACTIVE           (4.1 and later)
- *     INODE MAJOR MINOR OFFSET LAST_ACTIVE PATH      (4.1 and later, path known)
- * MAJOR and MINOR are the major and minor of the file's st_dev, LAST_ACTIVE
+ *     INODE MAJOR MINOR OFFSET                       (older file inputs)
+ *     INODE MAJOR MINOR OFFSET LAST_ACTIVE           (newer ones)
+ *     INODE MAJOR MINOR OFFSET LAST_ACTIVE PATH      (newer ones, path known)
+ * MAJOR and MINOR are the file's st_dev as Logstash splits it (bits 24..31
+ * and the low 24 bits: "0 65024" for Linux's 254:0; glibc's major and
+ * minor are accepted too), LAST_ACTIVE
  * epoch seconds (a float) when Logstash last read or checked the file,
  * OFFSET the bytes it had read.
  *

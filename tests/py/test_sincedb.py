@@ -11,7 +11,8 @@ directory:
     record_bytes: some with CRLF inside a quoted dsnDiag) and stopped, its
     sincedb naming the live file's inode and the offset it had read: inside a
     record (the first line of a two-line record), at a record boundary, or at
-    the end of the header line, one per variant. It also names an old archive
+    the end of the header line, one per variant; the device as Logstash splits
+    it (and once as glibc does). It also names an old archive
     it had read whole, a file that is gone, and (with a last-active time
     before that file's birth) the inode of a file created later: a reused
     inode;
@@ -62,8 +63,13 @@ def write_records(path, numbers, header=True, mode="wb"):
     return starts
 
 
-def dev_of(st):
-    return os.major(st.st_dev), os.minor(st.st_dev)
+def dev_of(st, glibc=False):
+    """MAJOR MINOR as Logstash writes them: JRuby's jnr-posix splits st_dev
+    the old BSD way (bits 24..31, low 24 bits: "0 65024" for 254:0); with
+    glibc=True as glibc's major() and minor() do."""
+    if glibc:
+        return os.major(st.st_dev), os.minor(st.st_dev)
+    return (st.st_dev >> 24) & 0xff, st.st_dev & 0xffffff
 
 
 def birth_time(path):
@@ -191,8 +197,8 @@ def takeover(variant):
         st_c = os.stat(e.live)
         born_c = birth_time(e.live)
 
-        def line(st, off, when, path):
-            major, minor = dev_of(st) if st is not None else dev_of(st_a)
+        def line(st, off, when, path, glibc=False):
+            major, minor = dev_of(st if st is not None else st_a, glibc)
             ino = st.st_ino if st is not None else stale_ino
             fields = [str(ino), str(major), str(minor), str(off)]
             if variant >= 5:
@@ -202,7 +208,8 @@ def takeover(variant):
             return " ".join(fields) + "\n"
         with open(e.sincedb, "w") as fh:
             fh.write(line(st_a, offset_a, t0, "/var/log/pmta/bounces.csv"))          # line 1
-            fh.write(line(st_d, os.path.getsize(old_d), t0, old_d))                 # line 2
+            # line 2 in glibc's split of the device, as other tools write it
+            fh.write(line(st_d, os.path.getsize(old_d), t0, old_d, glibc=variant == 5))
             fh.write(line(None, 123, t0 - 50000, "/var/log/pmta/gone.csv"))         # line 3
             if born_c is not None:  # a reused inode is told by the birth time
                 fh.write(line(st_c, 40, t0, "/var/log/pmta/bounces.csv"))           # line 4
