@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pmtatail benchmark: parse-only baseline (csvwalk) vs. pmtatail replay --dry-run.
 #
-# Usage: bench/run.sh [BUILD_DIR] [N] [--latency] [--push]   (defaults: build, 1000000)
+# Usage: bench/run.sh [BUILD_DIR] [N] [--latency] [--push] [--save-cost]   (defaults: build, 1000000)
 #
 # A benchmark, not a test: it reports numbers and the targets next to them, it
 # never fails because something is slow. It exits non-zero only when it cannot
@@ -14,6 +14,11 @@
 # file over HTTP to a local webhook, against csvwalk in the same run, plus a
 # backend taking 50 ms per request; about 2 minutes). Uses N, SEED, ROUNDS.
 #
+# --save-cost: afterwards, also run bench/save_cost.py: `pmtatail run` delivering
+# the N file to csink (bench/csink.c), against the same source built in
+# BUILD_DIR-coarse with offsets saved once a second instead of after every
+# acknowledgement (-DPMTATAIL_COMMIT_MIN_MS=1000): the cost of the saves.
+#
 # Environment: ROUNDS (default 3), SEED (default 1), PYTHON (default python3),
 #              BENCH_TIMEOUT (seconds per run, default 900),
 #              LATENCY_DURATION (seconds of writing per latency run, default 20).
@@ -21,11 +26,13 @@ set -euo pipefail
 
 LATENCY=0
 PUSH=0
+SAVE_COST=0
 ARGS=()
 for arg in "$@"; do
 	case $arg in
 	--latency) LATENCY=1 ;;
 	--push) PUSH=1 ;;
+	--save-cost) SAVE_COST=1 ;;
 	*) ARGS+=("$arg") ;;
 	esac
 done
@@ -336,5 +343,26 @@ if ((PUSH)); then
 		}
 	else
 		echo "SKIP push: $PMTATAIL not found (not built yet?)"
+	fi
+fi
+
+# ---------------------------------------------------------------- cost of the offset saves (optional)
+if ((SAVE_COST)); then
+	echo
+	if ((HAVE_PMTATAIL)); then
+		COARSE_DIR=$BUILD_DIR-coarse
+		if [[ ! -d $COARSE_DIR ]]; then
+			meson setup "$COARSE_DIR" "$ROOT" --buildtype="${buildtype:-release}" \
+				-Dc_args=-DPMTATAIL_COMMIT_MIN_MS=1000 >/dev/null || die "cannot set up $COARSE_DIR"
+		fi
+		ninja -C "$COARSE_DIR" src/pmtatail >/dev/null || die "cannot build $COARSE_DIR/src/pmtatail"
+		"$PYTHON" "$BENCH_DIR/save_cost.py" --fine "$PMTATAIL" --coarse "$COARSE_DIR/src/pmtatail" \
+			--file "$(gen "$N")" --rounds "$ROUNDS" || {
+			rc=$?
+			echo "run.sh: save_cost.py could not measure (exit $rc)" >&2
+			exit "$rc"
+		}
+	else
+		echo "SKIP save-cost: $PMTATAIL not found (not built yet?)"
 	fi
 fi

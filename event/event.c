@@ -10,7 +10,7 @@
  * so that no key appears twice. */
 static const char *const reserved_keys[] = {
     "type",    "@version", "@timestamp",  "host",       "path",
-    "message", "eventId",  "bounceClass", "parseError",
+    "message", "eventId",  "bounceClass", "parseError", "tags",
 };
 
 /* Bytes that go into a JSON string as they are: printable ASCII except the
@@ -454,9 +454,23 @@ static char *put_lit(char *d, const char *s)
         return d + n;
 }
 
-/* Append the fields every event ends with. The caller reserved room. */
+/* Logstash's tags: "pmta" from its input, one more per kind from its
+ * filter. The backend may route on them, so they are sent as it sent them. */
+static const char *tags_json(const struct pmta_field *type)
+{
+        if (type && type->len == 1 && type->ptr[0] == 'b')
+                return ",\"tags\":[\"pmta\",\"pmta_sync_bounce\"]";
+        if (type && type->len == 2 && type->ptr[0] == 'r' && type->ptr[1] == 'b')
+                return ",\"tags\":[\"pmta\",\"pmta_async_bounce\"]";
+        if (type && type->len == 1 && type->ptr[0] == 'f')
+                return ",\"tags\":[\"pmta\",\"pmta_fbl\"]";
+        return ",\"tags\":[\"pmta\"]";
+}
+
+/* Append the fields every event ends with. The caller reserved room.
+ * type is the record's type cell (NULL for a refused record). */
 static char *put_trailer(char *d, const char *ts, const struct event_meta *m, const char *raw,
-                         size_t raw_len, const char *id)
+                         size_t raw_len, const struct pmta_field *type, const char *id)
 {
         d = put_lit(d, "\"type\":\"pmta\",\"@version\":\"1\",\"@timestamp\":\"");
         d = put_lit(d, ts);
@@ -472,15 +486,19 @@ static char *put_trailer(char *d, const char *ts, const struct event_meta *m, co
                 d = put_lit(d, ",\"bounceClass\":");
                 d = event_json_string(d, m->bounce_class, strlen(m->bounce_class));
         }
+        d = put_lit(d, tags_json(type));
         d = put_lit(d, ",\"eventId\":\"");
         d = put_lit(d, id);
         *d++ = '"';
         return d;
 }
 
+/* The literal keys, the timestamp and the longest tags come to under 256
+ * bytes; each string may grow 6 times when escaped. */
 static size_t trailer_bound(const struct event_meta *m, size_t raw_len)
 {
-        return 192 + 6 * (strlen(m->host) + strlen(m->path) + raw_len) + EVENT_ID_LEN;
+        size_t bc = m->bounce_class ? strlen(m->bounce_class) : 0;
+        return 256 + 6 * (strlen(m->host) + strlen(m->path) + raw_len + bc) + EVENT_ID_LEN;
 }
 
 int event_encode(struct event_encoder *e, struct buf *out, const struct pmta_record *r,
@@ -528,7 +546,8 @@ int event_encode(struct event_encoder *e, struct buf *out, const struct pmta_rec
                 d = event_json_string(d, r->cells[i].ptr, r->cells[i].len);
                 *d++ = ',';
         }
-        d = put_trailer(d, ts, m, m->include_message ? r->raw : NULL, r->raw_len, id);
+        d = put_trailer(d, ts, m, m->include_message ? r->raw : NULL, r->raw_len,
+                        r->ncells ? &r->cells[0] : NULL, id);
         *d++ = '}';
         buf_commit(out, (size_t)(d - start));
         return 0;
@@ -553,7 +572,7 @@ int event_encode_reject(struct buf *out, const struct pmta_reject *rej, const st
         d = put_lit(d, "\"parseError\":");
         d = event_json_string(d, why, strlen(why));
         *d++ = ',';
-        d = put_trailer(d, ts, m, rej->raw, rej->raw_len, id);
+        d = put_trailer(d, ts, m, rej->raw, rej->raw_len, NULL, id);
         *d++ = '}';
         buf_commit(out, (size_t)(d - start));
         return 0;

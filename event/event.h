@@ -2,8 +2,9 @@
  *
  * Key order: every non-empty column in header order (the column "type" as
  * "logType"), then "type":"pmta", "@version":"1", "@timestamp", "host",
- * "path", "message" (unless turned off), "bounceClass" (when classified) and
- * "eventId".
+ * "path", "message" (unless turned off), "bounceClass" (when classified),
+ * "tags" (Logstash's: ["pmta"] plus "pmta_sync_bounce" for b,
+ * "pmta_async_bounce" for rb, "pmta_fbl" for f) and "eventId".
  *
  * Whatever bytes the file held, the JSON is valid UTF-8: each byte that does
  * not start a complete, valid UTF-8 sequence becomes U+FFFD and control
@@ -50,7 +51,7 @@ int event_encode(struct event_encoder *e, struct buf *out, const struct pmta_rec
 
 /* Append an event for a record the parser refused, kept as raw text:
  * "message" (always), "parseError" with the reason, and the usual
- * type/@version/@timestamp(read time)/host/path/eventId. */
+ * type/@version/@timestamp(read time)/host/path/tags(["pmta"])/eventId. */
 int event_encode_reject(struct buf *out, const struct pmta_reject *rej, const struct pmta_header *h,
                         const struct event_meta *m);
 

@@ -18,6 +18,28 @@ static json_t *str(const char *s, size_t n)
         return j;
 }
 
+/* The record's type is its first cell, as the parser's filter reads it. */
+static json_t *tags(const struct pmta_record *r)
+{
+        const char *extra = NULL;
+        if (r->ncells) {
+                const struct pmta_field *t = &r->cells[0];
+                if (t->len == 1 && memcmp(t->ptr, "b", 1) == 0)
+                        extra = "pmta_sync_bounce";
+                else if (t->len == 2 && memcmp(t->ptr, "rb", 2) == 0)
+                        extra = "pmta_async_bounce";
+                else if (t->len == 1 && memcmp(t->ptr, "f", 1) == 0)
+                        extra = "pmta_fbl";
+        }
+        json_t *a = json_array();
+        if (!a || json_array_append_new(a, json_string("pmta")) ||
+            (extra && json_array_append_new(a, json_string(extra)))) {
+                json_decref(a);
+                return NULL;
+        }
+        return a;
+}
+
 json_t *event_to_json(const struct pmta_record *r, const struct event_meta *m)
 {
         const struct pmta_header *h = r->header;
@@ -55,7 +77,8 @@ json_t *event_to_json(const struct pmta_record *r, const struct event_meta *m)
                 goto fail;
         if (m->bounce_class && json_object_set_new(o, "bounceClass", json_string(m->bounce_class)))
                 goto fail;
-        if (json_object_set_new(o, "eventId", json_string(id)))
+        if (json_object_set_new(o, "tags", tags(r)) ||
+            json_object_set_new(o, "eventId", json_string(id)))
                 goto fail;
         event_column_keys_free(keys, h->ncols);
         return o;

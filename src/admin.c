@@ -335,16 +335,24 @@ static const char *pmta_record_name(const char *code)
         return strcmp(code, "f") == 0 ? "feedback-loop" : code;
 }
 
-/* The fields Oempro's handler reads, per record type. */
+/* Per record type: first every field of Octeth's documented record-fields
+ * for it, in its order (an operator comparing with Octeth's guide sees them
+ * all, header_X-FBLId included: Oempro finds the message by it), then the
+ * extra fields pmtatail's events can carry. */
 static const char *record_fields(const char *code)
 {
         if (strcmp(code, "f") == 0)
-                return "timeLogged,orig,rcpt,format,feedbackType,userAgent,reportingMta,"
-                       "repSourceIp,reportedDomain,header_To,header_Return-Path,header_X-FBLId,"
+                return "timeLogged,format,header_To,header_Return-Path,reportedDomain,"
+                       "header_X-FBLId,orig,rcpt,feedbackType,userAgent,reportingMta,repSourceIp,"
                        "jobId";
-        if (strcmp(code, "b") == 0 || strcmp(code, "rb") == 0)
-                return "timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,"
-                       "bounceCat,srcMta,dlvSourceIp,dlvDestinationIp,vmta,jobId,envId";
+        if (strcmp(code, "b") == 0)
+                return "timeQueued,timeLogged,orig,rcpt,bounceCat,dsnStatus,dsnAction,dsnDiag,"
+                       "dsnMta,jobId,vmta,header_X-FBLId,orcpt,srcMta,dlvSourceIp,"
+                       "dlvDestinationIp,envId";
+        if (strcmp(code, "rb") == 0)
+                return "timeLogged,orig,rcpt,bounceCat,dsnStatus,dsnAction,dsnDiag,dsnMta,"
+                       "header_X-FBLId,timeQueued,orcpt,srcMta,dlvSourceIp,dlvDestinationIp,vmta,"
+                       "jobId,envId";
         return "*";
 }
 

@@ -10,6 +10,7 @@
 #include "pmta_csv.h"
 #include "replay.h"
 #include "reportcmd.h"
+#include "sincedb.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -54,6 +55,8 @@ static const char usage_text[] =
     "  report [--json] PATH...              summarise accounting files: time range,\n"
     "                                       types, bounces per bounceCat, top domains\n"
     "                                       by hard bounces, unclassified texts\n"
+    "  import-sincedb [--dry-run] FILE      seed the offsets from a Logstash file-input\n"
+    "                                       sincedb (take over from Logstash)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
@@ -391,8 +394,9 @@ int main(int argc, char **argv)
                 fputs(usage_text, stdout);
                 return EXIT_OK;
         }
-        static const char *const commands[] = {
-            "replay", "run", "dead-letter", "status", "check-config", "pmta-config", "report"};
+        static const char *const commands[] = {"replay", "run",           "dead-letter",
+                                               "status", "check-config",  "pmta-config",
+                                               "report", "import-sincedb"};
         bool known = false;
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
                 known |= strcmp(cmd, commands[i]) == 0;
@@ -425,8 +429,8 @@ int main(int argc, char **argv)
         int rc;
         /* check-config and the daemon want the file; the rest can do with
          * the defaults when the default file is absent */
-        bool must_exist =
-            config_path_given || strcmp(cmd, "check-config") == 0 || strcmp(cmd, "run") == 0;
+        bool must_exist = config_path_given || strcmp(cmd, "check-config") == 0 ||
+                          strcmp(cmd, "run") == 0 || strcmp(cmd, "import-sincedb") == 0;
         if (strcmp(cmd, "check-config") == 0) {
                 /* every problem at once: the file's, then the paths it names */
                 bool bad = config_load_partial(config_path, must_exist, cfg, cerr) < 0;
@@ -441,6 +445,8 @@ int main(int argc, char **argv)
         } else if (strcmp(cmd, "pmta-config") == 0) {
                 admin_pmta_config(cfg, stdout);
                 rc = EXIT_OK;
+        } else if (strcmp(cmd, "import-sincedb") == 0) {
+                rc = cmd_import_sincedb(sub_argc, sub_argv, cfg, stdout, stderr);
         } else {
                 struct logger lg;
                 log_init(&lg, stderr, cfg->log_level);

@@ -36,6 +36,8 @@ The rules, in brief (what each fixture exercises: tests/fixtures/make_fixtures.p
     A multi-line dsnDiag (SMTP text on its inner lines) is not affected.
   * Strings: UTF-8 where valid, each byte that does not start a complete
     valid sequence becomes one U+FFFD.
+  * tags: ["pmta"] plus "pmta_sync_bounce" (b), "pmta_async_bounce" (rb) or
+    "pmta_fbl" (f), as Logstash's input and filter set them.
   * @timestamp: timeLogged (epoch digits or YYYY-MM-DD[ T]HH:MM:SS(Z|+hhmm|
     +hh:mm)) in UTC as YYYY-MM-DDTHH:MM:SSZ; else null (= "read time, checked
     loosely by the test"). eventId: always null (checked loosely by the test).
@@ -367,6 +369,11 @@ def make_event(cells, columns, raw, host, path):
             fixed.append(("bounceClass", "hard"))
         elif cat in SOFT_CATEGORIES:
             fixed.append(("bounceClass", "soft"))
+    # tags: Logstash's input tags every event "pmta"; its filter adds one per
+    # kind of record.
+    kind_tag = {b"b": "pmta_sync_bounce", b"rb": "pmta_async_bounce", b"f": "pmta_fbl"}
+    kind = kind_tag.get(cells[0] if cells else b"")
+    fixed.append(("tags", ["pmta", kind] if kind else ["pmta"]))
     fixed.append(("eventId", None))
     for key, value in fixed:
         if key in ev:

@@ -1158,6 +1158,16 @@ def check_config(e):
 
 # -------------------------------------------------------------- pmta-config
 
+# Octeth's bounce- and complaint-processing guides, the <acct-file> blocks.
+OCTETH_RECORD_FIELDS = {
+    "b": ["timeQueued", "timeLogged", "orig", "rcpt", "bounceCat", "dsnStatus", "dsnAction",
+          "dsnDiag", "dsnMta", "jobId", "vmta", "header_X-FBLId"],
+    "rb": ["timeLogged", "orig", "rcpt", "bounceCat", "dsnStatus", "dsnAction", "dsnDiag",
+           "dsnMta", "header_X-FBLId"],
+    "f": ["timeLogged", "format", "header_To", "header_Return-Path", "reportedDomain",
+          "header_X-FBLId"],
+}
+
 
 @scenario
 def pmta_config(e):
@@ -1200,6 +1210,29 @@ def pmta_config(e):
     bad = [ln for ln in out.splitlines() if ln.strip() and not ln.startswith("#") and not
            re.match(r"^(<acct-file [^>]+>|</acct-file>|\s+[a-z-]+( .*)?|\s+#.*)$", ln)]
     check("pmta-config: nothing but comments and <acct-file> blocks", not bad, bad[:5])
+
+    # Octeth's documented record-fields, every one, in its order, extras after.
+    shipped_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "pmta-config", "acct-files.conf")
+    with open(shipped_path, encoding="utf-8") as fh:
+        shipped = fh.read()
+    for label, text, want_types in (("generated", out, {"b": 2, "rb": 2, "f": 2}),
+                                    ("shipped acct-files.conf", shipped,
+                                     {"b": 1, "rb": 1, "f": 1})):
+        lines = re.findall(r"^\s*record-fields\s+(\S+)\s+(\S+)\s*$", text, re.M)
+        seen = collections.Counter(t for t, _ in lines)
+        check("pmta-config: %s blocks: record-fields for b, rb, f (%s)" % (label, want_types),
+              all(seen[t] == n for t, n in want_types.items()), ["got %s" % dict(seen)])
+        wrong = []
+        for t, fields in lines:
+            want = OCTETH_RECORD_FIELDS.get(t)
+            got = fields.split(",")
+            if want and got[:len(want)] != want:
+                wrong.append("%s: %s, want it to begin %s" % (t, fields, ",".join(want)))
+            if len(set(got)) != len(got):
+                wrong.append("%s: a field twice in %s" % (t, fields))
+        check("pmta-config: %s record-fields begin with Octeth's, extras after" % label,
+              not wrong, wrong[:6])
 
 
 # -------------------------------------------------------------- logs

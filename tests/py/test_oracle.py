@@ -313,7 +313,8 @@ def test_records():
        [list(e.items()) for e in events],
        [[("logType", "b"), ("timeLogged", "1178807903"), ("rcpt", "a@x"), ("type", "pmta"),
          ("@version", "1"), ("@timestamp", "2007-05-10T14:38:23Z"), ("host", "h"),
-         ("path", "p"), ("message", "b,1178807903,a@x,"), ("eventId", None)]])
+         ("path", "p"), ("message", "b,1178807903,a@x,"),
+         ("tags", ["pmta", "pmta_sync_bounce"]), ("eventId", None)]])
     eq("event: no rejects", rejects, [])
 
     events, _ = run(b"type,rcpt\nf,a@x\n")
@@ -326,6 +327,8 @@ def test_records():
     events, rejects = run(b"type,a\r\nb,1\r\nrb,2\r\nf,3\r\nd,4\r\nt,5\r\ntq,6\r\nr,7\r\n"
                           b"rs,8\r\nB,9\r\nb ,10\r\n,11\r\n")
     eq("filter: only b, rb, f (exact match)", [e["logType"] for e in events], ["b", "rb", "f"])
+    eq("tags: Logstash's per kind", [e["tags"] for e in events],
+       [["pmta", "pmta_sync_bounce"], ["pmta", "pmta_async_bounce"], ["pmta", "pmta_fbl"]])
     eq("filter: filtered rows are not rejects", rejects, [])
 
     _, rejects = run(b"type,a,b\nd,1\nt,1,2,3\nb,1\n")

@@ -175,6 +175,14 @@ static void test_encoder_matches_jansson(void)
                         strcpy(cells[1], iter % 2 ? "1178807903" : "2016-05-29 01:10:51+0200");
                         f[1].len = strlen(cells[1]);
                 }
+                /* the types that get their own tag, and some that do not */
+                if (iter % 2 == 0) {
+                        static const char *const types[] = {"b", "rb", "f", "d", "B", "rbx"};
+                        const char *t = types[(iter / 2) % 6];
+                        f[0].ptr = t;
+                        f[0].len = strlen(t);
+                }
+                m.bounce_class = iter % 7 == 0 ? "hard" : iter % 7 == 1 ? "soft" : NULL;
                 size_t rl = (size_t)(rand() % 200);
                 for (size_t k = 0; k < rl; k++)
                         raw[k] = (char)(rand() % 256);
@@ -208,6 +216,44 @@ static void test_timestamp_field(void)
         CHECK(strstr(out.data, "\"timeLogged\":\"not a time\"") != NULL);
         CHECK(strstr(out.data, "\"@timestamp\":\"1970-01-02T00:00:00Z\"") != NULL);
         CHECK(strstr(out.data, "\"message\"") == NULL);
+        buf_free(&out);
+        event_encoder_free(e);
+}
+
+/* Logstash's tags, per record type; a refused record is only "pmta". */
+static void test_tags(void)
+{
+        struct pmta_field names[] = {{"type", 4}, {"tags", 4}};
+        struct pmta_header h = make_header(names, 2, "type,tags");
+        struct event_encoder *e = event_encoder_new();
+        struct event_meta m = {.host = "h", .path = "p", .now = 86400};
+        static const char *const types[][2] = {
+            {"b", "[\"pmta\",\"pmta_sync_bounce\"]"},
+            {"rb", "[\"pmta\",\"pmta_async_bounce\"]"},
+            {"f", "[\"pmta\",\"pmta_fbl\"]"},
+            {"d", "[\"pmta\"]"},
+            {"r", "[\"pmta\"]"},
+        };
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+                struct pmta_field cells[] = {{types[i][0], strlen(types[i][0])}, {"x", 1}};
+                struct pmta_record r = {
+                    .header = &h, .cells = cells, .ncells = 2, .raw = "?", .raw_len = 1};
+                struct buf out;
+                buf_init(&out, 1 << 16);
+                CHECK_EQ_INT(event_encode(e, &out, &r, &m), 0);
+                char want[128];
+                snprintf(want, sizeof want, ",\"tags\":%s,\"eventId\":", types[i][1]);
+                CHECK(strstr(out.data, want) != NULL);
+                /* a column named "tags" does not collide with them */
+                CHECK(strstr(out.data, "\"tags_2\":\"x\"") != NULL);
+                CHECK(compare_encoders(&r, &m, e));
+                buf_free(&out);
+        }
+        struct pmta_reject rej = {.reason = PMTA_REJECT_CELL_COUNT, .raw = "b,1", .raw_len = 3};
+        struct buf out;
+        buf_init(&out, 1 << 16);
+        CHECK_EQ_INT(event_encode_reject(&out, &rej, &h, &m), 0);
+        CHECK(strstr(out.data, ",\"tags\":[\"pmta\"],\"eventId\":") != NULL);
         buf_free(&out);
         event_encoder_free(e);
 }
@@ -255,6 +301,7 @@ int main(void)
         RUN(test_keys);
         RUN(test_encoder_matches_jansson);
         RUN(test_timestamp_field);
+        RUN(test_tags);
         RUN(test_event_id);
         RUN(test_cap);
         TEST_MAIN_END;
