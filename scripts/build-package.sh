@@ -18,7 +18,7 @@ set -euo pipefail
 umask 022
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-version= nocheck= lintian=yes
+version='' nocheck='' lintian=yes
 while [ $# -gt 1 ]; do
   case $1 in
   --version) version=$2; shift 2 ;;
