@@ -86,5 +86,6 @@ if [ -n "$lintian" ]; then
 fi
 
 cp "$work"/pmtatail_*.deb "$work"/pmtatail_*.changes "$work"/pmtatail_*.buildinfo "$out"/
+cp "$log" "$out/build.log"
 echo "build-package: $(basename "${debs[0]}") $(du -h "${debs[0]}" | cut -f1)" >&2
 echo "$out/$(basename "${debs[0]}")"
