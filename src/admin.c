@@ -4,6 +4,7 @@
 #include "admin.h"
 
 #include "identity.h"
+#include "pmtacheck.h"
 #include "state.h"
 
 #include <errno.h>
@@ -233,7 +234,8 @@ static bool dir_readable(const char *dir)
         return access(dir, R_OK | X_OK) == 0;
 }
 
-int admin_check_config(const struct config *cfg, FILE *out, size_t file_problems)
+int admin_check_config(const struct config *cfg, const char *config_path, FILE *out,
+                       size_t file_problems)
 {
         size_t problems = file_problems;
         config_describe(cfg, out);
@@ -309,6 +311,8 @@ int admin_check_config(const struct config *cfg, FILE *out, size_t file_problems
                         cfg->state_dir);
         }
 #undef PROBLEM
+        /* PowerMTA's side: its <acct-file> blocks against our sources */
+        problems += pmtacheck_report(cfg, config_path, out);
         fprintf(out, "%zu problem%s\n", problems, problems == 1 ? "" : "s");
         return problems ? 1 : 0;
 }
@@ -328,7 +332,8 @@ static const char *record_fields(const char *code)
                        "jobId";
         if (strcmp(code, "b") == 0 || strcmp(code, "rb") == 0)
                 return "timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,"
-                       "bounceCat,srcMta,dlvSourceIp,dlvDestinationIp,vmta,jobId,envId";
+                       "bounceCat,srcMta,dlvSourceIp,dlvDestinationIp,vmta,jobId,envId,"
+                       "header_X-FBLId";
         return "*";
 }
 

@@ -451,7 +451,8 @@ int main(int argc, char **argv)
                 bool bad = config_load_partial(config_path, must_exist, cfg, cerr) < 0;
                 if (bad)
                         config_error_print(cerr, stdout);
-                rc = admin_check_config(cfg, stdout, bad ? cerr->count + cerr->dropped : 0);
+                rc = admin_check_config(cfg, config_path, stdout,
+                                        bad ? cerr->count + cerr->dropped : 0);
         } else if (config_load(config_path, must_exist, cfg, cerr) < 0) {
                 config_error_print(cerr, stderr);
                 rc =
