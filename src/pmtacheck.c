@@ -271,7 +271,7 @@ static int load_file(struct pmta_conf *pc, const char *path, int depth, const ch
                 return 0;
         }
         /* a file included twice (or a loop) is read once */
-        char real[PATH_MAX];
+        char real[PATH_MAX] = "";
         if (realpath(path, real)) {
                 for (size_t i = 0; i < pc->n_files; i++) {
                         char other[PATH_MAX];
@@ -304,7 +304,8 @@ static int load_file(struct pmta_conf *pc, const char *path, int depth, const ch
                 fclose(f);
                 return 0;
         }
-        char *name = strdup(path);
+        /* an included file by its resolved name: "conf.d/../x" says little */
+        char *name = strdup(from && real[0] ? real : path);
         char *buf = malloc(PMTACHECK_LINE_MAX + 2);
         if (!name || !buf) {
                 free(name);
