@@ -82,6 +82,11 @@ class Env:
         self.log = os.path.join(self.dir, "log")
         for d in ("accounting/bounces", "accounting/fbl"):
             os.makedirs(os.path.join(self.log, d))
+        # a copy nobody can run, wherever the build directory is (a 0700
+        # temporary tree under dpkg-buildpackage)
+        self.binary = os.path.join(self.dir, "pmtatail")
+        shutil.copy(BINARY, self.binary)
+        os.chmod(self.binary, 0o755)
         self.state = os.path.join(self.dir, "state")
         os.makedirs(self.state)
         os.chmod(self.state, 0o777)  # check-config run as nobody too
@@ -115,7 +120,7 @@ class Env:
         if user is not None:
             # nobody's group is nogroup on Debian, nobody elsewhere: by number
             kw = {"user": user, "group": 65534, "extra_groups": []}
-        p = subprocess.run([BINARY, "-c", conf, "check-config"], stdin=subprocess.DEVNULL, capture_output=True,
+        p = subprocess.run([self.binary, "-c", conf, "check-config"], stdin=subprocess.DEVNULL, capture_output=True,
                            text=True, timeout=30, **kw)
         return p.returncode, p.stdout, p.stderr
 
