@@ -85,7 +85,8 @@ if [ -n "$lintian" ]; then
   sed 's/^/lintian: /' "$work/lintian.log" >&2
 fi
 
-cp "$work"/pmtatail_*.deb "$work"/pmtatail_*.changes "$work"/pmtatail_*.buildinfo "$out"/
+# the debug symbols too (pmtatail-dbgsym): the .changes names them
+cp "$work"/pmtatail*.deb "$work"/pmtatail_*.changes "$work"/pmtatail_*.buildinfo "$out"/
 cp "$log" "$out/build.log"
 echo "build-package: $(basename "${debs[0]}") $(du -h "${debs[0]}" | cut -f1)" >&2
 echo "$out/$(basename "${debs[0]}")"
