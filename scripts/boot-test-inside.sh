@@ -10,6 +10,7 @@
 # acknowledged once fsync'd): every record written is looked for there by
 # its rcpt, each must arrive, and (outside kill -9) arrive once.
 set -u
+export DEBIAN_FRONTEND=noninteractive
 dir=$1
 result=$dir/result
 : >"$result"
@@ -29,13 +30,16 @@ journal() {
 check() { # name, then a command (its status decides), or: check NAME -- test...
   local name=$1
   shift
-  if "$@" >>"$dir/commands.log" 2>&1; then
+  if "$@" >"$dir/last.log" 2>&1; then
     echo "ok: $name" >>"$result"
   else
     echo "FAIL: $name" >>"$result"
     failed=$((failed + 1))
+    echo "--- output of: $*" >>"$result"
+    tail -n 25 "$dir/last.log" >>"$result"
     journal
   fi
+  cat "$dir/last.log" >>"$dir/commands.log"
 }
 note() { echo "note: $*" >>"$result"; }
 prop() { systemctl show -p "$1" --value pmtatail.service; }
@@ -112,7 +116,9 @@ check "10 more delivered, each once" until_ok 20 once_each
 
 # --- 4. upgrade from the previous version ---------------------------------------
 pid_before=$(prop MainPID)
-check "upgrade to $(dpkg-deb -f "$dir/new.deb" Version)" dpkg -i "$dir/new.deb" </dev/null
+# --force-confold as apt is told on unattended hosts: when the packaged
+# configuration changed too, the edited one is kept (else dpkg would ask).
+check "upgrade to $(dpkg-deb -f "$dir/new.deb" Version)" dpkg -i --force-confold "$dir/new.deb" </dev/null
 check "upgrade: the package is the new version" sh -c "[ \"\$(dpkg-query -W -f='\${Version}' pmtatail)\" = \"$(dpkg-deb -f "$dir/new.deb" Version)\" ]"
 check "upgrade: the edited conffile kept" grep -q '^; edited by the administrator' $conf
 check "upgrade: the running daemon restarted on the new binary" \

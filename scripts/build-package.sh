@@ -6,7 +6,10 @@
 #   scripts/build-package.sh [--version VERSION] [--nocheck] [--no-lintian] OUT_DIR
 #
 # --version VERSION  build as that version (a changelog entry put on top in
-#                    the copy): an older package to test upgrades from
+#                    the copy, and a comment naming it at the end of the
+#                    packaged configuration, so that the conffile differs
+#                    between the two builds as it does between releases): an
+#                    older package to test upgrades from
 # --nocheck          skip the build-time tests (DEB_BUILD_OPTIONS=nocheck)
 # --no-lintian       do not run lintian
 #
@@ -62,6 +65,7 @@ if [ -n "$version" ]; then
     cat "$tree/debian/changelog"
   } >"$entry"
   mv "$entry" "$tree/debian/changelog"
+  printf '\n; (the configuration as packaged in %s)\n' "$version" >>"$tree/pmta-config/pmtatail.conf"
 fi
 
 log=$work/build.log
