@@ -78,10 +78,13 @@ mirror() {
 # The cached root is named by what went into it: another list makes another root.
 key=$(printf '%s %s' "$suite" "$include" | sha256sum | cut -c1-12)
 base=$cache/$suite-$key
+mkdir -p "$cache"
+# Two runs on one machine: one makes the root, the other waits for it.
+exec 9>"$cache/.lock"
+flock 9
 if [ ! -f "$base/.complete" ]; then
   url=$(mirror)
   say "debootstrap --variant=minbase $suite from $url into $base (once; a few minutes)"
-  mkdir -p "$cache"
   rm -rf "$base.tmp"
   if ! debootstrap --variant=minbase --include="$include" "$suite" "$base.tmp" "$url" >"$work/debootstrap.log" 2>&1; then
     tail -n 30 "$work/debootstrap.log" >&2
@@ -95,6 +98,7 @@ fi
 # --- a throw-away copy, set up to run the checks at boot --------------------------
 root=$work/root
 cp -a --reflink=auto "$base" "$root"
+flock -u 9
 t=$root/root/boot-test
 mkdir -p "$t"
 cp "$deb" "$t/new.deb"
@@ -131,7 +135,7 @@ say "booting ($(($(date +%s) - t0)) s)"
 tb=$(date +%s)
 rc=0
 timeout 300 systemd-nspawn -q -b --register=no --keep-unit --console=pipe -D "$root" \
-  --machine=pmtatail-boot-test </dev/null >"$work/console.log" 2>&1 || rc=$?
+  --machine="pmtatail-boot-test-$$" </dev/null >"$work/console.log" 2>&1 || rc=$?
 boot_s=$(($(date +%s) - tb))
 
 result=$t/result
