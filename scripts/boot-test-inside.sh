@@ -43,6 +43,13 @@ check() { # name, then a command (its status decides), or: check NAME -- test...
 }
 note() { echo "note: $*" >>"$result"; }
 prop() { systemctl show -p "$1" --value pmtatail.service; }
+# Signal the daemon; never pid 0 (no daemon): that would be our own group.
+signal_daemon() { # signal
+  local pid
+  pid=$(prop MainPID)
+  [ -n "$pid" ] && [ "$pid" != 0 ] || { echo "no daemon to send $1 to" >>"$result"; return 1; }
+  kill "-$1" "$pid"
+}
 # until SECONDS COMMAND...: poll every 0.2 s
 until_ok() {
   local end=$(($(date +%s) + $1))
@@ -161,7 +168,7 @@ w2=$(prop WatchdogTimestampMonotonic)
 check "watchdog pings arrive (WatchdogSec=3s: timestamp $w1 -> $w2)" test "$w2" -gt "$w1"
 pid_before=$(prop MainPID)
 restarts=$(prop NRestarts)
-kill -STOP "$pid_before"
+signal_daemon STOP
 check "a SIGSTOP'd daemon is restarted by systemd (watchdog timeout)" \
   until_ok 30 sh -c "[ \"\$(systemctl show -p NRestarts --value pmtatail.service)\" -gt $restarts ] && systemctl -q is-active pmtatail.service"
 check "the journal names the watchdog timeout" \
@@ -172,7 +179,7 @@ check "after the watchdog restart: delivered, nothing lost" until_ok 20 all_deli
 # --- 8. kill -9 --------------------------------------------------------------------------
 restarts=$(prop NRestarts)
 write $pmta/bounces.csv 200
-kill -KILL "$(prop MainPID)"
+signal_daemon KILL
 write $pmta/bounces.csv 20
 check "kill -9: restarted (Restart=on-failure)" \
   until_ok 20 sh -c "[ \"\$(systemctl show -p NRestarts --value pmtatail.service)\" -gt $restarts ] && systemctl -q is-active pmtatail.service"
