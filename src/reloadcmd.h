@@ -2,8 +2,10 @@
  * and wait until it runs on it; and the generation mark that lets it tell.
  *
  * The daemon (`run`) keeps STATE_DIR/reloads, one line "pid=P reloads=N",
- * rewritten (temp file and rename) when it starts and each time a reload
- * has drained the old run, before the new run starts. The command owns no
+ * rewritten (temp file and rename) when it starts (when the state directory
+ * exists already: a new one holds no earlier process's mark) and each time
+ * a reload has drained the old run, before the new run starts. Only `run`
+ * takes STATE_DIR/lock, so its pid there is the daemon's. The command owns no
  * state between calls; everything it learns comes from the state
  * directory: the pid from the lock file, the generation from the mark, and
  * "the new run is up" from status.json ("state": "running" written by the
