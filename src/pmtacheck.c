@@ -244,6 +244,11 @@ static void on_line(struct parser *p, char *s, int depth)
                         memset(a, 0, sizeof *a);
                         a->at = (struct pmta_where){p->file, p->line};
                         set_str(p, &a->path, args);
+                        if (!a->path) {
+                                p->pc->n_acct--;
+                                p->other_depth++;
+                                return;
+                        }
                         p->acct = a;
                         return;
                 }
@@ -306,7 +311,7 @@ static int load_file(struct pmta_conf *pc, const char *path, int depth, const ch
         }
         /* an included file by its resolved name: "conf.d/../x" says little */
         char *name = strdup(from && real[0] ? real : path);
-        char *buf = malloc(PMTACHECK_LINE_MAX + 2);
+        char *buf = malloc(PMTACHECK_LINE_MAX + 1);
         if (!name || !buf) {
                 free(name);
                 free(buf);
@@ -316,26 +321,40 @@ static int load_file(struct pmta_conf *pc, const char *path, int depth, const ch
         }
         pc->files[pc->n_files++] = name;
         struct parser p = {.pc = pc, .file = name};
-        size_t total = 0;
-        while (fgets(buf, PMTACHECK_LINE_MAX + 2, f)) {
-                p.line++;
-                size_t n = strlen(buf);
-                total += n;
-                if (total > PMTACHECK_FILE_MAX) {
-                        note(pc, "%s:%d: beyond 4 MiB: the rest not read", name, p.line);
+        /* byte by byte: a line is whatever ends at '\n' (or EOF), however
+         * long, whatever bytes it holds; one over the cap, or holding a NUL,
+         * is skipped whole and named */
+        size_t total = 0, n = 0;
+        bool nul = false, over = false;
+        int c;
+        do {
+                c = getc(f);
+                if (c != EOF && ++total > PMTACHECK_FILE_MAX) {
+                        note(pc, "%s:%d: beyond 4 MiB: the rest not read", name, p.line + 1);
                         break;
                 }
-                if (n && buf[n - 1] != '\n' && !feof(f)) {
-                        /* over the cap: skip to its end, and say so */
-                        int c;
-                        while ((c = getc(f)) != EOF && c != '\n')
-                                total++;
-                        note(pc, "%s:%d: line longer than %d bytes: skipped", name, p.line,
-                             PMTACHECK_LINE_MAX);
+                if (c != '\n' && c != EOF) {
+                        nul |= c == '\0';
+                        if (n < PMTACHECK_LINE_MAX)
+                                buf[n++] = (char)c;
+                        else
+                                over = true;
                         continue;
                 }
-                on_line(&p, buf, depth);
-        }
+                if (c == EOF && n == 0 && !over)
+                        break;
+                p.line++;
+                buf[n] = '\0';
+                if (over)
+                        note(pc, "%s:%d: line longer than %d bytes: skipped", name, p.line,
+                             PMTACHECK_LINE_MAX);
+                else if (nul)
+                        note(pc, "%s:%d: line holds a NUL byte: skipped", name, p.line);
+                else
+                        on_line(&p, buf, depth);
+                n = 0;
+                nul = over = false;
+        } while (c != EOF);
         if (p.acct)
                 note(pc, "%s:%d: <acct-file %s> is not closed by </acct-file>", name,
                      p.acct->at.line, show(q, sizeof q, p.acct->path));

@@ -310,12 +310,13 @@ def main():
         check("include nested 12 deep: a note about the depth, and the blocks past it missed (reported)",
               any("nested deeper than" in n for n in notes(out)) and rc == 1, out + err)
         long_line = "# " + "x" * 70000 + "\n"
-        hostile = e.write("hostile/config", "<acct-file\n" + long_line + "\x01\x02 junk \xff\n" +
+        hostile = e.write("hostile/config", "<acct-file\n" + long_line + "\x01\x02 junk \xff\n" + "nul\x00byte\n" +
                           guide_blocks(log) + f"<acct-file {log}/never-closed.csv>\n    records b\n")
         rc, out, err = e.check_config(e.conf(hostile))
         check("hostile input: an overlong line and a broken heading noted with their lines, unclosed block noted",
               any(f"{hostile}:2: line longer than" in n for n in notes(out)) and
               any(f"{hostile}:1:" in n and "without '>'" in n for n in notes(out)) and
+              any(f"{hostile}:4: line holds a NUL byte" in n for n in notes(out)) and
               any("is not closed" in n for n in notes(out)), out + err)
         check("hostile input: the guide's blocks among it still match",
               len([l for l in out.splitlines() if "matches <acct-file" in l]) == 2, out)
