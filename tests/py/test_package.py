@@ -13,7 +13,7 @@
    meson.build, Architecture, a Depends naming the package of every shared
    library the binary links), the file list and its owners, conffiles, the
    maintainer scripts (sh -n, shellcheck when installed), debian/changelog's
-   version is meson.build's.
+   and pmtatail.spec's versions are meson.build's.
 3. Its files, extracted with dpkg-deb -x: the binary runs --version and
    loads the packaged configuration, whose webhook URL is commented out so
    that `run` refuses to start unconfigured; the man page documents every
@@ -196,6 +196,9 @@ def check_control(deb, tmp):
           "passwd" in names and re.search(r"systemd \| systemd-standalone-sysusers", depends), depends)
     m = re.match(r"pmtatail \(([^)]+)\)", open(os.path.join(SRC, "debian/changelog")).readline())
     check("debian/changelog: its version is meson.build's", m and m.group(1) == version,
+          f"{m.group(1) if m else None!r} vs {version!r}")
+    m = re.search(r"^Version:\s*(\S+)$", open(os.path.join(SRC, "pmtatail.spec")).read(), re.M)
+    check("pmtatail.spec: its Version is meson.build's", m and m.group(1) == version,
           f"{m.group(1) if m else None!r} vs {version!r}")
     return names
 
