@@ -34,12 +34,14 @@ enum section_kind {
         SEC_CLASSIFY,
         SEC_LOG,
         SEC_METRICS,
+        SEC_PMTA,
         SEC_COUNT
 };
 
 static const char *const section_names[SEC_COUNT] = {
     [SEC_SOURCE] = "source",     [SEC_OUTPUT] = "output", [SEC_STATE] = "state",
     [SEC_CLASSIFY] = "classify", [SEC_LOG] = "log",       [SEC_METRICS] = "metrics",
+    [SEC_PMTA] = "pmta",
 };
 
 enum key_id {
@@ -73,6 +75,7 @@ enum key_id {
         K_LOG_LEVEL,
         K_METRICS_TEXTFILE,
         K_METRICS_INTERVAL_S,
+        K_PMTA_CONFIG,
         K_COUNT
 };
 
@@ -118,6 +121,7 @@ static const struct key_def keys[K_COUNT] = {
     [K_LOG_LEVEL] = {SEC_LOG, "level", 0},
     [K_METRICS_TEXTFILE] = {SEC_METRICS, "textfile", 0},
     [K_METRICS_INTERVAL_S] = {SEC_METRICS, "interval_s", 0},
+    [K_PMTA_CONFIG] = {SEC_PMTA, "config", 0},
 };
 
 struct record_type {
@@ -813,6 +817,9 @@ static void apply(struct parse *p, enum key_id id, const char *v)
         case K_METRICS_INTERVAL_S:
                 parse_unsigned(p, key, v, 1, 86400, &c->metrics_interval_s);
                 break;
+        case K_PMTA_CONFIG:
+                set_required(p, key, &c->pmta_config, v);
+                break;
         case K_COUNT:
                 break;
         }
@@ -1200,6 +1207,8 @@ static void finish(struct parse *p)
         }
         if (!c->state_dir)
                 c->state_dir = dup_or_report(p, DEFAULT_STATE_DIR);
+        if (!c->pmta_config)
+                c->pmta_config = dup_or_report(p, CONFIG_DEFAULT_PMTA_CONFIG);
 }
 
 static int load(const char *path, bool must_exist, struct config *out, struct config_error *err,
@@ -1317,6 +1326,7 @@ void config_free(struct config *c)
         free(c->state_dir);
         free(c->classify_patterns);
         free(c->metrics_textfile);
+        free(c->pmta_config);
         memset(c, 0, sizeof *c);
 }
 
@@ -1439,6 +1449,8 @@ void config_describe(const struct config *c, FILE *out)
 
         fprintf(out, "[metrics]\ntextfile = %s\ninterval_s = %u\n", or_empty(c->metrics_textfile),
                 c->metrics_interval_s);
+
+        fprintf(out, "\n[pmta]\nconfig = %s\n", or_empty(c->pmta_config));
 }
 
 void config_error_print(const struct config_error *err, FILE *out)

@@ -21,6 +21,8 @@
 #define CONFIG_ERROR_LEN        400
 
 #define CONFIG_DEFAULT_PATH "/etc/pmtatail/pmtatail.conf"
+/* PowerMTA's own configuration, read by check-config ([pmta] config). */
+#define CONFIG_DEFAULT_PMTA_CONFIG "/etc/pmta/config"
 
 enum config_start_at { CONFIG_START_BEGINNING, CONFIG_START_END };
 
@@ -105,6 +107,7 @@ struct config {
         enum log_level log_level;
         char *metrics_textfile; /* NULL when not set */
         unsigned metrics_interval_s;
+        char *pmta_config; /* [pmta] config; the default after a load */
 };
 
 /* Problems found by config_load, each a full "FILE:LINE: what" message. */

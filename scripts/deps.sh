@@ -12,10 +12,13 @@ packages=(
 if [ "${1:-}" = "--test" ]; then
   # sanitizers, the fuzzer, the format check; the package test (dpkg-deb,
   # dpkg-shlibdeps, systemd-analyze, the man page renderer, adduser for the
-  # maintainer scripts)
+  # maintainer scripts); the package build (debhelper, lintian), the boot
+  # test (debootstrap, systemd-nspawn from systemd-container), the RPM
+  # spec's check (rpmlint, which needs rpm to read a spec)
   packages+=(clang libclang-rt-14-dev clang-format
              dpkg-dev systemd man-db groff-base adduser init-system-helpers passwd
-             util-linux binutils)
+             util-linux binutils
+             debhelper lintian debootstrap systemd-container rpmlint rpm)
 fi
 
 missing=()

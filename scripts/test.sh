@@ -3,7 +3,14 @@
 #   1. a normal build and every test (unit, fixtures, the real binary),
 #   2. the same tests once more under ASan+UBSan,
 #   3. the parser's fuzz target for a bounded time (FUZZ_SECONDS, default 60),
-#   4. the clang-format check of the tree.
+#   4. the clang-format check of the tree,
+#   5. the Debian package: dpkg-buildpackage -b (with its build-time tests)
+#      and lintian (scripts/build-package.sh); rpmlint on pmtatail.spec,
+#   6. the boot test: that package in a booted minimal Debian 12 under
+#      systemd (scripts/boot-test.sh; skipped, and said so, where it cannot
+#      run: not root, no debootstrap).
+# The package is built first, so that the package test of step 1 checks the
+# same .deb (PMTATAIL_DEB) instead of building its own.
 # Ends with the line "N passed, N failed"; exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +31,21 @@ step() { # name, command...
   if "$@"; then passed=$((passed + 1)); note "$name: ok"
   else failed=$((failed + 1)); note "$name: FAILED"; fi
 }
+
+skipped=0
+pkgdir=$(mktemp -d)
+trap 'rm -rf "$pkgdir"' EXIT
+note "package (dpkg-buildpackage, lintian)"
+package() {
+  local out
+  out=$(scripts/build-package.sh "$pkgdir") || return 1
+  deb=$(printf '%s\n' "$out" | tail -n 1)
+  [ -f "$deb" ] && export PMTATAIL_DEB=$deb
+}
+deb=
+step "package" package
+note "rpmlint pmtatail.spec"
+step "rpmlint" rpmlint -r pmtatail.rpmlintrc pmtatail.spec
 
 note "build"
 if [ ! -f build/build.ninja ]; then meson setup build >/dev/null || failed=$((failed + 1)); fi
@@ -68,5 +90,19 @@ step "fuzz" fuzz
 note "format"
 step "clang-format" bash -c 'git ls-files "*.c" "*.h" | xargs clang-format --dry-run --Werror'
 
+note "boot test (systemd-nspawn)"
+if [ -z "$deb" ]; then
+  failed=$((failed + 1)); note "boot test: FAILED (no package)"
+else
+  rc=0
+  scripts/boot-test.sh "$deb" || rc=$?
+  case $rc in
+  0) passed=$((passed + 1)); note "boot test: ok" ;;
+  77) skipped=$((skipped + 1)); note "boot test: skipped" ;;
+  *) failed=$((failed + 1)); note "boot test: FAILED" ;;
+  esac
+fi
+
+[ "$skipped" -eq 0 ] || note "$skipped step(s) skipped here (see above)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -5,6 +5,7 @@
 
 #include "identity.h"
 #include "safefile.h"
+#include "pmtacheck.h"
 #include "state.h"
 
 #include <errno.h>
@@ -234,7 +235,8 @@ static bool dir_readable(const char *dir)
         return access(dir, R_OK | X_OK) == 0;
 }
 
-int admin_check_config(const struct config *cfg, FILE *out, size_t file_problems)
+int admin_check_config(const struct config *cfg, const char *config_path, FILE *out,
+                       size_t file_problems)
 {
         size_t problems = file_problems;
         config_describe(cfg, out);
@@ -325,6 +327,8 @@ int admin_check_config(const struct config *cfg, FILE *out, size_t file_problems
                                 h->file, mode);
         }
 #undef PROBLEM
+        /* PowerMTA's side: its <acct-file> blocks against our sources */
+        problems += pmtacheck_report(cfg, config_path, out);
         fprintf(out, "%zu problem%s\n", problems, problems == 1 ? "" : "s");
         return problems ? 1 : 0;
 }

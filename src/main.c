@@ -8,6 +8,7 @@
 #include "event.h"
 #include "log.h"
 #include "pmta_csv.h"
+#include "reloadcmd.h"
 #include "replay.h"
 #include "reportcmd.h"
 #include "sincedb.h"
@@ -27,7 +28,10 @@
 
 #define DEFAULT_CONFIG CONFIG_DEFAULT_PATH
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+/* EXIT_CONFIG is sysexits.h's EX_CONFIG: the unit lists it in
+ * RestartPreventExitStatus=, so a configuration that cannot work is not
+ * restarted every RestartSec forever. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONFIG = 78 };
 
 /* Set by SIGINT/SIGTERM during the commands that loop (dead-letter resend). */
 static volatile sig_atomic_t stop_requested;
@@ -57,13 +61,16 @@ static const char usage_text[] =
     "                                       by hard bounces, unclassified texts\n"
     "  import-sincedb [--dry-run] FILE      seed the offsets from a Logstash file-input\n"
     "                                       sincedb (take over from Logstash)\n"
+    "  reload                               make the running daemon re-read the\n"
+    "                                       configuration; wait until it runs on it\n"
     "\n"
     "options:\n"
     "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
     "  -h, --help             show this help\n"
     "  -V, --version          show the version\n"
     "\n"
-    "exit status: 0 success, 1 failure or rejected records, 2 usage error\n";
+    "exit status: 0 success, 1 failure or rejected records, 2 usage error,\n"
+    "             78 configuration error (run, reload)\n";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -297,6 +304,11 @@ static int cmd_run(int argc, const struct config *cfg, const char *config_path,
 {
         if (argc > 1)
                 return usage_error("%s", "run takes no arguments");
+        const char *unrunnable = reload_unrunnable(cfg);
+        if (unrunnable) {
+                log_error(lg, "%s", unrunnable);
+                return EXIT_CONFIG;
+        }
         /* Signals arrive through a signalfd in the daemon's poll loop. */
         sigset_t set;
         sigemptyset(&set);
@@ -319,11 +331,31 @@ static int cmd_run(int argc, const struct config *cfg, const char *config_path,
         struct config *owned = NULL;
         struct logger log = *lg;
         enum daemon_result r;
+        /* The reload generation `pmtatail reload` waits on: from 0 for this
+         * pid, so that a mark left by an earlier process never counts. */
+        unsigned long reloads = 0;
+        if (reload_mark(cfg->state_dir, (long)getpid(), reloads) < 0)
+                log_debug(lg, "cannot write %s/%s: %s", cfg->state_dir, RELOAD_MARK_NAME,
+                          strerror(errno));
+        bool unrunnable_reload = false;
         for (;;) {
                 struct config *next = NULL;
                 r = daemon_run(cfg, config_path, &log, sfd, &next);
                 if (r != DAEMON_RELOAD)
                         break;
+                /* A bare SIGHUP (not `pmtatail reload`, which refuses it
+                 * first) may bring a configuration that cannot run. */
+                unrunnable = reload_unrunnable(next);
+                if (unrunnable) {
+                        log_error(lg, "%s", unrunnable);
+                        config_free(next);
+                        free(next);
+                        unrunnable_reload = true;
+                        break;
+                }
+                if (reload_mark(next->state_dir, (long)getpid(), ++reloads) < 0)
+                        log_warn(lg, "cannot write %s/%s: %s", next->state_dir, RELOAD_MARK_NAME,
+                                 strerror(errno));
                 if (owned)
                         config_free(owned);
                 free(owned);
@@ -335,6 +367,8 @@ static int cmd_run(int argc, const struct config *cfg, const char *config_path,
                 config_free(owned);
         free(owned);
         close(sfd);
+        if (unrunnable_reload)
+                return EXIT_CONFIG;
         return r == DAEMON_FAILED || r == DAEMON_UNSAVED ? EXIT_FAIL : EXIT_OK;
 }
 
@@ -394,9 +428,9 @@ int main(int argc, char **argv)
                 fputs(usage_text, stdout);
                 return EXIT_OK;
         }
-        static const char *const commands[] = {"replay", "run",           "dead-letter",
-                                               "status", "check-config",  "pmta-config",
-                                               "report", "import-sincedb"};
+        static const char *const commands[] = {
+            "replay",      "run",    "dead-letter",    "status", "check-config",
+            "pmta-config", "report", "import-sincedb", "reload"};
         bool known = false;
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
                 known |= strcmp(cmd, commands[i]) == 0;
@@ -407,7 +441,8 @@ int main(int argc, char **argv)
                 if (sub_argc > 2 || (sub_argc == 2 && strcmp(sub_argv[1], "--json") != 0))
                         return usage_error("%s", "usage: pmtatail status [--json]");
                 as_json = sub_argc == 2;
-        } else if ((strcmp(cmd, "check-config") == 0 || strcmp(cmd, "pmta-config") == 0) &&
+        } else if ((strcmp(cmd, "check-config") == 0 || strcmp(cmd, "pmta-config") == 0 ||
+                    strcmp(cmd, "reload") == 0) &&
                    sub_argc != 1) {
                 return usage_error("%s takes no arguments", cmd);
         }
@@ -430,16 +465,23 @@ int main(int argc, char **argv)
         /* check-config and the daemon want the file; the rest can do with
          * the defaults when the default file is absent */
         bool must_exist = config_path_given || strcmp(cmd, "check-config") == 0 ||
-                          strcmp(cmd, "run") == 0 || strcmp(cmd, "import-sincedb") == 0;
+                          strcmp(cmd, "run") == 0 || strcmp(cmd, "import-sincedb") == 0 ||
+                          strcmp(cmd, "reload") == 0;
         if (strcmp(cmd, "check-config") == 0) {
                 /* every problem at once: the file's, then the paths it names */
                 bool bad = config_load_partial(config_path, must_exist, cfg, cerr) < 0;
                 if (bad)
                         config_error_print(cerr, stdout);
-                rc = admin_check_config(cfg, stdout, bad ? cerr->count + cerr->dropped : 0);
+                rc = admin_check_config(cfg, config_path, stdout,
+                                        bad ? cerr->count + cerr->dropped : 0);
         } else if (config_load(config_path, must_exist, cfg, cerr) < 0) {
                 config_error_print(cerr, stderr);
-                rc = EXIT_FAIL;
+                rc =
+                    strcmp(cmd, "run") == 0 || strcmp(cmd, "reload") == 0 ? EXIT_CONFIG : EXIT_FAIL;
+        } else if (strcmp(cmd, "reload") == 0) {
+                /* systemd's ExecReload waits for the job up to TimeoutSec=
+                 * (90 s by default): give up before it does. */
+                rc = (int)reload_command(cfg, 60, stderr);
         } else if (strcmp(cmd, "status") == 0) {
                 rc = admin_status(cfg, as_json, stdout);
         } else if (strcmp(cmd, "pmta-config") == 0) {

@@ -3,12 +3,17 @@
 
     python3 tests/py/test_package.py SOURCE_ROOT
 
-1. scripts/build-deb.sh builds the .deb with its own release build, in a
-   temporary directory (never the tree's build/).
+1. scripts/build-package.sh builds the .deb from debian/ with
+   dpkg-buildpackage -b (debhelper: meson, dh_installsystemd,
+   dh_installsysusers) in a copy of the tree in a temporary directory
+   (never beside the checkout), and runs lintian on it (no error, no
+   warning left without an override). PMTATAIL_DEB=PATH checks that .deb
+   instead (CI builds it once, in its package step).
 2. The package as dpkg-deb shows it: control fields (Version from
    meson.build, Architecture, a Depends naming the package of every shared
    library the binary links), the file list and its owners, conffiles, the
-   maintainer scripts (sh -n, shellcheck when installed).
+   maintainer scripts (sh -n, shellcheck when installed), debian/changelog's
+   and pmtatail.spec's versions are meson.build's.
 3. Its files, extracted with dpkg-deb -x: the binary runs --version and
    loads the packaged configuration, whose webhook URL is commented out so
    that `run` refuses to start unconfigured; the man page documents every
@@ -22,15 +27,16 @@
    a. `dpkg --root=ROOT --force-not-root --force-depends
       --force-script-chrootless -i`: the maintainer scripts run on the host
       with DPKG_ROOT=ROOT and touch only ROOT (user through
-      systemd-sysusers --root, unit enabled by deb-systemd-helper). Then
+      dh_installsysusers' systemd-sysusers --root, unit enabled by
+      deb-systemd-helper). Then
       a reinstall keeps an edited conffile, and a purge removes the state
       directory, the user, the unit's symlinks and the conffile. (Plain
       `dpkg --root -i` cannot work: dpkg chroots into ROOT to run postinst,
       and ROOT has no /bin/sh.)
    b. As root with unshare(1) and overlayfs: ROOT gets the host's /usr
       under an overlay and a copy of /etc, and dpkg runs the scripts
-      chrooted into it, as on a real host: adduser creates the user, which
-      joins an existing group pmta; the state directory is 0700 and the
+      chrooted into it, as on a real host: systemd-sysusers creates the
+      user, which joins an existing group pmta; the state directory is 0700 and the
       user's; purge removes them. Skipped (with a note) where not possible.
    The host's users and units are checked to be unchanged.
 
@@ -146,14 +152,33 @@ def clean_env():
 
 
 def build(tmp):
-    build_dir = os.path.join(tmp, "build")
+    given = os.environ.get("PMTATAIL_DEB")
+    if given:
+        note(f"checking the package built before: {given}")
+        if not check("PMTATAIL_DEB names a .deb", os.path.isfile(given), given):
+            return None
+        return given
     out_dir = os.path.join(tmp, "out")
-    r = run([os.path.join(SRC, "scripts/build-deb.sh"), build_dir, out_dir], env=clean_env(), timeout=480)
+    # what dpkg-buildpackage would put beside the tree (the parent directory
+    # may be shared: only its kind of files count)
+    parent = os.path.dirname(SRC)
+
+    def artefacts():
+        return {f for f in os.listdir(parent)
+                if f.startswith("pmtatail") and f.endswith((".deb", ".changes", ".buildinfo", ".dsc", ".tar.xz"))}
+
+    before = artefacts()
+    r = run([os.path.join(SRC, "scripts/build-package.sh"), out_dir], env=clean_env(), timeout=900)
     lines = r.stdout.strip().splitlines()
     deb = lines[-1] if lines else ""
-    if not check("build-deb.sh builds a .deb", r.returncode == 0 and deb.endswith(".deb") and os.path.isfile(deb),
-                 f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"):
+    if not check("dpkg-buildpackage (scripts/build-package.sh) builds a .deb, lintian clean",
+                 r.returncode == 0 and deb.endswith(".deb") and os.path.isfile(deb),
+                 f"exit {r.returncode}\n{r.stdout}\n{r.stderr[-3000:]}"):
         return None
+    check("the build wrote no package beside the source tree", artefacts() == before, str(artefacts() ^ before))
+    check("the build left no obj-* or debian/pmtatail in the source tree",
+          not [f for f in os.listdir(SRC) if f.startswith("obj-")]
+          and not os.path.exists(os.path.join(SRC, "debian/pmtatail")))
     print(f"  {os.path.basename(deb)}: {os.path.getsize(deb)} bytes")
     return deb
 
@@ -173,7 +198,14 @@ def check_control(deb, tmp):
     check("control: Installed-Size is a number of KiB", deb_field(deb, "Installed-Size").isdigit())
     depends = deb_field(deb, "Depends")
     names = {d.strip().split()[0] for d in depends.split(",") if d.strip()}
-    check("control: Depends has adduser (postinst)", "adduser" in names, depends)
+    check("control: Depends has systemd-sysusers (dh_installsysusers) and passwd (usermod, userdel)",
+          "passwd" in names and re.search(r"systemd \| systemd-standalone-sysusers", depends), depends)
+    m = re.match(r"pmtatail \(([^)]+)\)", open(os.path.join(SRC, "debian/changelog")).readline())
+    check("debian/changelog: its version is meson.build's", m and m.group(1) == version,
+          f"{m.group(1) if m else None!r} vs {version!r}")
+    m = re.search(r"^Version:\s*(\S+)$", open(os.path.join(SRC, "pmtatail.spec")).read(), re.M)
+    check("pmtatail.spec: its Version is meson.build's", m and m.group(1) == version,
+          f"{m.group(1) if m else None!r} vs {version!r}")
     return names
 
 
@@ -219,7 +251,8 @@ def check_listing(deb):
     check("contents: the unit in /lib/systemd/system or /usr/lib/systemd/system", len(unit_paths) == 1,
           ", ".join(unit_paths) or "absent")
     for path in ("./usr/sbin/pmtatail", "./etc/pmtatail/pmtatail.conf", "./usr/share/man/man8/pmtatail.8.gz",
-                 "./usr/share/doc/pmtatail/acct-files.conf", "./usr/share/doc/pmtatail/copyright"):
+                 "./usr/share/doc/pmtatail/acct-files.conf", "./usr/share/doc/pmtatail/copyright",
+                 "./usr/lib/sysusers.d/pmtatail.conf"):
         check(f"contents: {path[1:]}", path in entries)
     mode = entries.get("./usr/sbin/pmtatail", ("", ""))[0]
     check("contents: the binary is -rwxr-xr-x", mode == "-rwxr-xr-x", mode)
@@ -279,8 +312,8 @@ def check_binary_and_config(root, tmp):
         f.write(re.sub(r"^dir = .*$", f"dir = {state}", text, flags=re.M))
     try:
         r = run([binary, "-c", local, "run"], timeout=20)
-        check("run with the packaged configuration refuses: no [output]",
-              r.returncode == 1 and "output" in r.stderr, f"exit {r.returncode}: {r.stderr[-300:]}")
+        check("run with the packaged configuration refuses: no [output], exit 78 (EX_CONFIG)",
+              r.returncode == 78 and "output" in r.stderr, f"exit {r.returncode}: {r.stderr[-300:]}")
     except subprocess.TimeoutExpired:
         check("run with the packaged configuration refuses: no [output]", False, "it kept running")
 
@@ -295,6 +328,7 @@ def check_man_page(root, tmp):
     check(f"man page: documents the {len(config_keys())} configuration keys of config.c", config_keys() and not missing,
           ", ".join(missing))
     commands = ["run", "replay", "status", "check-config", "dead-letter list", "dead-letter resend", "pmta-config",
+                "reload", "RestartPreventExitStatus", "78", "acct-file", "record-fields", "world-readable",
                 "--dry-run", "--since", "--until", "--from-start", "--json", "--help", "--version"]
     gone = [c for c in commands if c not in plain]
     check("man page: documents every command and option", not gone, ", ".join(gone))
@@ -321,8 +355,9 @@ def check_man_page(root, tmp):
 UNIT_REQUIRED = [
     "Type=notify",
     "ExecStart=/usr/sbin/pmtatail -c /etc/pmtatail/pmtatail.conf run",
-    "ExecReload=/bin/kill -HUP $MAINPID",
+    "ExecReload=/usr/sbin/pmtatail -c /etc/pmtatail/pmtatail.conf reload",
     "Restart=on-failure",
+    "RestartPreventExitStatus=78",
     "RestartSec=5",
     "WatchdogSec=60",
     "User=pmtatail",
@@ -477,8 +512,8 @@ def install_chroot(deb, tmp):
         why = "unshare or chroot missing"
     elif not os.path.islink("/bin"):
         why = "the host is not merged-/usr"
-    elif not have("adduser"):
-        why = "adduser not installed"
+    elif not have("systemd-sysusers"):
+        why = "systemd-sysusers not installed"
     else:
         probe = run(["unshare", "-m", "--propagation", "private", "true"])
         if probe.returncode != 0:
@@ -503,7 +538,7 @@ def install_chroot(deb, tmp):
     purged = out.split("=== purged")[1]
     check("chroot: installed", "Status: install ok installed" in installed, installed)
     m = re.search(r"passwd:pmtatail:x:(\d+):(\d+):[^:]*:([^:]*):(\S*)", installed)
-    check("chroot: adduser made a system user, home /var/lib/pmtatail, no login",
+    check("chroot: systemd-sysusers made a system user, home /var/lib/pmtatail, no login",
           m and int(m.group(1)) < 1000 and m.group(3) == "/var/lib/pmtatail" and m.group(4).endswith("nologin"),
           installed)
     check("chroot: its own group pmtatail", re.search(r"group:pmtatail:x:\d+:", installed) is not None, installed)
