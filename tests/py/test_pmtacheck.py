@@ -89,7 +89,15 @@ class Env:
         os.chmod(self.binary, 0o755)
         self.state = os.path.join(self.dir, "state")
         os.makedirs(self.state)
-        os.chmod(self.state, 0o777)  # check-config run as nobody too
+        # owned by root, 0700: the state directory rules hold for the runs as
+        # root; runs as nobody look only at the cross-check lines
+        os.chmod(self.state, 0o700)
+        # the runs as nobody get a state directory of their own, as the
+        # daemon's user has in a real installation
+        self.state_nobody = os.path.join(self.dir, "state-nobody")
+        os.makedirs(self.state_nobody)
+        os.chown(self.state_nobody, 65534, 65534)
+        os.chmod(self.state_nobody, 0o700)
         self.n = 0
 
     def path(self, name):
@@ -120,6 +128,12 @@ class Env:
         if user is not None:
             # nobody's group is nogroup on Debian, nobody elsewhere: by number
             kw = {"user": user, "group": 65534, "extra_groups": []}
+            # the same file (the problem lines name it), its state directory
+            # nobody's for this run
+            with open(conf) as f:
+                text = f.read()
+            with open(conf, "w") as f:
+                f.write(text.replace(f"dir = {self.state}\n", f"dir = {self.state_nobody}\n"))
         p = subprocess.run([self.binary, "-c", conf, "check-config"], stdin=subprocess.DEVNULL, capture_output=True,
                            text=True, timeout=30, **kw)
         return p.returncode, p.stdout, p.stderr
