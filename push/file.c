@@ -19,6 +19,7 @@ struct file_push {
 
 static int file_submit(struct push *base, const char *lines, size_t len, size_t nevents,
                        void *token);
+static int take_back_partial_line(int fd, const char *path, const struct logger *log);
 static int file_wait(struct push *base, struct pollfd *fds, unsigned nfds, int timeout_ms);
 static size_t file_inflight(const struct push *base);
 static void file_close(struct push *base);
@@ -48,11 +49,64 @@ int push_open_file(struct push **out, const char *path, push_ack_fn on_ack, void
                 free(p);
                 return -1;
         }
+        if (!p->is_stdout && take_back_partial_line(p->fd, path, log) < 0) {
+                snprintf(err, errlen, "cannot check the end of output file %s: %s", path,
+                         strerror(errno));
+                close(p->fd);
+                free(p->path);
+                free(p);
+                return -1;
+        }
         p->base.ops = &file_ops;
         p->base.on_ack = on_ack;
         p->base.ctx = ctx;
         p->base.log = log;
         *out = &p->base;
+        return 0;
+}
+
+/* A kill during a write can leave the start of an event after the last
+ * newline. That batch was never acknowledged, so it is sent again: the
+ * fragment is cut off here, or the next batch would be appended to it and
+ * the file would hold a line that is not JSON. */
+static int take_back_partial_line(int fd, const char *path, const struct logger *log)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
+                return 0;
+        int rfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (rfd < 0)
+                return 0; /* write-only for us: appended to as it is */
+        char tail[4096];
+        off_t end = st.st_size, keep = 0;
+        bool found = false;
+        while (end > 0 && !found) {
+                size_t n = end < (off_t)sizeof tail ? (size_t)end : sizeof tail;
+                ssize_t r = pread(rfd, tail, n, end - (off_t)n);
+                if (r != (ssize_t)n) {
+                        int e = r < 0 ? errno : EIO;
+                        close(rfd);
+                        errno = e;
+                        return -1;
+                }
+                for (size_t i = n; i > 0; i--) {
+                        if (tail[i - 1] == '\n') {
+                                keep = end - (off_t)n + (off_t)i;
+                                found = true;
+                                break;
+                        }
+                }
+                end -= (off_t)n;
+        }
+        close(rfd);
+        if (keep == st.st_size)
+                return 0;
+        if (ftruncate(fd, keep) < 0)
+                return -1;
+        log_warn(log,
+                 "output file ended inside an event (an interrupted write): cut back file=%s "
+                 "from=%lld to=%lld",
+                 path, (long long)st.st_size, (long long)keep);
         return 0;
 }
 

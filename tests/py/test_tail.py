@@ -785,6 +785,28 @@ def partial_restart(e):
 
 
 @scenario
+def output_fragment(e):
+    """A kill in the middle of the file output's write leaves the start of an
+    event after the last newline: the next start cuts it off (that batch was
+    never acknowledged and is sent again), so every line stays JSON."""
+    e.start()
+    e.sim.write(n_(20))
+    e.wait_delivered()
+    e.expect_stop("output-fragment (first run)")
+    e.out.poll()
+    with open(e.outfile, "ab") as fh:
+        fh.write(b'{"logType":"b","rcpt":"u1@exam')  # what a kill -9 can leave
+    e.start()
+    e.sim.write(n_(10))
+    e.wait_delivered()
+    e.expect_stop("output-fragment")
+    err = open(e.runs[-1][0], errors="replace").read()
+    check("output-fragment: the fragment is named as cut back", "cut back" in err,
+          e.stderr_tail())
+    e.verify("output-fragment")
+
+
+@scenario
 def partial_rotation(e):
     """The old file's last record never completes (the file is rotated away
     with half a record): it is delivered as such or reported, never silently
