@@ -45,6 +45,7 @@ struct mark {
         struct tfile *f;
         uint32_t gen;
         uint64_t off;
+        uint64_t hgen; /* the header in force at off (0: none yet) */
 };
 
 struct batch {
@@ -136,7 +137,8 @@ static void on_ack(void *ctx, void *token)
         struct daemon *d = ctx;
         struct batch *b = token;
         for (size_t i = 0; i < b->nmarks; i++) {
-                tailer_ack(b->marks[i].f, b->marks[i].gen, b->marks[i].off);
+                tailer_ack_header(b->marks[i].f, b->marks[i].gen, b->marks[i].off,
+                                  b->marks[i].hgen);
                 tailer_file_release(b->marks[i].f);
         }
         d->inflight -= b->nevents;
@@ -215,24 +217,35 @@ static struct batch *open_batch(struct daemon *d)
         return d->open;
 }
 
-/* Record that r's file is settled up to off in the open batch. */
-static int set_mark(struct reader *r, uint64_t off)
+/* Record that r's file is settled up to off in the open batch, read under
+ * header h (the one in force at off; NULL when none yet). The header goes
+ * with the mark, so the one saved with an acknowledged offset is the one
+ * that offset was read with, never a later one. */
+static int set_mark(struct reader *r, uint64_t off, const struct pmta_header *h)
 {
         struct batch *b = open_batch(r->d);
         if (!b)
                 return -1;
+        uint64_t hgen = h ? h->generation : 0;
+        if (h && hgen != r->header_gen) {
+                r->header_gen = hgen;
+                tailer_file_header_seen(r->f, hgen, h->raw, h->raw_len);
+        }
         for (size_t i = 0; i < b->nmarks; i++) {
                 if (b->marks[i].f == r->f && b->marks[i].gen == r->gen) {
-                        if (off > b->marks[i].off)
+                        if (off > b->marks[i].off) {
                                 b->marks[i].off = off;
+                                if (hgen)
+                                        b->marks[i].hgen = hgen;
+                        }
                         return 0;
                 }
         }
         if (b->nmarks == MARKS_MAX) {
                 batch_close(r->d);
-                return set_mark(r, off);
+                return set_mark(r, off, h);
         }
-        b->marks[b->nmarks++] = (struct mark){r->f, r->gen, off};
+        b->marks[b->nmarks++] = (struct mark){r->f, r->gen, off, hgen};
         /* the file must outlive this batch's acknowledgement */
         tailer_file_hold(r->f);
         return 0;
@@ -255,7 +268,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
         r->meta.bounce_class = cls;
         if (batch_full(d)) {
                 /* everything before this record is settled */
-                set_mark(r, rec->start);
+                set_mark(r, rec->start, rec->header);
                 batch_close(d);
         }
         struct batch *b = open_batch(d);
@@ -264,7 +277,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
         size_t before = b->lines.len;
         if (b->nevents > 0 &&
             b->lines.len + 2 * rec->raw_len + 1024 > d->cfg->output.batch_max_bytes) {
-                set_mark(r, rec->start);
+                set_mark(r, rec->start, rec->header);
                 batch_close(d);
                 b = open_batch(d);
                 if (!b)
@@ -283,7 +296,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
         int slot = report_type_slot(rec->cells[0].ptr, rec->cells[0].len);
         b->counts[r->src][slot]++;
         d->counts[r->src].read[slot]++;
-        set_mark(r, rec->end);
+        set_mark(r, rec->end, rec->header);
 }
 
 static void on_reject(void *ctx, const struct pmta_reject *rej)
@@ -291,7 +304,7 @@ static void on_reject(void *ctx, const struct pmta_reject *rej)
         struct reader *r = ctx;
         log_reject(r->d->log, r->meta.path, rej, &r->rejects);
         r->d->counts[r->src].rejected++;
-        set_mark(r, rej->end);
+        set_mark(r, rej->end, pmta_parser_header(r->parser));
 }
 
 static void reader_free(struct reader *r)
@@ -377,8 +390,8 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                 r->at_end = false;
                 ssize_t n = tailer_read(f, off, d->chunk, READ_CHUNK);
                 if (n < 0) {
-                        log_error(d->log, "cannot read file=%s error=\"%s\"", r->meta.path,
-                                  strerror(errno));
+                        /* the tailer logs it once per streak and keeps the
+                         * file; reading goes on from here when it can */
                         return false;
                 }
                 int rc;
@@ -392,7 +405,7 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                         rc = pmta_parser_finish(r->parser);
                         if (rc == PMTA_FEED_OK) {
                                 uint64_t end = pmta_parser_next_offset(r->parser);
-                                set_mark(r, end);
+                                set_mark(r, end, pmta_parser_header(r->parser));
                                 /* the drained file's last mark goes out now */
                                 batch_close(d);
                                 tailer_file_set_user(f, NULL);
@@ -409,12 +422,9 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                         log_error(d->log, "out of memory parsing file=%s", r->meta.path);
                         return false;
                 }
-                const struct pmta_header *h = pmta_parser_header(r->parser);
-                if (h && h->generation != r->header_gen) {
-                        r->header_gen = h->generation;
-                        tailer_file_set_header(f, h->raw, h->raw_len);
-                }
-                set_mark(r, pmta_parser_settled_offset(r->parser));
+                /* every header line before the settled offset is parsed:
+                 * the current header is the one in force there */
+                set_mark(r, pmta_parser_settled_offset(r->parser), pmta_parser_header(r->parser));
         }
         return false;
 }

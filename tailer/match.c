@@ -201,8 +201,8 @@ void match_pass(const struct match_saved *saved, size_t n, struct cand_list *l, 
                                 found[i] = (long)k;
                                 how[i] = m;
                                 c->used = true;
-                        } else if (m == MATCH_TRUNCATED && allow_truncated &&
-                                   allow_truncated[i] && shrunk) {
+                        } else if (m == MATCH_TRUNCATED && allow_truncated && allow_truncated[i] &&
+                                   shrunk) {
                                 shrunk[i] = (long)k;
                         }
                         break;

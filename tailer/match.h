@@ -37,15 +37,15 @@
 #include <time.h>
 
 struct candidate {
-        char *path;      /* owned by the list */
+        char *path; /* owned by the list */
         uint64_t dev, ino, size;
         struct timespec mtime;
-        bool regular;    /* a regular file (others are listed only to be refused) */
-        bool fp_taken;   /* id.fp and line_end are valid */
-        int fp_errno;    /* why the fingerprint could not be taken, 0 when it was */
+        bool regular;  /* a regular file (others are listed only to be refused) */
+        bool fp_taken; /* id.fp and line_end are valid */
+        int fp_errno;  /* why the fingerprint could not be taken, 0 when it was */
         struct file_id id;
-        long line_end;   /* first '\n' in the fingerprinted bytes, -1 when none */
-        bool used;       /* assigned to a saved file */
+        long line_end; /* first '\n' in the fingerprinted bytes, -1 when none */
+        bool used;     /* assigned to a saved file */
 };
 
 struct cand_list {

@@ -26,8 +26,8 @@
 #define OWED_NOT_REGULAR (-2)
 
 struct owed {
-        int err;        /* the failure of the streak, 0 when none */
-        time_t since;   /* when the streak began */
+        int err;      /* the failure of the streak, 0 when none */
+        time_t since; /* when the streak began */
         time_t retry_at;
         unsigned tries; /* failures in this streak */
 };

@@ -51,9 +51,9 @@ struct tfile {
          * after a rename; a queued file waits with its identity alone. */
         int fd;
         struct file_id id;
-        bool verified;  /* its content was checked against id (else: on open) */
+        bool verified; /* its content was checked against id (else: on open) */
         char *path;
-        uint64_t size;  /* as last seen, for a file not open */
+        uint64_t size; /* as last seen, for a file not open */
         struct timespec mtime;
         bool live;         /* the live path points to it */
         time_t rotated_at; /* when it stopped being live */
@@ -112,8 +112,8 @@ struct tailer {
         struct tfile *zombies; /* finished, still held by the caller */
         bool rewatch;          /* a watched directory is gone: retry */
         time_t rewatch_at;
-        struct owed save_owed;  /* offsets.json cannot be saved */
-        char limit_error[256];  /* a bound reached (the offsets table full), "" when none */
+        struct owed save_owed; /* offsets.json cannot be saved */
+        char limit_error[256]; /* a bound reached (the offsets table full), "" when none */
 };
 
 static char *xstrdup(const char *s)
@@ -346,8 +346,7 @@ static int tfile_open(struct tfile *f)
         if (!f->verified) {
                 /* Matched by inode alone while it could not be read: is it
                  * still the file whose offset we keep? */
-                enum identity_match m =
-                    f->id.fp_len ? identity_compare(&f->id, fd) : IDENTITY_SAME;
+                enum identity_match m = f->id.fp_len ? identity_compare(&f->id, fd) : IDENTITY_SAME;
                 if (m == IDENTITY_ERROR) {
                         int e = errno;
                         close(fd);
@@ -665,9 +664,9 @@ static bool is_archive_name(const char *name, void *ctx)
 {
         const struct tsource *s = ctx;
         size_t bl = strlen(s->base), n = strlen(name);
-        bool ok = has_prefix(name, s->stem, strlen(s->stem)) ||
-                  (n > bl + 1 && has_prefix(name, s->base, bl) &&
-                   (name[bl] == '.' || name[bl] == '-'));
+        bool ok =
+            has_prefix(name, s->stem, strlen(s->stem)) ||
+            (n > bl + 1 && has_prefix(name, s->base, bl) && (name[bl] == '.' || name[bl] == '-'));
         if (!ok)
                 return false;
         static const char *const packed[] = {".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z"};
@@ -759,7 +758,8 @@ static int source_start(struct tailer *t, struct tsource *s)
                 struct candidate *cd = &cl.v[found[i]];
                 uint64_t start = e->offset;
                 struct file_id id = cd->fp_taken ? cd->id : saved[i].id;
-                if (how[i] == MATCH_TRUNCATED || (how[i] != MATCH_BLOCKED && cd->size < e->offset)) {
+                if (how[i] == MATCH_TRUNCATED ||
+                    (how[i] != MATCH_BLOCKED && cd->size < e->offset)) {
                         log_warn(t->log,
                                  "file shrank while stopped, reading it again from 0 "
                                  "file=%s offset=%llu size=%llu",
@@ -925,8 +925,7 @@ int tailer_open(struct tailer **out, const struct tailer_source_cfg *src, size_t
                 snprintf(err, errlen,
                          "cannot create an inotify instance: %s (raise "
                          "fs.inotify.max_user_instances?)",
-                         errno == EMFILE || errno == ENFILE ? owed_reason(errno)
-                                                            : strerror(errno));
+                         errno == EMFILE || errno == ENFILE ? owed_reason(errno) : strerror(errno));
                 goto fail;
         }
         for (size_t i = 0; i < nsrc; i++) {
