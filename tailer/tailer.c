@@ -630,6 +630,9 @@ static void source_check(struct tailer *t, struct tsource *s)
         if (s->live) {
                 struct stat fst;
                 since = s->live->since;
+                /* kept before a rotation: the next look queues what came
+                 * between, whichever event it comes with */
+                s->last_live_since = since;
                 if (s->live->fd >= 0 && fstat(s->live->fd, &fst) == 0 && fst.st_nlink == 0)
                         mark_rotated(t, s, "deleted");
                 else if (!exists)
@@ -1440,6 +1443,28 @@ static char *find_moved(const struct tsource *s, uint64_t dev, uint64_t ino)
         return NULL;
 }
 
+/* f is read to its end and no longer on its inode anywhere: a copy of the
+ * whole of it in the rotated names (move-to to another file system) is f,
+ * and its entry takes the copy's identity, so that it is known as done. */
+static void find_done_copy(struct tfile *f)
+{
+        struct tsource *s = f->src;
+        struct cand_list cl;
+        cand_list_init(&cl);
+        list_rotated(s->t, s, &cl);
+        struct match_saved sv = {.id = f->id, .offset = f->final_end, .finished = true};
+        for (size_t k = 0; k < cl.n && !f->has_copy; k++) {
+                struct candidate *c = &cl.v[k];
+                if (c->size != f->final_end || match_saved(&sv, c) != MATCH_COPIED)
+                        continue;
+                f->has_copy = true;
+                f->copy_dev = c->dev;
+                f->copy_ino = c->ino;
+                set_path(s->t, f, c->path);
+        }
+        cand_list_free(&cl);
+}
+
 static void finish(struct tfile *f)
 {
         struct tsource *s = f->src;
@@ -1455,12 +1480,16 @@ static void finish(struct tfile *f)
                 if (moved) {
                         set_path(t, f, moved);
                         free(moved);
-                } else if (f->has_copy) {
-                        struct state_entry *other =
-                            state_find_id(t->state, f->copy_dev, f->copy_ino);
-                        if (other && other != f->entry && other->finished)
-                                state_remove(t->state, other);
-                        state_set_id(t->state, f->entry, f->copy_dev, f->copy_ino, NULL);
+                } else {
+                        if (!f->has_copy)
+                                find_done_copy(f);
+                        if (f->has_copy) {
+                                struct state_entry *other =
+                                    state_find_id(t->state, f->copy_dev, f->copy_ino);
+                                if (other && other != f->entry && other->finished)
+                                        state_remove(t->state, other);
+                                state_set_id(t->state, f->entry, f->copy_dev, f->copy_ino, NULL);
+                        }
                 }
         }
         if (f->entry)
