@@ -75,6 +75,9 @@ struct tfile {
         unsigned refs; /* caller's holds (acknowledgements still to come) */
         bool done;     /* finished: out of the queue, freed when the last hold goes */
         bool gone;     /* nowhere to be found: dropped by the queue */
+        bool lazy;     /* queued from a listing: its descriptor is not needed
+                        * to keep it (it has a name), so it is closed between
+                        * reads once the file is superseded */
         struct owed owed;
         struct hver *hv; /* headers seen, oldest first, not yet acknowledged past */
         size_t nhv;
@@ -169,6 +172,7 @@ static struct tfile *tfile_from_cand(struct tsource *s, const struct candidate *
         if (f) {
                 f->size = c->size;
                 f->mtime = c->mtime;
+                f->lazy = true;
         }
         return f;
 }
@@ -1190,8 +1194,21 @@ ssize_t tailer_read(struct tfile *f, uint64_t off, void *buf, size_t len)
         }
         if (f->owed.err)
                 owed_clear(&f->owed, f->path, f->src->name, time(NULL), f->src->t->log);
-        if (n == 0)
+        if (n == 0) {
+                /* At the end of an archived file while newer ones are read:
+                 * its descriptor goes back until the next look, so that a
+                 * backlog of many files holds one or two, not one each. A
+                 * deleted file keeps it: its name no longer leads to it. */
+                struct stat st;
+                if (f->lazy && !f->live && tailer_file_superseded(f) && fstat(f->fd, &st) == 0 &&
+                    st.st_nlink > 0) {
+                        f->size = (uint64_t)st.st_size;
+                        f->mtime = st.st_mtim;
+                        close(f->fd);
+                        f->fd = -1;
+                }
                 return 0;
+        }
         size_t k = (size_t)n < sizeof f->tail ? (size_t)n : sizeof f->tail;
         memcpy(f->tail, (const char *)buf + n - k, k);
         f->grew_at = time(NULL);
