@@ -1139,6 +1139,13 @@ static void drop_gone(struct tfile *f)
         struct tsource *s = f->src;
         struct tailer *t = s->t;
         char b[512];
+        if (f->refs || f->user) {
+                /* read in part and given back its descriptor, then gone: the
+                 * caller still holds it; it stays owed (and shown) instead */
+                f->gone = false;
+                owed_fail(&f->owed, ENOENT, f->path, s->name, time(NULL), t->log);
+                return;
+        }
         log_warn(t->log,
                  "tracked file gone, its unread records cannot be delivered file=%s source=%s "
                  "offset=%llu",
