@@ -720,7 +720,9 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
         d.metrics_at_ms = d.metrics_at_ms ? 1 : 0; /* a last metrics write too */
         report(&d);
         for (size_t i = 0; i < tailer_nsources(d.tailer); i++) {
-                for (struct tfile *f = tailer_head(d.tailer, i); f; f = tailer_next(f)) {
+                /* every file, the owed ones passed over by tailer_head too */
+                for (struct tfile *f = tailer_queue_first(d.tailer, i); f;
+                     f = tailer_queue_next(f)) {
                         reader_free(tailer_file_user(f));
                         tailer_file_set_user(f, NULL);
                 }

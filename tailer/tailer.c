@@ -1185,6 +1185,16 @@ struct tfile *tailer_next(struct tfile *f)
         return first_ready(f->next);
 }
 
+struct tfile *tailer_queue_first(struct tailer *t, size_t src)
+{
+        return t->src[src].queue;
+}
+
+struct tfile *tailer_queue_next(struct tfile *f)
+{
+        return f->next;
+}
+
 ssize_t tailer_read(struct tfile *f, uint64_t off, void *buf, size_t len)
 {
         if (f->fd < 0 && tfile_open(f) < 0)

@@ -101,6 +101,11 @@ struct tfile *tailer_head(struct tailer *t, size_t src);
  * superseded), or NULL. */
 struct tfile *tailer_next(struct tfile *f);
 
+/* Every file queued for source `src`, in order, readable or not, none
+ * opened for it: for the caller's cleanup of what it keeps per file. */
+struct tfile *tailer_queue_first(struct tailer *t, size_t src);
+struct tfile *tailer_queue_next(struct tfile *f);
+
 /* Read up to len bytes at off from f. Returns the count, 0 at its current
  * end, or -1 with errno. A read that finds the file shorter than the offset
  * the caller reached is a truncation: see tailer_file_truncated. */
