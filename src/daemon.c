@@ -84,6 +84,7 @@ struct daemon {
         uint64_t watchdog_ms;  /* 0: no watchdog */
         int64_t watchdog_at_ms;
         char status_line[160];
+        size_t blocked_seen; /* owed files blocked at the last look */
 };
 
 /* Per file being read: its parser and encoder. */
@@ -680,6 +681,11 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 /* delivery in progress (or retried): status moves with it */
                 if (push_inflight(d.push))
                         d.report_dirty = true;
+                /* a file blocked or readable again: status says so */
+                if (tailer_blocked(d.tailer) != d.blocked_seen) {
+                        d.blocked_seen = tailer_blocked(d.tailer);
+                        d.report_dirty = true;
+                }
                 housekeeping(&d);
                 int r = push_wait(d.push, pfd, 2, housekeeping_timeout(&d, poll_timeout(&d)));
                 if (r < 0 && errno != EINTR) {

@@ -1670,6 +1670,17 @@ bool tailer_take_requeued(struct tailer *t)
         return r;
 }
 
+size_t tailer_blocked(const struct tailer *t)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < t->nsrc; i++) {
+                n += t->src[i].live_owed.err != 0;
+                for (const struct tfile *f = t->src[i].queue; f; f = f->next)
+                        n += f->owed.err != 0;
+        }
+        return n;
+}
+
 bool tailer_dirty(const struct tailer *t)
 {
         return t->dirty;

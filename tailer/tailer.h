@@ -206,6 +206,9 @@ struct tailer_source_info {
  * next call into the tailer. */
 void tailer_source_info(struct tailer *t, size_t src, struct tailer_source_info *out);
 
+/* Files owed that cannot be opened or read now, over every source. */
+size_t tailer_blocked(const struct tailer *t);
+
 /* True when offsets changed since the last save. */
 bool tailer_dirty(const struct tailer *t);
 
