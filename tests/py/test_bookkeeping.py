@@ -56,7 +56,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backend import Backend  # noqa: E402
 from harness import check, finish, info, inotify_watches, poll_until  # noqa: E402
-from pmta_sim import HEADER, HEADER_FIELDS, filtered_bytes, rcpt_number, record_bytes  # noqa: E402
+from pmta_sim import HEADER, filtered_bytes, rcpt_number, record_bytes  # noqa: E402
 from pmta_sim import record_fields  # noqa: E402
 
 ONLY = [s for s in os.environ.get("PMTATAIL_BOOK_ONLY", "").split(",") if s]
