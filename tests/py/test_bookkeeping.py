@@ -618,7 +618,7 @@ def descriptors(e):
     low = None
     for lim in range(9, 16):
         e.start(nofile=lim)
-        time.sleep(1.5)
+        poll_until(lambda: not e.alive() or e.said(r"out of file descriptors", -1), 5, 0.05)
         if e.alive() and e.said(r"out of file descriptors", -1):
             low = lim
             break
