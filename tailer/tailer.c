@@ -78,6 +78,7 @@ struct tfile {
         bool lazy;     /* queued from a listing: its descriptor is not needed
                         * to keep it (it has a name), so it is closed between
                         * reads once the file is superseded */
+        bool parked;   /* closed so at its end: passed over until final */
         struct owed owed;
         struct hver *hv; /* headers seen, oldest first, not yet acknowledged past */
         size_t nhv;
@@ -1164,7 +1165,11 @@ static struct tfile *first_ready(struct tfile *f)
         time_t now = time(NULL);
         while (f) {
                 struct tfile *next = f->next;
-                if (!f->drained && !owed_waiting(&f->owed, now)) {
+                /* A parked file has been read to its end; it is opened
+                 * again when its end may be final (its deadline wakes us). */
+                bool parked = f->parked && f->fd < 0 && !tailer_file_final(f);
+                if (!f->drained && !parked && !owed_waiting(&f->owed, now)) {
+                        f->parked = false;
                         if (tfile_open(f) == 0)
                                 return f;
                         if (f->gone)
@@ -1223,6 +1228,7 @@ ssize_t tailer_read(struct tfile *f, uint64_t off, void *buf, size_t len)
                         f->mtime = st.st_mtim;
                         close(f->fd);
                         f->fd = -1;
+                        f->parked = true;
                 }
                 return 0;
         }
