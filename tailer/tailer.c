@@ -793,6 +793,9 @@ static int source_start(struct tailer *t, struct tsource *s)
                         owed_fail(&f->owed, cd->fp_errno, f->path, s->name, now, t->log);
                 }
                 if (found[i] == live_idx) {
+                        /* held open from now on: once renamed, its descriptor
+                         * is what leads to it */
+                        f->lazy = false;
                         f->live = true;
                         s->live = f;
                         tfile_open(f); /* the live file is watched through its descriptor */
