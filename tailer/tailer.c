@@ -672,9 +672,13 @@ static bool is_archive_name(const char *name, void *ctx)
 {
         const struct tsource *s = ctx;
         size_t bl = strlen(s->base), n = strlen(name);
-        bool ok =
-            has_prefix(name, s->stem, strlen(s->stem)) ||
-            (n > bl + 1 && has_prefix(name, s->base, bl) && (name[bl] == '.' || name[bl] == '-'));
+        bool ok = has_prefix(name, s->stem, strlen(s->stem));
+        if (!ok && n > bl + 1 && has_prefix(name, s->base, bl)) {
+                /* bounces.csv.N (digits only: not a tool's bounces.csv.tmp),
+                 * bounces.csv-ANYTHING (logrotate's dateext) */
+                size_t digits = strspn(name + bl + 1, "0123456789");
+                ok = name[bl] == '-' || (name[bl] == '.' && digits == n - bl - 1);
+        }
         if (!ok)
                 return false;
         static const char *const packed[] = {".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z"};
