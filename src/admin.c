@@ -66,6 +66,9 @@ struct src_status {
         char file[4096];
         uint64_t offset, size, behind;
         size_t files;
+        size_t blocked; /* owed files the daemon cannot open or read now */
+        char blocked_file[4096], blocked_reason[256];
+        char error[256]; /* a limit reached, as the daemon reports it */
 };
 
 /* What the offsets say about a source: the files not finished, how far
@@ -144,16 +147,33 @@ int admin_status(const struct config *cfg, bool as_json, FILE *out)
                         ss[i].size = (uint64_t)jint(j, "size");
                         ss[i].behind = (uint64_t)jint(j, "bytes_behind");
                         ss[i].files = (size_t)jint(j, "files");
+                        ss[i].blocked = (size_t)jint(j, "blocked");
+                        snprintf(ss[i].blocked_file, sizeof ss[i].blocked_file, "%s",
+                                 jstr(j, "blocked_file"));
+                        snprintf(ss[i].blocked_reason, sizeof ss[i].blocked_reason, "%s",
+                                 jstr(j, "blocked_reason"));
+                        snprintf(ss[i].error, sizeof ss[i].error, "%s", jstr(j, "error"));
                 }
                 total_behind += ss[i].behind;
         }
         /* Unhealthy: offsets unreadable, credentials refused, or a backlog
          * that does not move (daemon gone, or nothing delivered lately). */
         const char *problem = NULL;
+        char blocked[512] = "";
+        for (size_t i = 0; i < cfg->n_sources && !blocked[0]; i++) {
+                if (ss[i].error[0])
+                        snprintf(blocked, sizeof blocked, "source %s: %s", ss[i].name, ss[i].error);
+                else if (ss[i].blocked)
+                        snprintf(blocked, sizeof blocked, "blocked: %s (%zu file%s of source %s)",
+                                 ss[i].blocked_reason, ss[i].blocked, ss[i].blocked > 1 ? "s" : "",
+                                 ss[i].name);
+        }
         if (!state_ok)
                 problem = "offsets unreadable";
         else if (credentials)
                 problem = "credentials refused by the backend";
+        else if (blocked[0])
+                problem = blocked;
         else if (total_behind > 0 && !running)
                 problem = "records waiting and the daemon is not running";
         else if (total_behind > 0 && running && last_delivery && now - last_delivery > STALL_S &&
@@ -185,6 +205,15 @@ int admin_status(const struct config *cfg, bool as_json, FILE *out)
                             j, "records_behind_estimate",
                             json_integer((json_int_t)((double)ss[i].behind / rec_bytes)));
                         json_object_set_new(j, "files", json_integer((json_int_t)ss[i].files));
+                        json_object_set_new(j, "blocked", json_integer((json_int_t)ss[i].blocked));
+                        if (ss[i].blocked) {
+                                json_object_set_new(j, "blocked_file",
+                                                    json_string(ss[i].blocked_file));
+                                json_object_set_new(j, "blocked_reason",
+                                                    json_string(ss[i].blocked_reason));
+                        }
+                        if (ss[i].error[0])
+                                json_object_set_new(j, "error", json_string(ss[i].error));
                         json_array_append_new(jsrc, j);
                 }
                 json_object_set_new(jo, "sources", jsrc);
@@ -203,6 +232,14 @@ int admin_status(const struct config *cfg, bool as_json, FILE *out)
                                 (unsigned long long)ss[i].size, (unsigned long long)ss[i].behind,
                                 (unsigned long long)((double)ss[i].behind / rec_bytes),
                                 ss[i].files);
+                for (size_t i = 0; i < cfg->n_sources; i++) {
+                        if (ss[i].blocked)
+                                fprintf(out, "source %s: blocked: %s file=%s (%zu file%s)\n",
+                                        ss[i].name, ss[i].blocked_reason, ss[i].blocked_file,
+                                        ss[i].blocked, ss[i].blocked > 1 ? "s" : "");
+                        if (ss[i].error[0])
+                                fprintf(out, "source %s: error: %s\n", ss[i].name, ss[i].error);
+                }
                 if (last_delivery) {
                         char when[64];
                         struct tm tm;

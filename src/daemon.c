@@ -59,6 +59,7 @@ struct mark {
         struct tfile *f;
         uint32_t gen;
         uint64_t off;
+        uint64_t hgen; /* the header in force at off (0: none yet) */
 };
 
 struct batch {
@@ -102,6 +103,7 @@ struct daemon {
         uint64_t unsaved;     /* events acknowledged since the last good save of the offsets */
         struct log_streak status_failing;
         char status_line[160];
+        size_t blocked_seen; /* owed files blocked at the last look */
 };
 
 /* Per file being read: its parser and encoder. */
@@ -155,7 +157,8 @@ static void on_ack(void *ctx, void *token)
         struct daemon *d = ctx;
         struct batch *b = token;
         for (size_t i = 0; i < b->nmarks; i++) {
-                tailer_ack(b->marks[i].f, b->marks[i].gen, b->marks[i].off);
+                tailer_ack_header(b->marks[i].f, b->marks[i].gen, b->marks[i].off,
+                                  b->marks[i].hgen);
                 tailer_file_release(b->marks[i].f);
         }
         d->inflight -= b->nevents;
@@ -235,24 +238,35 @@ static struct batch *open_batch(struct daemon *d)
         return d->open;
 }
 
-/* Record that r's file is settled up to off in the open batch. */
-static int set_mark(struct reader *r, uint64_t off)
+/* Record that r's file is settled up to off in the open batch, read under
+ * header h (the one in force at off; NULL when none yet). The header goes
+ * with the mark, so the one saved with an acknowledged offset is the one
+ * that offset was read with, never a later one. */
+static int set_mark(struct reader *r, uint64_t off, const struct pmta_header *h)
 {
         struct batch *b = open_batch(r->d);
         if (!b)
                 return -1;
+        uint64_t hgen = h ? h->generation : 0;
+        if (h && hgen != r->header_gen) {
+                r->header_gen = hgen;
+                tailer_file_header_seen(r->f, hgen, h->raw, h->raw_len);
+        }
         for (size_t i = 0; i < b->nmarks; i++) {
                 if (b->marks[i].f == r->f && b->marks[i].gen == r->gen) {
-                        if (off > b->marks[i].off)
+                        if (off > b->marks[i].off) {
                                 b->marks[i].off = off;
+                                if (hgen)
+                                        b->marks[i].hgen = hgen;
+                        }
                         return 0;
                 }
         }
         if (b->nmarks == MARKS_MAX) {
                 batch_close(r->d);
-                return set_mark(r, off);
+                return set_mark(r, off, h);
         }
-        b->marks[b->nmarks++] = (struct mark){r->f, r->gen, off};
+        b->marks[b->nmarks++] = (struct mark){r->f, r->gen, off, hgen};
         /* the file must outlive this batch's acknowledgement */
         tailer_file_hold(r->f);
         return 0;
@@ -275,7 +289,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
         r->meta.bounce_class = cls;
         if (batch_full(d)) {
                 /* everything before this record is settled */
-                set_mark(r, rec->start);
+                set_mark(r, rec->start, rec->header);
                 batch_close(d);
         }
         struct batch *b = open_batch(d);
@@ -284,7 +298,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
         size_t before = b->lines.len;
         if (b->nevents > 0 &&
             b->lines.len + 2 * rec->raw_len + 1024 > d->cfg->output.batch_max_bytes) {
-                set_mark(r, rec->start);
+                set_mark(r, rec->start, rec->header);
                 batch_close(d);
                 b = open_batch(d);
                 if (!b)
@@ -303,7 +317,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
         int slot = report_type_slot(rec->cells[0].ptr, rec->cells[0].len);
         b->counts[r->src][slot]++;
         d->counts[r->src].read[slot]++;
-        set_mark(r, rec->end);
+        set_mark(r, rec->end, rec->header);
 }
 
 static void on_reject(void *ctx, const struct pmta_reject *rej)
@@ -311,7 +325,7 @@ static void on_reject(void *ctx, const struct pmta_reject *rej)
         struct reader *r = ctx;
         log_reject(r->d->log, r->meta.path, rej, &r->rejects);
         r->d->counts[r->src].rejected++;
-        set_mark(r, rej->end);
+        set_mark(r, rej->end, pmta_parser_header(r->parser));
 }
 
 static void reader_free(struct reader *r)
@@ -401,8 +415,8 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                 r->at_end = false;
                 ssize_t n = tailer_read(f, off, d->chunk, READ_CHUNK);
                 if (n < 0) {
-                        log_error(d->log, "cannot read file=%s error=\"%s\"", r->meta.path,
-                                  strerror(errno));
+                        /* the tailer logs it once per streak and keeps the
+                         * file; reading goes on from here when it can */
                         return false;
                 }
                 int rc;
@@ -417,7 +431,7 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                         rc = pmta_parser_finish(r->parser);
                         if (rc == PMTA_FEED_OK) {
                                 uint64_t end = pmta_parser_next_offset(r->parser);
-                                set_mark(r, end);
+                                set_mark(r, end, pmta_parser_header(r->parser));
                                 /* the drained file's last mark goes out now */
                                 batch_close(d);
                                 tailer_file_set_user(f, NULL);
@@ -434,12 +448,9 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                         log_error(d->log, "out of memory parsing file=%s", r->meta.path);
                         return false;
                 }
-                const struct pmta_header *h = pmta_parser_header(r->parser);
-                if (h && h->generation != r->header_gen) {
-                        r->header_gen = h->generation;
-                        tailer_file_set_header(f, h->raw, h->raw_len);
-                }
-                set_mark(r, pmta_parser_settled_offset(r->parser));
+                /* every header line before the settled offset is parsed:
+                 * the current header is the one in force there */
+                set_mark(r, pmta_parser_settled_offset(r->parser), pmta_parser_header(r->parser));
         }
         return false;
 }
@@ -727,6 +738,11 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 /* delivery in progress (or retried): status moves with it */
                 if (push_inflight(d.push))
                         d.report_dirty = true;
+                /* a file blocked or readable again: status says so */
+                if (tailer_blocked(d.tailer) != d.blocked_seen) {
+                        d.blocked_seen = tailer_blocked(d.tailer);
+                        d.report_dirty = true;
+                }
                 housekeeping(&d);
                 int r = push_wait(d.push, pfd, 2, housekeeping_timeout(&d, poll_timeout(&d)));
                 if (r < 0 && errno != EINTR) {
@@ -775,7 +791,9 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
         d.metrics_at_ms = d.metrics_at_ms ? 1 : 0; /* a last metrics write too */
         report(&d);
         for (size_t i = 0; i < tailer_nsources(d.tailer); i++) {
-                for (struct tfile *f = tailer_head(d.tailer, i); f; f = tailer_next(f)) {
+                /* every file, the owed ones passed over by tailer_head too */
+                for (struct tfile *f = tailer_queue_first(d.tailer, i); f;
+                     f = tailer_queue_next(f)) {
                         reader_free(tailer_file_user(f));
                         tailer_file_set_user(f, NULL);
                 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -308,6 +309,14 @@ static int cmd_run(int argc, const struct config *cfg, const char *config_path,
         if (unrunnable) {
                 log_error(lg, "%s", unrunnable);
                 return EXIT_CONFIG;
+        }
+        /* Descriptors are cheap and running out loses time (files and
+         * sockets are tried again): take all the hard limit allows. */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+                nofile.rlim_cur = nofile.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+                        log_warn(lg, "cannot raise the descriptor limit: %s", strerror(errno));
         }
         /* Signals arrive through a signalfd in the daemon's poll loop. */
         sigset_t set;

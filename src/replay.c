@@ -331,9 +331,10 @@ struct rbatch {
         struct rbatch *next; /* submitted, oldest first */
         struct buf lines;
         size_t nevents;
-        json_t *entry; /* the file's progress entry */
-        uint64_t mark; /* its settled offset when the batch closed */
-        bool last;     /* the file's last batch: done once acknowledged */
+        json_t *entry;  /* the file's progress entry */
+        uint64_t mark;  /* its settled offset when the batch closed */
+        json_t *header; /* the header line in force at mark, NULL when none */
+        bool last;      /* the file's last batch: done once acknowledged */
 };
 
 struct run {
@@ -372,6 +373,7 @@ static void rbatch_free(struct rbatch *b)
                 return;
         buf_free(&b->lines);
         json_decref(b->entry);
+        json_decref(b->header);
         free(b);
 }
 
@@ -382,8 +384,13 @@ static void on_ack(void *ctx, void *token)
         r->inflight -= b->nevents;
         r->t->delivered += b->nevents;
         json_t *off = json_object_get(b->entry, "offset");
-        if (b->mark > (uint64_t)json_integer_value(off))
+        if (b->mark > (uint64_t)json_integer_value(off)) {
                 json_object_set_new(b->entry, "offset", json_integer((json_int_t)b->mark));
+                /* resumed at mark, the records are parsed with the header
+                 * that was in force there, not the last one read */
+                if (b->header)
+                        json_object_set(b->entry, "header", b->header);
+        }
         if (b->last)
                 json_object_set_new(b->entry, "done", json_true());
         r->prog.dirty = true;
@@ -411,6 +418,10 @@ static void close_batch(struct run *r, uint64_t mark, bool last)
         r->open = NULL;
         b->mark = mark;
         b->last = last;
+        /* called at a record's start or at the settled offset: the parser's
+         * header is the one in force at mark */
+        const struct pmta_header *h = r->parser ? pmta_parser_header(r->parser) : NULL;
+        b->header = h ? json_stringn(h->raw, h->raw_len) : NULL;
         r->inflight += b->nevents;
         b->next = NULL;
         if (r->sub_tail)
@@ -667,11 +678,6 @@ static int replay_file(struct run *r, const char *path, char *chunk)
                 }
                 if (fr < 0 || r->err)
                         goto out;
-                const struct pmta_header *h = pmta_parser_header(r->parser);
-                if (r->entry && h && !json_object_get(r->entry, "header")) {
-                        json_object_set_new(r->entry, "header", json_stringn(h->raw, h->raw_len));
-                        r->prog.dirty = true;
-                }
                 if (!r->o->dry_run) {
                         if (r->open)
                                 close_batch(r, pmta_parser_settled_offset(r->parser), false);

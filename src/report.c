@@ -72,6 +72,13 @@ int report_write_status(const char *state_dir, const struct report *r)
                 json_object_set_new(j, "size", json_integer((json_int_t)s->size));
                 json_object_set_new(j, "bytes_behind", json_integer((json_int_t)s->bytes_behind));
                 json_object_set_new(j, "files", json_integer((json_int_t)s->files));
+                json_object_set_new(j, "blocked", json_integer((json_int_t)s->blocked));
+                if (s->blocked_file)
+                        json_object_set_new(j, "blocked_file", json_string(s->blocked_file));
+                if (s->blocked_reason)
+                        json_object_set_new(j, "blocked_reason", json_string(s->blocked_reason));
+                if (s->error)
+                        json_object_set_new(j, "error", json_string(s->error));
                 json_object_set_new(j, "records_read", json_integer((json_int_t)read));
                 json_object_set_new(j, "records_delivered", json_integer((json_int_t)delivered));
                 json_object_set_new(j, "records_rejected", json_integer((json_int_t)c->rejected));
@@ -118,6 +125,11 @@ int report_write_metrics(const char *path, const struct report *r)
         for (size_t i = 0; i < r->nsrc; i++)
                 fprintf(m, "pmtatail_records_rejected_total{source=\"%s\"} %llu\n", r->src[i].name,
                         (unsigned long long)r->counts[i].rejected);
+        fprintf(m, "# HELP pmtatail_files_blocked Files owed that cannot be opened or read "
+                   "now (kept and tried again).\n# TYPE pmtatail_files_blocked gauge\n");
+        for (size_t i = 0; i < r->nsrc; i++)
+                fprintf(m, "pmtatail_files_blocked{source=\"%s\"} %zu\n", r->src[i].name,
+                        r->src[i].blocked);
         fprintf(m, "# HELP pmtatail_bytes_behind Bytes written by PowerMTA and not yet "
                    "acknowledged.\n# TYPE pmtatail_bytes_behind gauge\n");
         for (size_t i = 0; i < r->nsrc; i++)

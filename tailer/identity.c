@@ -73,6 +73,28 @@ int identity_of_fd(int fd, struct file_id *out)
         return 0;
 }
 
+int identity_of_fd_line(int fd, struct file_id *out, long *line_end)
+{
+        char head[IDENTITY_FP_MAX];
+        struct stat st;
+        ssize_t n = stat_and_head(fd, &st, head);
+
+        if (n < 0)
+                return -1;
+        out->dev = (uint64_t)st.st_dev;
+        out->ino = (uint64_t)st.st_ino;
+        out->fp_len = (uint32_t)n;
+        out->fp = hash(head, (size_t)n);
+        const char *nl = memchr(head, '\n', (size_t)n);
+        *line_end = nl ? (long)(nl - head) : -1;
+        return 0;
+}
+
+int identity_strong_at(long line_end, uint32_t len)
+{
+        return line_end >= 0 && (uint64_t)len > (uint64_t)line_end + 1;
+}
+
 int identity_of_path(const char *path, struct file_id *out)
 {
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);

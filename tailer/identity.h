@@ -73,6 +73,14 @@ enum identity_match {
  * the file offset is not moved). Returns 0, or -1 with errno. */
 int identity_of_fd(int fd, struct file_id *out);
 
+/* identity_of_fd, and where the first line of the fingerprinted bytes ends:
+ * *line_end is the offset of the first '\n' among them, or -1 when they hold
+ * none. With it, identity_strong_at says whether a fingerprint of the first
+ * `len` of these bytes is strong (reaches past the first line), without
+ * reading the file again. */
+int identity_of_fd_line(int fd, struct file_id *out, long *line_end);
+int identity_strong_at(long line_end, uint32_t len);
+
 /* The same for a path (opened read-only, then closed). */
 int identity_of_path(const char *path, struct file_id *out);
 

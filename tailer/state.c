@@ -370,6 +370,24 @@ size_t state_prune(struct state *s, time_t now, time_t retention_s,
         return dropped;
 }
 
+size_t state_prune_oldest(struct state *s, size_t target)
+{
+        size_t dropped = 0;
+        while (s->n > target) {
+                size_t oldest = s->n;
+                for (size_t i = 0; i < s->n; i++) {
+                        if (s->entries[i]->finished &&
+                            (oldest == s->n || s->entries[i]->seen < s->entries[oldest]->seen))
+                                oldest = i;
+                }
+                if (oldest == s->n)
+                        break;
+                state_remove(s, s->entries[oldest]);
+                dropped++;
+        }
+        return dropped;
+}
+
 /* JSON encoding of the fields.
  *
  * Paths and header lines are bytes, not always UTF-8, and JSON strings must

@@ -176,4 +176,10 @@ void state_remove(struct state *s, struct state_entry *e);
 size_t state_prune(struct state *s, time_t now, time_t retention_s,
                    bool (*still_exists)(const struct state_entry *e, void *ctx), void *ctx);
 
+/* Make room: drop finished entries, those seen longest ago first, until at
+ * most `target` entries remain or no finished entry is left. Unfinished
+ * entries (records still owed) are never dropped. Returns how many were
+ * dropped. */
+size_t state_prune_oldest(struct state *s, size_t target);
+
 #endif

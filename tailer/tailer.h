@@ -19,6 +19,12 @@
  * again in its archive directory and resumed where the acknowledged records
  * end, and a reused inode is not mistaken for the file that had it.
  *
+ * Identity matching is tailer/match.h's; files owed but unreadable for now
+ * (permissions, descriptors, I/O errors) are tailer/owed.h's: they stay
+ * queued and tracked, passed over until they open, never dropped. A queued
+ * file holds no descriptor until it is read: only the file being read, the
+ * live file and renamed files still being finished are open.
+ *
  * Everything is driven by inotify (tailer_fd) and by the caller's reads: no
  * polling. tailer_deadline says when the tailer wants to be called back
  * without an event (a rotated file waiting for its writer to move on).
@@ -95,6 +101,11 @@ struct tfile *tailer_head(struct tailer *t, size_t src);
  * superseded), or NULL. */
 struct tfile *tailer_next(struct tfile *f);
 
+/* Every file queued for source `src`, in order, readable or not, none
+ * opened for it: for the caller's cleanup of what it keeps per file. */
+struct tfile *tailer_queue_first(struct tailer *t, size_t src);
+struct tfile *tailer_queue_next(struct tfile *f);
+
 /* Read up to len bytes at off from f. Returns the count, 0 at its current
  * end, or -1 with errno. A read that finds the file shorter than the offset
  * the caller reached is a truncation: see tailer_file_truncated. */
@@ -107,8 +118,16 @@ uint64_t tailer_file_start(const struct tfile *f);
 /* The header line saved with f's offset (NULL, 0 when unknown): lets a
  * parser resume mid-file without reading the file's first line again. */
 const char *tailer_file_header(const struct tfile *f, size_t *len);
-/* Remember f's header line (saved with the offsets). */
+/* Remember f's header line (saved with the offsets) now. */
 void tailer_file_set_header(struct tfile *f, const char *header, size_t len);
+
+/* The header travels with the offset: the caller tells which header line
+ * (by its parser's generation number, never 0) is in force at each offset it
+ * hands to tailer_ack_header, and the header of the acknowledged offset is
+ * the one saved, not a later one read meanwhile. Declare a header here
+ * before the first acknowledgement that names its generation (the bytes are
+ * copied). A file keeps a few pending headers; the oldest go first. */
+void tailer_file_header_seen(struct tfile *f, uint64_t hgen, const char *header, size_t len);
 
 /* True when f is no longer the live file and a newer file of its source
  * holds bytes: the writer moved on, so at f's end the caller may go on to
@@ -139,6 +158,9 @@ uint32_t tailer_file_gen(const struct tfile *f);
  * offset may move there. A lower offset or an old generation is ignored.
  * May free f (drained and now fully acknowledged). */
 void tailer_ack(struct tfile *f, uint32_t gen, uint64_t offset);
+/* The same, with the generation of the header in force at `offset` (0:
+ * unknown, the saved header stays). */
+void tailer_ack_header(struct tfile *f, uint32_t gen, uint64_t offset, uint64_t hgen);
 
 /* Keep f alive while the caller holds a reference to it (an
  * acknowledgement still to come): a finished file is freed only when the
@@ -170,11 +192,22 @@ struct tailer_source_info {
         uint64_t size;         /* its size now */
         uint64_t bytes_behind; /* over every file of the source not yet acknowledged */
         size_t files;          /* files queued (rotated ones not yet done, the live one) */
+        /* Files owed that cannot be opened or read now (kept queued, tried
+         * again): how many, the first one and why ("Permission denied",
+         * "out of file descriptors", "not a regular file"). */
+        size_t blocked;
+        const char *blocked_file, *blocked_reason;
+        /* A limit reached or a save failing (status reports it as an
+         * error), NULL when none. */
+        const char *error;
 };
 
 /* What source `src` is doing, for status reports. Strings valid until the
  * next call into the tailer. */
 void tailer_source_info(struct tailer *t, size_t src, struct tailer_source_info *out);
+
+/* Files owed that cannot be opened or read now, over every source. */
+size_t tailer_blocked(const struct tailer *t);
 
 /* True when offsets changed since the last save. */
 bool tailer_dirty(const struct tailer *t);

@@ -172,6 +172,72 @@ static void test_restart_after_rotation_while_stopped(void)
         teardown();
 }
 
+/* The header saved is the one in force at the acknowledged offset, not a
+ * later one already read. */
+static void test_header_travels_with_offset(void)
+{
+        setup();
+        write_file(live, "w", "type,rcpt\r\nb,1\r\nrcpt,type\r\n2,b\r\n");
+        struct tailer *t = open_tailer(false);
+        if (!t) {
+                teardown();
+                return;
+        }
+        struct tfile *f = tailer_head(t, 0);
+        tailer_file_header_seen(f, 1, "type,rcpt", 9);
+        tailer_file_header_seen(f, 2, "rcpt,type", 9);
+        tailer_ack_header(f, tailer_file_gen(f), 16, 1); /* b,1: the first header */
+        tailer_close(t);
+        t = open_tailer(false);
+        f = t ? tailer_head(t, 0) : NULL;
+        size_t hl = 0;
+        const char *h = f ? tailer_file_header(f, &hl) : NULL;
+        CHECK(h && hl == 9 && memcmp(h, "type,rcpt", 9) == 0);
+        if (f) {
+                tailer_file_header_seen(f, 7, "rcpt,type", 9);
+                tailer_ack_header(f, tailer_file_gen(f), 32, 7);
+        }
+        tailer_close(t);
+        t = open_tailer(false);
+        f = t ? tailer_head(t, 0) : NULL;
+        h = f ? tailer_file_header(f, &hl) : NULL;
+        CHECK(h && hl == 9 && memcmp(h, "rcpt,type", 9) == 0);
+        CHECK_EQ_INT(f ? tailer_file_start(f) : 0, 32);
+        tailer_close(t);
+        teardown();
+}
+
+/* Rotated files wait in the queue without a descriptor, and an unknown
+ * rotated file found at start is read whole. */
+static void test_queued_files_hold_no_descriptor(void)
+{
+        setup();
+        write_file(live, "w", "type,rcpt\r\nb,1\r\n");
+        struct tailer *t = open_tailer(false);
+        if (!t) {
+                teardown();
+                return;
+        }
+        tailer_close(t);
+        for (int i = 0; i < 20; i++) {
+                char p[400];
+                snprintf(p, sizeof p, "%s/bounces-2026-01-01-%04d.csv", archive, i);
+                write_file(p, "w", "type,rcpt\r\nb,2\r\n");
+        }
+        int before = open("/dev/null", O_RDONLY);
+        close(before);
+        t = open_tailer(false);
+        int after = open("/dev/null", O_RDONLY);
+        close(after);
+        /* the live file, the state lock and directory, inotify: not 20 more */
+        CHECK(after - before < 8);
+        struct tfile *f = t ? tailer_head(t, 0) : NULL;
+        CHECK(f && strstr(tailer_file_path(f), "/archive/bounces-") != NULL);
+        CHECK_EQ_INT(f ? tailer_file_start(f) : 99, 0);
+        tailer_close(t);
+        teardown();
+}
+
 static void test_truncation_and_delete(void)
 {
         setup();
@@ -249,6 +315,8 @@ int main(void)
         log_init(&lg, stderr, LOG_WARN);
         RUN(test_rotation_by_rescan);
         RUN(test_restart_after_rotation_while_stopped);
+        RUN(test_header_travels_with_offset);
+        RUN(test_queued_files_hold_no_descriptor);
         RUN(test_truncation_and_delete);
         RUN(test_start_at_end);
         RUN(test_refused_state);
