@@ -945,7 +945,10 @@ def sigterm_hang(e):
 
 # ------------------------------------------- Oempro's endpoints, pacing, dead letters
 
-LOGSTASH_KEYS = ("logType", "type", "@version", "@timestamp", "host", "path", "message")
+LOGSTASH_KEYS = ("logType", "type", "tags", "@version", "@timestamp", "host", "path", "message")
+# Logstash's tags: "pmta" from the input, one per kind from the filter
+LOGSTASH_TAGS = {"b": ["pmta", "pmta_sync_bounce"], "rb": ["pmta", "pmta_async_bounce"],
+                 "f": ["pmta", "pmta_fbl"]}
 
 
 @scenario(output={"format": None, "batch_max_records": "50"})
@@ -964,8 +967,10 @@ def auto_pmta(e):
                                   for k in LOGSTASH_KEYS if k not in r.json)
     check("auto-pmta: each holds %s" % ", ".join(LOGSTASH_KEYS), not missing,
           ["missing: %s" % dict(missing)])
-    tagged = sum(1 for r in reqs if isinstance(r.json, dict) and "tags" in r.json)
-    info("auto-pmta: %d of %d events carry tags" % (tagged, len(reqs)))
+    wrong = [r.json for r in reqs if isinstance(r.json, dict)
+             and r.json.get("tags") != LOGSTASH_TAGS.get(r.json.get("logType"), ["pmta"])]
+    check("auto-pmta: tags as Logstash's for each logType", not wrong,
+          ["%s: %r" % (ev.get("logType"), ev.get("tags")) for ev in wrong[:3]])
     rc, out, err = e.command("check-config")
     check("auto-pmta: check-config says one event per request, concurrency 16",
           "one event per request" in out and "concurrency = 16" in out,
