@@ -125,9 +125,11 @@ class Env:
         self.backend = Backend(port=Backend.free_port())
         self.backend.start()
         self.conf = os.path.join(self.tmp, "pmtatail.conf")
+        # arrays of `batch` events: the scenarios count in batches (and
+        # sockets: one event per request would hold 16 connections)
         with open(self.conf, "w") as fh:
             fh.write("[source bounces]\npath = %s\narchive_dir = %s\nrecords = b, rb\n\n"
-                     "[output]\nurl = %s\nbatch_max_records = %d\nlinger_ms = 20\n%s\n"
+                     "[output]\nurl = %s\nformat = batch\nbatch_max_records = %d\nlinger_ms = 20\n%s\n"
                      "[state]\ndir = %s\n\n[log]\nlevel = debug\n"
                      % (self.live, self.archive, self.backend.url(), batch, extra_output,
                         self.state))
