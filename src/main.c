@@ -8,9 +8,9 @@
 #include "event.h"
 #include "log.h"
 #include "pmta_csv.h"
-#include "reloadcmd.h"
+#include "reload.h"
 #include "replay.h"
-#include "reportcmd.h"
+#include "report.h"
 #include "sincedb.h"
 
 #include <errno.h>

@@ -66,7 +66,7 @@ KEEP = bool(os.environ.get("PMTATAIL_TAIL_KEEP"))
 BATCH = 50          # batch_max_records in the configuration
 CONCURRENCY = 4     # [output] concurrency, the default
 # The daemon's window: events it holds read and not acknowledged, at most
-# (concurrency + 2) batches and at least 1000 (src/daemon.c).
+# (concurrency + 2) batches and at least 1000 (src/pipeline/daemon.c).
 WINDOW = max((CONCURRENCY + 2) * BATCH, 1000)
 IDLE_SWITCHES_MAX = 5
 HWM_MAX_KIB = 16 * 1024

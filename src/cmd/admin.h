@@ -1,4 +1,4 @@
-/* Operator commands (see admin.c). */
+/* The operator commands status, check-config and pmta-config. */
 #ifndef PMTATAIL_ADMIN_H
 #define PMTATAIL_ADMIN_H
 

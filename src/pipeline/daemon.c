@@ -18,7 +18,7 @@
 #include "event.h"
 #include "output.h"
 #include "rejects.h"
-#include "report.h"
+#include "status.h"
 #include "safefile.h"
 #include "pmta_csv.h"
 #include "push.h"

@@ -2,8 +2,8 @@
  * by `pmtatail status`, also when the daemon is gone) and the Prometheus
  * textfile for node_exporter. Both are written atomically (temp file,
  * rename) so a reader never sees half a file. */
-#ifndef PMTATAIL_REPORT_H
-#define PMTATAIL_REPORT_H
+#ifndef PMTATAIL_STATUS_H
+#define PMTATAIL_STATUS_H
 
 #include "push.h"
 #include "tailer.h"

@@ -15,8 +15,8 @@
  * Memory stays bounded whatever the input: the domain and text tables stop
  * taking new keys at a fixed count and count the rest as "(other)" (at most
  * about 70 MB when both are full of the longest keys). */
-#ifndef PMTATAIL_REPORTCMD_H
-#define PMTATAIL_REPORTCMD_H
+#ifndef PMTATAIL_REPORT_H
+#define PMTATAIL_REPORT_H
 
 #include "config.h"
 #include "log.h"

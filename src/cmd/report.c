@@ -1,4 +1,4 @@
-#include "reportcmd.h"
+#include "report.h"
 
 #include "buf.h"
 #include "classes.h"

@@ -10,8 +10,8 @@
  * directory: the pid from the lock file, the generation from the mark, and
  * "the new run is up" from status.json ("state": "running" written by the
  * new run just before it tells systemd READY=1). */
-#ifndef PMTATAIL_RELOADCMD_H
-#define PMTATAIL_RELOADCMD_H
+#ifndef PMTATAIL_RELOAD_H
+#define PMTATAIL_RELOAD_H
 
 #include "config.h"
 

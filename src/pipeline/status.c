@@ -1,4 +1,4 @@
-#include "report.h"
+#include "status.h"
 
 #include "safefile.h"
 

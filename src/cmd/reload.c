@@ -1,7 +1,7 @@
 /* pmtatail reload (see reloadcmd.h). It needs nothing the package does not
  * bring (no kill(1)) and only what the unit's sandbox allows: reading the
  * state directory, flock() and kill() on a process of the same user. */
-#include "reloadcmd.h"
+#include "reload.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* The dead-letter commands (see deadletter.c). */
+/* The dead-letter commands: list and resend. */
 #ifndef PMTATAIL_DEADLETTER_H
 #define PMTATAIL_DEADLETTER_H
 
