@@ -617,18 +617,24 @@ def descriptors(e):
     n = many_rotated(e, last + 6, 5, 10, "b")
     write(e.live, HEADER + records(n, n + 4), "wb")
     last = n + 4
-    low = None
-    for lim in range(9, 16):
+    # Which descriptor runs out first at a given limit (a file, the state
+    # save, status.json, a socket) depends on the build (a sanitizer opens
+    # some of its own): go up until a file is the one named.
+    low = named_at = None
+    file_named = r"cannot read file=TMP/pmta/\S+ .*out of file descriptors"
+    for lim in range(9, 24):
         e.start(nofile=lim)
-        poll_until(lambda: not e.alive() or e.said(r"out of file descriptors", -1), 5, 0.05)
-        if e.alive() and e.said(r"out of file descriptors", -1):
+        poll_until(lambda: not e.alive() or e.said(file_named, -1), 5, 0.05)
+        if named_at is None and e.said(r"out of file descriptors", -1):
+            named_at = lim
+        if e.alive() and e.said(file_named, -1):
             low = lim
             break
         e.stop(signal.SIGKILL)
-    check("case 5: a low limit is named \"out of file descriptors\" (at %r)" % low,
-          low is not None, e.tail())
-    check("case 5: the file it could not open is named",
-          e.said(r"cannot read file=TMP/pmta/\S+ .*out of file descriptors", -1), e.tail())
+    check("case 5: a low limit is named \"out of file descriptors\" (at %r)" % named_at,
+          named_at is not None, e.tail())
+    check("case 5: the file it could not open is named (at %r)" % low, low is not None,
+          e.tail())
     e.stop(signal.SIGKILL)
     e.start()
     e.wait_for(range(1, last + 1), 30)
@@ -758,7 +764,9 @@ def main(argv):
                 continue
             kw = dict(user=NOBODY, metrics=True)
         if fn.__name__ == "header_with_offset":
-            kw = dict(batch=3)
+            # one request at a time: "the first batch answered" is then the
+            # first batch whatever order connections are made in
+            kw = dict(batch=3, extra_output="concurrency = 1\n")
         e = Env(fn.__name__, **kw)
         info("scenario %s in %s" % (fn.__name__, e.tmp))
         try:
