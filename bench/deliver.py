@@ -48,6 +48,7 @@ def data_file(n, seed, diag):
 
 
 def build_csink():
+    os.makedirs(os.path.join(BENCH, "out"), exist_ok=True)
     out = os.path.join(BENCH, "out", "csink")
     src = os.path.join(BENCH, "csink.c")
     if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):

@@ -53,6 +53,7 @@
 #define DL_RETRY_MAX_MS 30000
 #define BODY_MAX        (512u << 20)
 #define SPARE_MAX       (4u << 20) /* a batch buffer kept for reuse is at most this large */
+#define SPARES          8          /* and at most this many are kept */
 #define IDEM_HEADER     "Idempotency-Key: "
 
 struct hbatch {
@@ -103,10 +104,12 @@ struct http_push {
         struct curl_slist **hdrs;
         char **idem_at;
         bool *easy_busy;
-        /* The buffer of the last acknowledged batch, for the next one: a
-         * fresh one is mmapped and faulted in page by page. */
-        char *spare;
-        size_t spare_alloc;
+        /* The buffers of acknowledged batches, for the next ones: a fresh
+         * one is mmapped and faulted in page by page. Acknowledgements come
+         * in bursts, so a few are kept, never more than the window held. */
+        char *spare[SPARES];
+        size_t spare_alloc[SPARES];
+        size_t nspare;
         struct hbatch *batches, *batches_tail;
         struct hpart *parts; /* waiting or in flight, in order */
         size_t in_flight;
@@ -314,9 +317,9 @@ static void ack_ready(struct http_push *h)
                 h->inflight_events -= b->nev;
                 h->base.stats.delivered += b->nev;
                 void *token = b->token;
-                if (!h->spare && b->alloc <= SPARE_MAX) {
-                        h->spare = b->data;
-                        h->spare_alloc = b->alloc;
+                if (h->nspare < SPARES && b->alloc <= SPARE_MAX) {
+                        h->spare[h->nspare] = b->data;
+                        h->spare_alloc[h->nspare++] = b->alloc;
                 } else {
                         free(b->data);
                 }
@@ -787,12 +790,15 @@ static int http_submit(struct push *base, const char *lines, size_t len, size_t 
         b->nev = nevents;
         b->unresolved = nevents;
         b->off = malloc((nevents + 1) * sizeof *b->off);
-        if (h->spare && h->spare_alloc >= len + 2) {
-                b->data = h->spare;
-                b->alloc = h->spare_alloc;
-                h->spare = NULL;
+        if (h->nspare && h->spare_alloc[h->nspare - 1] >= len + 2) {
+                h->nspare--;
+                b->data = h->spare[h->nspare];
+                b->alloc = h->spare_alloc[h->nspare];
         } else {
-                b->alloc = len + 2;
+                if (h->nspare) /* too small: batches only grow so far */
+                        free(h->spare[--h->nspare]);
+                /* room for the next, slightly larger batch */
+                b->alloc = len + 2 + len / 16 + 4096;
                 b->data = malloc(b->alloc);
         }
         if (!b->off || !b->data) {
@@ -886,7 +892,8 @@ static void http_close(struct push *base)
         }
         free(h->hdrs);
         free(h->idem_at);
-        free(h->spare);
+        while (h->nspare)
+                free(h->spare[--h->nspare]);
         for (size_t i = 0; i < h->o.nheaders; i++) {
                 explicit_bzero((char *)h->headers[i].value, strlen(h->headers[i].value));
                 free((char *)h->headers[i].name);
