@@ -51,6 +51,14 @@ DIAG_KIND_PERMILLE = {
     "latin1": 50,  # Latin-1 (invalid UTF-8) bytes; some also hold commas
 }
 
+# --diag long-quoted: every bounce row's dsnDiag is quoted and carries doubled
+# quotes, and is about twice as long (the remote's own words appended). This is the
+# hard case for a CSV reader: every field byte goes through the quoted state.
+LONG_QUOTED_KINDS = {"dquote": 985, "crlf": 15}
+LONG_QUOTED_TAIL = (' -- remote server said: "message rejected by local policy, see '
+                    '"https://postmaster.example.net/policy?code=5.7.1"" for the reasons; '
+                    'do not retry, "unsubscribe" handling applies"')
+
 FIRST = [
     "anna", "bob", "carla", "dmitri", "elena", "felix", "greta", "hugo", "ines", "jonas",
     "karin", "lars", "maria", "nils", "olga", "paul", "quinn", "rosa", "sven", "tanja",
@@ -212,7 +220,7 @@ def weighted_pool(rng, items, weights, size):
 class Pools:
     """Everything the per-row loop picks from, built once from the seed."""
 
-    def __init__(self, rng):
+    def __init__(self, rng, diag="mixed"):
         # Recipient local parts: first.last, firstlastNN, first_l.
         locals_ = []
         for first in FIRST:
@@ -248,9 +256,12 @@ class Pools:
 
         # (bounceCat, dsnStatus, {kind: [split templates]}) per category.
         cats = []
+        kind_weights = DIAG_KIND_PERMILLE if diag == "mixed" else LONG_QUOTED_KINDS
         for cat, status, templates in BOUNCES:
             by_kind = {}
             for t in templates:
+                if diag != "mixed":
+                    t = t + LONG_QUOTED_TAIL
                 by_kind.setdefault(diag_kind(t), []).append(split(t))
             cats.append((cat.encode(), quote(status.encode()), by_kind))
 
@@ -258,8 +269,8 @@ class Pools:
         # weight and the kind of diag by weight; a category without a template of
         # that kind hands the entry to one that has (kinds keep their share).
         cat_pool = weighted_pool(rng, list(range(len(cats))), BOUNCE_WEIGHTS, 1000)
-        kind_names = list(DIAG_KIND_PERMILLE)
-        kinds = weighted_pool(rng, kind_names, [DIAG_KIND_PERMILLE[k] for k in kind_names],
+        kind_names = list(kind_weights)
+        kinds = weighted_pool(rng, kind_names, [kind_weights[k] for k in kind_names],
                               len(cat_pool))
         self.bounce = []
         for ci, kind in zip(cat_pool, kinds):
@@ -274,9 +285,9 @@ class Pools:
                        for _ in range(256)]
 
 
-def generate(out, records, seed):
+def generate(out, records, seed, diag="mixed"):
     rng = random.Random(seed)
-    p = Pools(rng)
+    p = Pools(rng, diag)
     locals_, nloc = p.locals, len(p.locals)
     doms, ndom = p.rcpt_domains, len(p.rcpt_domains)
     origs, norig = p.origs, len(p.origs)
@@ -359,6 +370,9 @@ def main(argv=None):
     ap.add_argument("--records", type=int, default=1_000_000,
                     help="number of data records (header not counted), default 1000000")
     ap.add_argument("--seed", type=int, default=1, help="random seed, default 1")
+    ap.add_argument("--diag", choices=("mixed", "long-quoted"), default="mixed",
+                    help="mixed (default): ~30%% of dsnDiags quoted; long-quoted: all of "
+                    "them, longer, with doubled quotes")
     ap.add_argument("out", help="output file, or - for stdout")
     args = ap.parse_args(argv)
     if args.records < 0:
@@ -367,7 +381,7 @@ def main(argv=None):
     start = time.perf_counter()
     if args.out == "-":
         try:
-            generate(sys.stdout.buffer, args.records, args.seed)
+            generate(sys.stdout.buffer, args.records, args.seed, args.diag)
             sys.stdout.buffer.flush()
         except BrokenPipeError:  # e.g. piped into head
             sys.stderr.close()
@@ -375,7 +389,7 @@ def main(argv=None):
         size = None
     else:
         with open(args.out, "wb", buffering=4 << 20) as f:
-            generate(f, args.records, args.seed)
+            generate(f, args.records, args.seed, args.diag)
             size = f.tell()
     elapsed = time.perf_counter() - start
     if size is not None:

@@ -52,11 +52,14 @@
 #define DL_RETRY_MIN_MS 100         /* the lock held by `dead-letter resend`, a full disk */
 #define DL_RETRY_MAX_MS 30000
 #define BODY_MAX        (512u << 20)
+#define SPARE_MAX       (4u << 20) /* a batch buffer kept for reuse is at most this large */
+#define SPARES          8          /* and at most this many are kept */
+#define IDEM_HEADER     "Idempotency-Key: "
 
 struct hbatch {
         void *token;
         char *data; /* the events, each ending with '\n' */
-        size_t len;
+        size_t len, alloc;
         size_t *off; /* start of event i; off[nev] = len */
         size_t nev;
         size_t unresolved;
@@ -78,7 +81,6 @@ struct hpart {
         bool dl_pending; /* refused alone, waiting for the dead-letter write */
         long dl_status;
         CURL *easy;
-        struct curl_slist *hdrs;
         struct buf answer;
         size_t header_bytes;
         bool header_too_big;
@@ -92,11 +94,22 @@ struct http_push {
         char *url, *ca_file, *dead_letter, *user_agent;
         struct push_header *headers;
         CURLM *multi;
+        CURLU *curlu;  /* the URL parsed once, not at every request */
         CURL **easies; /* one per concurrency slot, reused: keeps connections warm */
         /* libcurl's reason, per slot rather than per part: a backlog of
          * single-event parts stays small */
         char (*errbufs)[CURL_ERROR_SIZE];
+        /* Each slot's request headers, built once: only the Idempotency-Key
+         * changes, written in place over its 32 hex digits. */
+        struct curl_slist **hdrs;
+        char **idem_at;
         bool *easy_busy;
+        /* The buffers of acknowledged batches, for the next ones: a fresh
+         * one is mmapped and faulted in page by page. Acknowledgements come
+         * in bursts, so a few are kept, never more than the window held. */
+        char *spare[SPARES];
+        size_t spare_alloc[SPARES];
+        size_t nspare;
         struct hbatch *batches, *batches_tail;
         struct hpart *parts; /* waiting or in flight, in order */
         size_t in_flight;
@@ -147,7 +160,6 @@ static void part_free(struct hpart *pt)
 {
         buf_free(&pt->body);
         buf_free(&pt->answer);
-        curl_slist_free_all(pt->hdrs);
         free(pt);
 }
 
@@ -247,33 +259,9 @@ static int start_part(struct http_push *h, struct hpart *pt)
                 return -1;
         }
         CURL *e = h->easies[slot];
-        curl_slist_free_all(pt->hdrs);
-        pt->hdrs = NULL;
-        char line[128];
-        snprintf(line, sizeof line, "Idempotency-Key: %s", pt->idem);
-        struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json");
-        l = l ? curl_slist_append(l, line) : NULL;
-        l = l ? curl_slist_append(l, "Expect:") : NULL;
-        if (l && h->o.gzip)
-                l = curl_slist_append(l, "Content-Encoding: gzip");
-        for (size_t i = 0; l && i < h->o.nheaders; i++) {
-                char *hv = NULL;
-                if (asprintf(&hv, "%s: %s", h->headers[i].name, h->headers[i].value) < 0)
-                        break;
-                l = curl_slist_append(l, hv);
-                /* the secret does not linger in freed memory */
-                explicit_bzero(hv, strlen(hv));
-                free(hv);
-        }
-        if (!l) {
-                curl_slist_free_all(l);
-                return -1;
-        }
-        pt->hdrs = l;
+        memcpy(h->idem_at[slot], pt->idem, 32);
         buf_reset(&pt->answer);
         h->errbufs[slot][0] = '\0';
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbufs[slot]);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, pt->view);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)pt->view_len);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &pt->answer);
@@ -329,7 +317,12 @@ static void ack_ready(struct http_push *h)
                 h->inflight_events -= b->nev;
                 h->base.stats.delivered += b->nev;
                 void *token = b->token;
-                free(b->data);
+                if (h->nspare < SPARES && b->alloc <= SPARE_MAX) {
+                        h->spare[h->nspare] = b->data;
+                        h->spare_alloc[h->nspare++] = b->alloc;
+                } else {
+                        free(b->data);
+                }
                 free(b->off);
                 free(b);
                 h->base.on_ack(h->base.ctx, token);
@@ -797,7 +790,17 @@ static int http_submit(struct push *base, const char *lines, size_t len, size_t 
         b->nev = nevents;
         b->unresolved = nevents;
         b->off = malloc((nevents + 1) * sizeof *b->off);
-        b->data = malloc(len + 2);
+        if (h->nspare && h->spare_alloc[h->nspare - 1] >= len + 2) {
+                h->nspare--;
+                b->data = h->spare[h->nspare];
+                b->alloc = h->spare_alloc[h->nspare];
+        } else {
+                if (h->nspare) /* too small: batches only grow so far */
+                        free(h->spare[--h->nspare]);
+                /* room for the next, slightly larger batch */
+                b->alloc = len + 2 + len / 16 + 4096;
+                b->data = malloc(b->alloc);
+        }
         if (!b->off || !b->data) {
                 free(b->off);
                 free(b->data);
@@ -880,6 +883,17 @@ static void http_close(struct push *base)
         for (size_t i = 0; h->easies && i < h->o.concurrency; i++)
                 curl_easy_cleanup(h->easies[i]);
         curl_multi_cleanup(h->multi);
+        curl_url_cleanup(h->curlu);
+        for (size_t i = 0; h->hdrs && i < h->o.concurrency; i++) {
+                /* the secrets do not linger in freed memory */
+                for (struct curl_slist *l = h->hdrs[i]; l; l = l->next)
+                        explicit_bzero(l->data, strlen(l->data));
+                curl_slist_free_all(h->hdrs[i]);
+        }
+        free(h->hdrs);
+        free(h->idem_at);
+        while (h->nspare)
+                free(h->spare[--h->nspare]);
         for (size_t i = 0; i < h->o.nheaders; i++) {
                 explicit_bzero((char *)h->headers[i].value, strlen(h->headers[i].value));
                 free((char *)h->headers[i].name);
@@ -896,6 +910,41 @@ static void http_close(struct push *base)
         free(h->user_agent);
         free(h);
         curl_global_cleanup();
+}
+
+/* The headers of slot i's requests; the key's digits are filled per
+ * request. */
+static int slot_headers(struct http_push *h, size_t i)
+{
+        struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json");
+        l = l ? curl_slist_append(l, IDEM_HEADER "00000000000000000000000000000000") : NULL;
+        struct curl_slist *idem = l ? l->next : NULL;
+        l = l ? curl_slist_append(l, "Expect:") : NULL;
+        if (l && h->o.gzip)
+                l = curl_slist_append(l, "Content-Encoding: gzip");
+        for (size_t k = 0; l && k < h->o.nheaders; k++) {
+                char *hv = NULL;
+                if (asprintf(&hv, "%s: %s", h->headers[k].name, h->headers[k].value) < 0) {
+                        curl_slist_free_all(l);
+                        return -1;
+                }
+                struct curl_slist *n = curl_slist_append(l, hv);
+                /* the secret does not linger in freed memory */
+                explicit_bzero(hv, strlen(hv));
+                free(hv);
+                if (!n) {
+                        for (struct curl_slist *x = l; x; x = x->next)
+                                explicit_bzero(x->data, strlen(x->data));
+                        curl_slist_free_all(l);
+                        return -1;
+                }
+                l = n;
+        }
+        if (!l)
+                return -1;
+        h->hdrs[i] = l;
+        h->idem_at[i] = idem->data + strlen(IDEM_HEADER);
+        return 0;
 }
 
 static const struct push_ops http_ops = {
@@ -943,9 +992,18 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
         h->easies = calloc(h->o.concurrency, sizeof *h->easies);
         h->easy_busy = calloc(h->o.concurrency, sizeof *h->easy_busy);
         h->errbufs = calloc(h->o.concurrency, sizeof *h->errbufs);
+        h->hdrs = calloc(h->o.concurrency, sizeof *h->hdrs);
+        h->idem_at = calloc(h->o.concurrency, sizeof *h->idem_at);
         h->multi = curl_multi_init();
+        h->curlu = curl_url();
+        if (h->curlu && curl_url_set(h->curlu, CURLUPART_URL, o->url, 0) != CURLUE_OK) {
+                /* left to libcurl's own parse, which says what is wrong */
+                curl_url_cleanup(h->curlu);
+                h->curlu = NULL;
+        }
         bool ok = h->url && h->dead_letter && h->user_agent && h->headers && h->easies &&
-                  h->easy_busy && h->errbufs && h->multi && (!o->ca_file || h->ca_file);
+                  h->easy_busy && h->errbufs && h->hdrs && h->idem_at && h->multi &&
+                  (!o->ca_file || h->ca_file);
         h->o.nheaders = 0;
         for (size_t i = 0; ok && i < o->nheaders; i++) {
                 h->headers[i].name = strdup(o->headers[i].name);
@@ -960,7 +1018,10 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
                         ok = false;
                         break;
                 }
-                curl_easy_setopt(e, CURLOPT_URL, h->url);
+                if (h->curlu)
+                        curl_easy_setopt(e, CURLOPT_CURLU, h->curlu);
+                else
+                        curl_easy_setopt(e, CURLOPT_URL, h->url);
                 curl_easy_setopt(e, CURLOPT_POST, 1L);
                 curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
                 curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
@@ -976,6 +1037,12 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
                 if (h->ca_file)
                         curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
                 curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+                curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbufs[i]);
+                if (slot_headers(h, i) < 0) {
+                        ok = false;
+                        break;
+                }
+                curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->hdrs[i]);
         }
         if (!ok) {
                 http_close(&h->base);

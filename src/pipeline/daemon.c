@@ -87,6 +87,10 @@ struct daemon {
         size_t window;
         int64_t last_commit_ms;
         char *chunk;
+        /* The last submitted batch's buffer, kept for the next batch: a
+         * fresh one is mmapped and faulted in page by page, which cost as
+         * much as encoding the events into it. */
+        struct buf spare;
         uint64_t delivered, batches;
         bool stopping;
         struct source_counts counts[CONFIG_MAX_SOURCES];
@@ -100,6 +104,7 @@ struct daemon {
         uint64_t budget;      /* bytes this reading pass may still read */
         int64_t budget_until; /* and until when */
         bool more_to_read;    /* the last pass stopped on its budget, not on the data */
+        bool caught_up;       /* the last pass read every file to its end */
         uint64_t unsaved;     /* events acknowledged since the last good save of the offsets */
         struct log_streak status_failing;
         char status_line[160];
@@ -128,7 +133,7 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct batch *batch_new(const struct daemon *d)
+static struct batch *batch_new(struct daemon *d)
 {
         struct batch *b = calloc(1, sizeof *b);
         if (!b)
@@ -141,7 +146,27 @@ static struct batch *batch_new(const struct daemon *d)
                         rmax = d->cfg->sources[i].record_max;
         }
         buf_init(&b->lines, d->cfg->output.batch_max_bytes + 14 * rmax + 65536);
+        if (d->spare.data) {
+                size_t cap = b->lines.cap;
+                b->lines = d->spare;
+                b->lines.cap = cap;
+                buf_init(&d->spare, 0);
+        }
         return b;
+}
+
+/* Keep one batch buffer for the next batch, unless one huge record grew it
+ * far past a batch's size. */
+static void batch_recycle(struct daemon *d, struct buf *lines)
+{
+        buf_reset(lines);
+        buf_shrink(lines, 2 * d->cfg->output.batch_max_bytes + 65536);
+        if (d->spare.data || !lines->data) {
+                buf_free(lines);
+                return;
+        }
+        d->spare = *lines;
+        buf_init(lines, 0);
 }
 
 static void batch_free(struct batch *b)
@@ -196,7 +221,7 @@ static void submit(struct daemon *d, struct batch *b)
                  * here any more (unless the ack came already and freed b). */
                 for (struct batch *x = d->sub_head; x; x = x->next) {
                         if (x == b) {
-                                buf_free(&b->lines);
+                                batch_recycle(d, &b->lines);
                                 break;
                         }
                 }
@@ -481,16 +506,21 @@ static void read_all(struct daemon *d)
         d->more_to_read = false;
         for (size_t i = 0; i < tailer_nsources(d->tailer); i++)
                 read_source(d, i);
+        d->caught_up = !d->more_to_read && !window_full(d);
 }
 
 /* Let the open batch go when full, lingered long enough, or when it only
- * carries marks (no request needed for those). */
+ * carries marks (no request needed for those). And, as Nagle's algorithm
+ * does, at once when the reader has caught up and the output is idle: a
+ * trickle goes out without waiting for its linger, while a flood, which
+ * keeps requests in flight, still fills whole batches meanwhile. */
 static void maybe_close(struct daemon *d)
 {
         struct batch *b = d->open;
         if (!b)
                 return;
         if (batch_full(d) || b->nevents == 0 || d->stopping ||
+            (d->caught_up && push_inflight(d->push) == 0) ||
             now_ms() - b->opened_ms >= (int64_t)d->cfg->output.linger_ms)
                 batch_close(d);
 }
@@ -712,6 +742,11 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
         /* room for a batch in every request slot, one being answered and
          * one being filled: the output never waits for the reader */
         d.window = ((size_t)cfg->output.concurrency + 2) * cfg->output.batch_max_records;
+        /* One event per request: a slot holds one event, not a batch. Two
+         * batches' worth (one filling, one being sent) keep every slot busy;
+         * more would only hold memory. */
+        if (cfg->output.kind == CONFIG_OUTPUT_URL && config_output_single(&cfg->output))
+                d.window = 2 * (size_t)cfg->output.batch_max_records + cfg->output.concurrency;
         if (d.window < 1000)
                 d.window = 1000;
         d.last_commit_ms = now_ms();
@@ -810,6 +845,7 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 batch_free(b);
         }
         free(d.chunk);
+        buf_free(&d.spare);
         classifier_free(d.classifier);
         /* a reload goes on: the next run resumes from the last good save */
         return *reloaded ? DAEMON_RELOAD : unsaved ? DAEMON_UNSAVED : DAEMON_STOPPED;

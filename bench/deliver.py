@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Delivery benchmark against a C sink: `pmtatail run` per format, paired with the
+libcsv parse-only baseline in the same round.
+
+A benchmark, not a test: it reports and asserts nothing about speed. Exit 1 when it
+cannot measure (the sink or the daemon fails, a run times out), 2 when a binary is
+missing. Standard library only; builds bench/csink.c with `cc -O2` into bench/out/.
+
+Each round runs csvwalk on the file, then every case: a fresh directory whose
+pmta/bounces.csv is a hard link to the data file, the daemon reading it from its
+start, delivering to csink (one thread, epoll, keep-alive; it counts the events as
+they stream and is never the bottleneck). A case ends when offsets.json holds the
+file's size as its offset (polled every 5 ms). Then the daemon's utime + stime,
+VmHWM, and the largest RssAnon seen (sampled every 20 ms; the daemon's private
+memory, without the shared libraries' pages) are read, and it gets SIGTERM.
+
+Figures are the medians over the rounds; ratios are taken per round against that
+round's csvwalk, then their median.
+"""
+import argparse, hashlib, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Failure(Exception):
+    pass
+
+
+def data_file(n, seed, diag):
+    with open(os.path.join(BENCH, "gen_records.py"), "rb") as fh:
+        h = hashlib.sha1(fh.read()).hexdigest()[:8]
+    out = os.path.join(BENCH, "out")
+    os.makedirs(out, exist_ok=True)
+    kind = "" if diag == "mixed" else "-" + diag
+    path = os.path.join(out, "records-n%d-s%d%s-%s.csv" % (n, seed, kind, h))
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        return path
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    cmd = [sys.executable, os.path.join(BENCH, "gen_records.py"), "--records", str(n),
+           "--seed", str(seed), tmp]
+    if diag != "mixed":
+        cmd[2:2] = ["--diag", diag]
+    if subprocess.run(cmd, stderr=subprocess.DEVNULL).returncode != 0:
+        raise Failure("gen_records.py failed")
+    os.replace(tmp, path)
+    return path
+
+
+def build_csink():
+    os.makedirs(os.path.join(BENCH, "out"), exist_ok=True)
+    out = os.path.join(BENCH, "out", "csink")
+    src = os.path.join(BENCH, "csink.c")
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+        if subprocess.run(["cc", "-O2", "-o", out, src]).returncode != 0:
+            raise Failure("cannot build csink")
+    return out
+
+
+def proc_stat(pid):
+    with open("/proc/%d/stat" % pid) as fh:
+        f = fh.read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / CLK_TCK
+
+
+def status_kib(pid, key):
+    with open("/proc/%d/status" % pid) as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def committed(offsets, live):
+    try:
+        with open(offsets) as fh:
+            doc = json.load(fh)
+        return max([int(e.get("offset", -1)) for e in doc.get("files", [])
+                    if e.get("path") == live] + [-1])
+    except (OSError, ValueError, TypeError, AttributeError):
+        return -1
+
+
+def csvwalk(a, path):
+    t0 = time.monotonic()
+    r = subprocess.run([os.path.join(a.build, "bench", "csvwalk"), path],
+                       stdout=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise Failure("csvwalk failed")
+    return time.monotonic() - t0
+
+
+def deliver(a, csink, path, fmt, conc):
+    tmp = tempfile.mkdtemp(prefix="pmtadeliver-")
+    sink = daemon = None
+    try:
+        os.makedirs(os.path.join(tmp, "pmta"))
+        state = os.path.join(tmp, "state")
+        os.mkdir(state, 0o700)
+        live = os.path.join(tmp, "pmta", "bounces.csv")
+        try:
+            os.link(path, live)
+        except OSError:
+            shutil.copyfile(path, live)
+        count = os.path.join(tmp, "count")
+        port = 20000 + (os.getpid() * 7 + int(time.time() * 1000)) % 30000
+        sink = subprocess.Popen([csink, "--port", str(port), "--count-file", count],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t_end = time.monotonic() + 5
+        while not os.path.exists(count):
+            if time.monotonic() > t_end or sink.poll() is not None:
+                raise Failure("csink did not start")
+            time.sleep(0.01)
+        conf = os.path.join(tmp, "pmtatail.conf")
+        wire = "format = %s\nconcurrency = %d\n" % (fmt, conc) if fmt != "auto" else ""
+        with open(conf, "w") as fh:
+            fh.write("[source bounces]\npath = %s\nrecords = b, rb\n\n[output]\n"
+                     "url = http://127.0.0.1:%d/system/bounce_webhook?type=pmta\n%s%s\n"
+                     "[state]\ndir = %s\n\n[log]\nlevel = warn\n"
+                     % (live, port, wire, a.extra.replace("\\n", "\n"), state))
+        size = os.path.getsize(live)
+        offsets = os.path.join(state, "offsets.json")
+        t0 = time.monotonic()
+        daemon = subprocess.Popen([os.path.join(a.build, "src", "pmtatail"), "-c", conf, "run"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=open(os.path.join(tmp, "err"), "w"))
+        anon = 0
+        next_sample = 0
+        while committed(offsets, live) != size:
+            if daemon.poll() is not None:
+                raise Failure("the daemon exited with %s" % daemon.returncode)
+            if time.monotonic() - t0 > a.timeout:
+                raise Failure("timed out")
+            now = time.monotonic()
+            if now >= next_sample:
+                anon = max(anon, status_kib(daemon.pid, "RssAnon"))
+                next_sample = now + 0.02
+            time.sleep(0.005)
+        wall = time.monotonic() - t0
+        cpu = proc_stat(daemon.pid)
+        hwm = status_kib(daemon.pid, "VmHWM")
+        anon = max(anon, status_kib(daemon.pid, "RssAnon"))
+        daemon.send_signal(signal.SIGTERM)
+        if daemon.wait(timeout=30) != 0:
+            raise Failure("the daemon exited with %s on SIGTERM" % daemon.returncode)
+        daemon = None
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(timeout=10)
+        sink = None
+        with open(count) as fh:
+            events = int(fh.read().split()[0])
+        return {"wall": wall, "cpu": cpu, "hwm": hwm, "anon": anon, "events": events}
+    finally:
+        for p in (daemon, sink):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(os.path.dirname(BENCH), "build"))
+    ap.add_argument("--records", type=int, default=1000000, help="N of the batch cases")
+    ap.add_argument("--single-records", type=int, default=100000, help="N of the single cases")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--diag", default="mixed", help="gen_records.py --diag")
+    ap.add_argument("--cases", default="batch:4,single:16",
+                    help="FORMAT:CONCURRENCY,... (auto: neither key given)")
+    ap.add_argument("--extra", default="", help="more [output] lines, \\n between")
+    ap.add_argument("--timeout", type=float, default=600)
+    a = ap.parse_args()
+    for b in ("src/pmtatail", "bench/csvwalk"):
+        if not os.path.exists(os.path.join(a.build, b)):
+            print("missing %s/%s: build first" % (a.build, b), file=sys.stderr)
+            return 2
+    try:
+        csink = build_csink()
+        cases = [(c.split(":")[0], int(c.split(":")[1]) if ":" in c else 0)
+                 for c in a.cases.split(",")]
+        files = {}
+        for fmt, _ in cases:
+            n = a.single_records if fmt == "single" else a.records
+            files[n] = data_file(n, a.seed, a.diag)
+        res = {c: [] for c in cases}
+        walk = {n: [] for n in files}
+        for r in range(a.rounds):
+            for n, path in files.items():
+                walk[n].append(csvwalk(a, path))
+            for c in cases:
+                n = a.single_records if c[0] == "single" else a.records
+                x = deliver(a, csink, files[n], *c)
+                x["ratio"] = walk[n][-1] / x["wall"]
+                res[c].append(x)
+                print("round %d %s:%d wall=%.3f cpu=%.3f events=%d hwm=%d anon=%d ratio=%.3f"
+                      % (r + 1, c[0], c[1], x["wall"], x["cpu"], x["events"], x["hwm"],
+                         x["anon"], x["ratio"]), flush=True)
+    except Failure as e:
+        print("cannot measure: %s" % e, file=sys.stderr)
+        return 1
+    med = statistics.median
+    print("\n| case | N | events | wall s | events/s | CPU s | CPU us/event | VmHWM MiB "
+          "| RssAnon MiB | x csvwalk |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    line = ["BENCH-DELIVER", "rounds=%d" % a.rounds, "nproc=%d" % os.cpu_count(),
+            "diag=%s" % a.diag]
+    for n in files:
+        w = med(walk[n])
+        print("| csvwalk | %d | | %.3f | %.0f records/s | | | | | 1.00 |" % (n, w, n / w))
+        line.append("csvwalk_n%d_s=%.4f" % (n, w))
+    for (fmt, conc), xs in res.items():
+        n = a.single_records if fmt == "single" else a.records
+        ev = xs[0]["events"]
+        wall, cpu = med([x["wall"] for x in xs]), med([x["cpu"] for x in xs])
+        hwm, anon = max(x["hwm"] for x in xs), max(x["anon"] for x in xs)
+        ratio = med([x["ratio"] for x in xs])
+        print("| %s c%d | %d | %d | %.3f | %.0f | %.2f | %.2f | %.1f | %.1f | %.2f |"
+              % (fmt, conc, n, ev, wall, ev / wall, cpu, cpu / ev * 1e6, hwm / 1024,
+                 anon / 1024, ratio))
+        k = "%s_c%d" % (fmt, conc)
+        line += ["%s_n=%d" % (k, n), "%s_events=%d" % (k, ev), "%s_s=%.4f" % (k, wall),
+                 "%s_eps=%.0f" % (k, ev / wall), "%s_cpu_us_per_event=%.2f" % (k, cpu / ev * 1e6),
+                 "%s_hwm_kib=%d" % (k, hwm), "%s_anon_kib=%d" % (k, anon),
+                 "%s_ratio=%.3f" % (k, ratio)]
+    print("\n" + " ".join(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
