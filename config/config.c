@@ -1512,6 +1512,20 @@ enum config_endpoint config_url_endpoint(const char *url)
         return CONFIG_ENDPOINT_WEBHOOK;
 }
 
+const char *config_next_header_file(const struct config_output *o, size_t *i)
+{
+        /* the headers of one file are next to each other, in file order */
+        for (; *i < o->n_headers; (*i)++) {
+                const char *f = o->headers[*i].file;
+                if (f && (*i == 0 || !o->headers[*i - 1].file ||
+                          strcmp(f, o->headers[*i - 1].file) != 0)) {
+                        (*i)++;
+                        return f;
+                }
+        }
+        return NULL;
+}
+
 bool config_output_single(const struct config_output *o)
 {
         if (o->format != CONFIG_FORMAT_AUTO)

@@ -157,6 +157,10 @@ bool config_source_wants(const struct config_source *src, const char *code);
  * batch API (.../api/v1/process_pmta_log_file), or anything else. */
 enum config_endpoint config_url_endpoint(const char *url);
 
+/* The header files the output reads its secrets from, each once: call
+ * with *i = 0 and again until it returns NULL. */
+const char *config_next_header_file(const struct config_output *o, size_t *i);
+
 /* Whether the output sends one event per request: format single, or auto
  * towards Oempro's webhook other than type=fluentd. */
 bool config_output_single(const struct config_output *o);

@@ -351,18 +351,14 @@ int admin_check_config(const struct config *cfg, const char *config_path, FILE *
                 fprintf(out, "  note: [state] dir %s does not exist yet (created at start)\n",
                         cfg->state_dir);
         }
-        for (size_t i = 0; i < cfg->output.n_headers; i++) {
-                const struct config_header *h = &cfg->output.headers[i];
-                unsigned mode;
-                if (h->file &&
-                    (i == 0 || !cfg->output.headers[i - 1].file ||
-                     strcmp(h->file, cfg->output.headers[i - 1].file) != 0) &&
-                    safefile_exposed(h->file, &mode))
+        unsigned mode;
+        const char *hf;
+        for (size_t i = 0; (hf = config_next_header_file(&cfg->output, &i));)
+                if (safefile_exposed(hf, &mode))
                         fprintf(out,
                                 "  warning: [output] header_file %s is readable by group or "
                                 "others (mode %04o): it holds a secret, chmod go-r it\n",
-                                h->file, mode);
-        }
+                                hf, mode);
 #undef PROBLEM
         /* PowerMTA's side: its <acct-file> blocks against our sources */
         problems += pmtacheck_report(cfg, config_path, out);

@@ -693,18 +693,14 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 log_error(log, "refusing the state directory: %s", why);
                 return DAEMON_FAILED;
         }
-        for (size_t i = 0; i < cfg->output.n_headers; i++) {
-                const struct config_header *h = &cfg->output.headers[i];
-                unsigned mode;
-                if (h->file &&
-                    (i == 0 || !cfg->output.headers[i - 1].file ||
-                     strcmp(h->file, cfg->output.headers[i - 1].file) != 0) &&
-                    safefile_exposed(h->file, &mode))
+        unsigned mode;
+        const char *hf;
+        for (size_t i = 0; (hf = config_next_header_file(&cfg->output, &i));)
+                if (safefile_exposed(hf, &mode))
                         log_warn(log,
                                  "header_file %s is readable by group or others (mode %04o): it "
                                  "holds a secret, chmod go-r it",
-                                 h->file, mode);
-        }
+                                 hf, mode);
         struct tailer_source_cfg src[CONFIG_MAX_SOURCES];
         for (size_t i = 0; i < cfg->n_sources; i++) {
                 src[i] = (struct tailer_source_cfg){
