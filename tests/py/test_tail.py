@@ -114,10 +114,12 @@ class Out:
                 data = fh.read()
         except FileNotFoundError:
             return self
-        self.pos += len(data)
-        data = self.buf + data
+        # Read on from the end of the last whole line, never from the end of
+        # a partial one: a daemon killed in the middle of a write cuts the
+        # fragment off at its next start and appends there.
         lines = data.split(b"\n")
         self.buf = lines.pop()
+        self.pos += len(data) - len(self.buf)
         for line in lines:
             self.lineno += 1
             self._event(line)
