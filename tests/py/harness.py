@@ -68,6 +68,17 @@ def finish():
     return 1 if TALLY.failures else 0
 
 
+def wait_or_kill(p, timeout):
+    """Reap process p: its exit status, or 'timeout' (and killed) if it takes
+    longer than timeout seconds."""
+    try:
+        return p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return "timeout"
+
+
 class Daemon:
     """One scenario's temporary directory and the runs of `pmtatail -c CONF
     run` in it: the usual layout (pmta/bounces.csv with pmta/archive, state/,
@@ -124,7 +135,7 @@ class Daemon:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def reap(self, sig=signal.SIGTERM, timeout=20):
+    def end_run(self, sig=signal.SIGTERM, timeout=20):
         """Signal the daemon and reap it; its exit status ('timeout' if it
         had to be killed, None if none runs)."""
         p, self.proc = self.proc, None
@@ -132,21 +143,16 @@ class Daemon:
             return None
         if p.poll() is None:
             p.send_signal(sig)
-        try:
-            rc = p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            rc = "timeout"
+        rc = wait_or_kill(p, timeout)
         self.runs[-1][1] = rc
         return rc
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
-        return self.reap(sig, timeout)
+        return self.end_run(sig, timeout)
 
     def kill9(self):
         self.kills += 1
-        return self.reap(signal.SIGKILL)
+        return self.end_run(signal.SIGKILL)
 
     def expect_stop(self, label, sig=signal.SIGTERM):
         rc = self.stop(sig)

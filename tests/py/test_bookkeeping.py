@@ -150,7 +150,7 @@ class Env(Daemon):
         return super().start(preexec_fn=pre)
 
     def stop(self, sig=signal.SIGTERM):
-        return self.reap(sig)
+        return self.end_run(sig)
 
     def stderr(self, run=None):
         return super().stderr(run).replace(self.tmp, "TMP")

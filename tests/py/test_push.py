@@ -165,7 +165,7 @@ class Env(Daemon):
         if self.proc is None:
             return None, 0.0
         t0 = time.monotonic()
-        rc = self.reap(sig, timeout)
+        rc = self.end_run(sig, timeout)
         return rc, time.monotonic() - t0
 
     def expect_stop(self, label, timeout=20):

@@ -133,7 +133,7 @@ class Env(Daemon):
         return self.stderr(-1)[-3000:] if self.runs else ""
 
     def stop(self):
-        return self.reap(timeout=TIMEOUT)
+        return self.end_run(timeout=TIMEOUT)
 
 
 def main():

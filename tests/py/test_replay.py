@@ -61,7 +61,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import (HEADER, HEADER_FIELDS, TIME_BASE, Sim, ranges,  # noqa: E402
                       rcpt_number, record_bytes, record_fields)
 from backend import Backend  # noqa: E402
-from harness import Daemon, check, finish, info, poll_until
+from harness import Daemon, check, finish, info, poll_until, wait_or_kill
 
 ONLY = [s for s in os.environ.get("PMTATAIL_REPLAY_ONLY", "").split(",") if s]
 KEEP = bool(os.environ.get("PMTATAIL_REPLAY_KEEP"))
@@ -208,12 +208,7 @@ class Env(Daemon):
 
     @staticmethod
     def reap(p, timeout=60):
-        try:
-            rc = p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            rc = "timeout"
+        rc = wait_or_kill(p, timeout)
         with open(p.errp, "rb") as fh:
             err = fh.read().decode("utf-8", "replace")
         with open(p.outp, "rb") as fh:
