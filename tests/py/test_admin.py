@@ -51,13 +51,11 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -66,7 +64,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import (HEADER, Sim, filtered_bytes, ranges, rcpt_number,  # noqa: E402
                       record_bytes)
 from backend import Backend  # noqa: E402
-from harness import check, finish, info, inotify_watches, poll_until
+from harness import Daemon, check, finish, info, inotify_watches, poll_until
 
 ONLY = [s for s in os.environ.get("PMTATAIL_ADMIN_ONLY", "").split(",") if s]
 KEEP = bool(os.environ.get("PMTATAIL_ADMIN_KEEP"))
@@ -159,26 +157,17 @@ def delivery_problems(counts, sims, strays=(), bad=(), paths=None):
 # -------------------------------------------------------------- the environment
 
 
-class Env:
+class Env(Daemon):
     """A temporary directory with sources, a configuration, daemon runs."""
 
+    STDOUT_FILE = False
+
     def __init__(self, name):
-        self.name = name
-        self.tmp = tempfile.mkdtemp(prefix="pmtatail-%s-" % name)
-        self.state = os.path.join(self.tmp, "state")
-        self.offsets = os.path.join(self.state, "offsets.json")
+        super().__init__(BINARY, name, "pmtatail-%s-" % name, KEEP)
         self.outfile = os.path.join(self.tmp, "out", "events.ndjson")
-        self.logs = os.path.join(self.tmp, "logs")
-        self.conf = os.path.join(self.tmp, "pmtatail.conf")
-        for d in (os.path.dirname(self.outfile), self.logs):
-            os.makedirs(d, exist_ok=True)
+        self.makedirs(os.path.dirname(self.outfile), self.logs)
         self.sims = {}
         self.out = Out(self.outfile)
-        self.proc = None
-        self.err_path = None
-        self.runs = 0
-        self.backend = None
-        self.extra_procs = []
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
@@ -218,43 +207,24 @@ class Env:
     # -- the daemon
 
     def start(self, env=None, wait_ready=True, conf=None):
-        assert self.proc is None
-        self.runs += 1
-        self.err_path = os.path.join(self.logs, "run-%d.stderr" % self.runs)
+        """A run without systemd's variables (but those in env)."""
         full_env = dict(os.environ)
         for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
             full_env.pop(k, None)
         full_env.update(env or {})
-        with open(self.err_path, "wb") as eh:
-            self.proc = subprocess.Popen([BINARY, "-c", conf or self.conf, "run"],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=eh, env=full_env)
-        if wait_ready:
-            poll_until(lambda: self.proc.poll() is not None
-                       or (inotify_watches(self.proc.pid) or 0) >= 1, 5)
-        return self.proc
+        return super().start(wait_ready=wait_ready, env=full_env, conf=conf)
 
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig=signal.SIGTERM, timeout=20):
-        p, self.proc = self.proc, None
-        if p is None:
-            return None
-        if p.poll() is None:
-            p.send_signal(sig)
-        try:
-            return p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            return "timeout"
+    @property
+    def err_path(self):
+        return self.runs[-1][0] if self.runs else None
 
     def expect_stop(self, label, sig=signal.SIGTERM):
         rc = self.stop(sig)
         check("%s: %s, exit status 0" % (label, signal.Signals(sig).name), rc == 0,
               ["got %r" % (rc,)] + clip(self.stderr(), 6))
         return rc
+
+    # The last run's stderr (or the file at path), as one text.
 
     def stderr(self, path=None):
         try:
@@ -275,13 +245,7 @@ class Env:
 
     def cmd(self, *args, conf=None, user=None, timeout=20):
         """Run `pmtatail -c CONF ARGS...`: (exit status, stdout, stderr)."""
-        kw = {}
-        if user is not None:
-            kw = {"user": user[0], "group": user[1], "extra_groups": []}
-        p = subprocess.run([BINARY, "-c", conf or self.conf] + list(args),
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, **kw)
-        return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8",
-                                                                                  "replace")
+        return self.command(*args, conf=conf, user=user, timeout=timeout)
 
     def status_json(self):
         rc, out, err = self.cmd("status", "--json")
@@ -312,23 +276,12 @@ class Env:
         check("%s: all %d written records delivered, each once" % (label, total), not probs,
               probs + clip(self.stderr(), 6))
 
-    def cleanup(self):
-        for p in [self.proc] + self.extra_procs:
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
-        self.proc = None
+    def close_writers(self):
         for s in self.sims.values():
             try:
                 s.close()
             except (OSError, AttributeError):
                 pass
-        if self.backend is not None:
-            self.backend.stop()
-        if KEEP:
-            info("%s kept in %s" % (self.name, self.tmp))
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # -------------------------------------------------------------- sd_notify

@@ -49,13 +49,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backend import Backend  # noqa: E402
-from harness import check, finish, info, inotify_watches, poll_until  # noqa: E402
+from harness import Daemon, check, finish, info, poll_until  # noqa: E402
 from pmta_sim import HEADER, filtered_bytes, rcpt_number, record_bytes  # noqa: E402
 from pmta_sim import record_fields  # noqa: E402
 
@@ -104,27 +103,20 @@ def create_on_inode(path, ino, tries=300):
     return False
 
 
-class Env:
+class Env(Daemon):
     """A temporary directory, a fake backend, a configuration, daemon runs."""
 
+    STDOUT_FILE = False
+
     def __init__(self, name, batch=50, user=None, metrics=False, extra_output=""):
-        self.name = name
-        self.tmp = tempfile.mkdtemp(prefix="pmtatail-book-%s-" % name)
-        self.pmta = os.path.join(self.tmp, "pmta")
-        self.archive = os.path.join(self.pmta, "archive")
-        self.live = os.path.join(self.pmta, "bounces.csv")
-        self.state = os.path.join(self.tmp, "state")
-        self.offsets = os.path.join(self.state, "offsets.json")
-        self.logs = os.path.join(self.tmp, "logs")
+        super().__init__(BINARY, name, "pmtatail-book-%s-" % name, KEEP)
         self.metrics = os.path.join(self.tmp, "metrics", "pmtatail.prom") if metrics else None
-        for d in (self.pmta, self.archive, self.logs, self.state):
-            os.makedirs(d, exist_ok=True)
+        self.makedirs(self.pmta, self.archive, self.logs, self.state)
         if self.metrics:
             os.makedirs(os.path.dirname(self.metrics))
         self.user = user
         self.backend = Backend(port=Backend.free_port())
         self.backend.start()
-        self.conf = os.path.join(self.tmp, "pmtatail.conf")
         # arrays of `batch` events: the scenarios count in batches (and
         # sockets: one event per request would hold 16 connections)
         with open(self.conf, "w") as fh:
@@ -143,11 +135,9 @@ class Env:
                 for f in files:
                     os.chown(os.path.join(root, f), user, user)
             os.chmod(self.state, 0o700)
-        self.proc = None
-        self.runs = []
 
     def start(self, nofile=None):
-        err = os.path.join(self.logs, "run-%d.stderr" % (len(self.runs) + 1))
+        """A run (as the Env's user, with at most nofile descriptors)."""
         user = self.user
 
         def pre():
@@ -157,60 +147,23 @@ class Env:
                 os.setgroups([])
                 os.setgid(user)
                 os.setuid(user)
-        with open(err, "wb") as eh:
-            self.proc = subprocess.Popen([BINARY, "-c", self.conf, "run"],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=eh, preexec_fn=pre)
-        self.runs.append(err)
-        poll_until(lambda: self.proc.poll() is not None
-                   or (inotify_watches(self.proc.pid) or 0) >= 1, 5)
-        return self.proc
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+        return super().start(preexec_fn=pre)
 
     def stop(self, sig=signal.SIGTERM):
-        p, self.proc = self.proc, None
-        if p is None:
-            return None
-        if p.poll() is None:
-            p.send_signal(sig)
-        try:
-            return p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            return "timeout"
-
-    def freeze(self):
-        self.proc.send_signal(signal.SIGSTOP)
-
-        def stopped():
-            with open("/proc/%d/stat" % self.proc.pid) as fh:
-                return fh.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
-        return poll_until(stopped, 5, 0.005)
-
-    def thaw(self):
-        self.proc.send_signal(signal.SIGCONT)
+        return self.end_run(sig)
 
     def stderr(self, run=None):
-        sel = self.runs if run is None else [self.runs[run]]
-        out = []
-        for p in sel:
-            with open(p, "rb") as fh:
-                out.append(fh.read().decode("utf-8", "replace"))
-        return "".join(out).replace(self.tmp, "TMP")
+        return super().stderr(run).replace(self.tmp, "TMP")
 
     def said(self, pattern, run=None):
         return [ln for ln in self.stderr(run).splitlines() if re.search(pattern, ln)]
 
     def tail(self, k=10):
-        return ["stderr: " + ln for ln in self.stderr(-1).splitlines()[-k:]] if self.runs else []
+        return self.stderr_tail(k)
 
     def status(self):
-        r = subprocess.run([BINARY, "-c", self.conf, "status"], capture_output=True, text=True,
-                           timeout=30)
-        return r.returncode, (r.stdout + r.stderr).replace(self.tmp, "TMP")
+        rc, out, err = self.command("status", timeout=30)
+        return rc, (out + err).replace(self.tmp, "TMP")
 
     def state_entries(self):
         try:
@@ -262,15 +215,6 @@ class Env:
         check("%s: no record that was not written" % label, not extra, ["u%s" % extra[:40]])
         check("%s: every event carries its record's fields" % label, not wrong, wrong[:6])
 
-    def cleanup(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.backend.stop()
-        if KEEP:
-            info("%s kept in %s" % (self.name, self.tmp))
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def wait_entry(e, pred, timeout=20):

@@ -40,11 +40,9 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 import zlib
@@ -52,7 +50,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import Sim, ranges, rcpt_number, record_bytes, record_fields  # noqa: E402
 from backend import Backend  # noqa: E402
-from harness import check, finish, info, inotify_watches, poll_until
+from harness import Daemon, check, finish, info, poll_until
 
 ONLY = [s for s in os.environ.get("PMTATAIL_PUSH_ONLY", "").split(",") if s]
 SEED = int(os.environ.get("PMTATAIL_PUSH_SEED", str(int(time.time()) % 100000)))
@@ -98,7 +96,7 @@ def compare(n, ev):
 # -------------------------------------------------------------- one scenario
 
 
-class Env:
+class Env(Daemon):
     """A temporary directory, a fake backend, a configuration, a simulated
     writer, and the daemon runs."""
 
@@ -108,17 +106,10 @@ class Env:
 
     def __init__(self, name, output=None, headers=None, header_file=None, backend_up=True,
                  sim_args=None, path="/system/bounce_webhook?type=pmta"):
-        self.name = name
+        super().__init__(BINARY, name, "pmtatail-push-%s-" % name, KEEP)
         self.path = path
-        self.tmp = tempfile.mkdtemp(prefix="pmtatail-push-%s-" % name)
-        self.pmta = os.path.join(self.tmp, "pmta")
-        self.archive = os.path.join(self.pmta, "archive")
-        self.live = os.path.join(self.pmta, "bounces.csv")
-        self.state = os.path.join(self.tmp, "state")
         self.dead = os.path.join(self.state, "dead-letter.ndjson")
-        self.logs = os.path.join(self.tmp, "logs")
-        for d in (self.pmta, self.archive, self.logs):
-            os.makedirs(d, exist_ok=True)
+        self.makedirs(self.pmta, self.archive, self.logs)
         rng = random.Random(SEED + zlib.crc32(name.encode()))
         # Secrets: every scenario sends one; none may show in stderr.
         self.secret = "sig-%016x" % rng.getrandbits(64)
@@ -136,7 +127,6 @@ class Env:
         self.output.update(output or {})
         for k in [k for k, v in self.output.items() if v is None]:
             del self.output[k]  # None: the key left out (its default)
-        self.conf = os.path.join(self.tmp, "pmtatail.conf")
         with open(self.conf, "w") as fh:
             fh.write("[source bounces]\npath = %s\narchive_dir = %s\nrecords = b, rb\n\n"
                      % (self.live, self.archive))
@@ -152,10 +142,6 @@ class Env:
                     pause_prob=0.02)
         args.update(sim_args or {})
         self.sim = Sim(self.live, self.archive, **args)
-        self.proc = None
-        self.runs = []      # [stderr path, exit status]
-        self.cmd_out = []   # outputs of other commands (checked for secrets too)
-        self.kills = 0
         # What the backend accepted, by record number.
         self.acc_pos = 0
         self.acc = collections.Counter()
@@ -174,98 +160,19 @@ class Env:
 
     # -- the daemon
 
-    def start(self, wait_ready=True, preexec_fn=None):
-        assert self.proc is None
-        err = os.path.join(self.logs, "run-%d.stderr" % (len(self.runs) + 1))
-        with open(err, "wb") as eh, open(err[:-len("stderr")] + "stdout", "wb") as oh:
-            self.proc = subprocess.Popen([BINARY, "-c", self.conf, "run"],
-                                         stdin=subprocess.DEVNULL, stdout=oh, stderr=eh,
-                                         preexec_fn=preexec_fn)
-        self.runs.append([err, None])
-        if wait_ready:
-            poll_until(lambda: self.proc.poll() is not None
-                       or (inotify_watches(self.proc.pid) or 0) >= 1, 5)
-        return self.proc
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self, sig=signal.SIGTERM, timeout=20):
         """Signal the daemon and reap it: (exit status or 'timeout', seconds)."""
-        p, self.proc = self.proc, None
-        if p is None:
+        if self.proc is None:
             return None, 0.0
         t0 = time.monotonic()
-        if p.poll() is None:
-            p.send_signal(sig)
-        try:
-            rc = p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            rc = "timeout"
-        self.runs[-1][1] = rc
+        rc = self.end_run(sig, timeout)
         return rc, time.monotonic() - t0
-
-    def kill9(self):
-        self.kills += 1
-        return self.stop(signal.SIGKILL)[0]
 
     def expect_stop(self, label, timeout=20):
         rc, t = self.stop(timeout=timeout)
         check("%s: SIGTERM, exit status 0 (%.2f s)" % (label, t), rc == 0,
               ["got %r" % (rc,)] + self.stderr_tail())
         return rc, t
-
-    def command(self, *args, timeout=60):
-        """Run `pmtatail -c CONF ARGS...`: (exit status, stdout, stderr)."""
-        try:
-            r = subprocess.run([BINARY, "-c", self.conf] + list(args), stdin=subprocess.DEVNULL,
-                               capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode("utf-8", "replace")
-            err = (e.stderr or b"").decode("utf-8", "replace")
-            self.cmd_out.append(out + err)
-            return "timeout", out, err
-        out = r.stdout.decode("utf-8", "replace")
-        err = r.stderr.decode("utf-8", "replace")
-        self.cmd_out.append(out + err)
-        return r.returncode, out, err
-
-    def stderr(self, run=None):
-        sel = self.runs if run is None else [self.runs[run if run < 0 else run - 1]]
-        out = []
-        for path, _ in sel:
-            with open(path, "rb") as fh:
-                out.append(fh.read().decode("utf-8", "replace"))
-        return "".join(out)
-
-    def said(self, pattern, run=None):
-        """stderr lines (temporary directory shown as TMP) matching a regex."""
-        return [ln for ln in self.stderr(run).replace(self.tmp, "TMP").splitlines()
-                if re.search(pattern, ln, re.I)]
-
-    def stderr_tail(self, k=8, run=-1):
-        if not self.runs:
-            return []
-        return ["stderr: " + line for line in
-                self.stderr(run).replace(self.tmp, "TMP").splitlines()[-k:]]
-
-    def cleanup(self):
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-        try:
-            self.sim.close()
-        except OSError:
-            pass
-        self.backend.stop()
-        if KEEP:
-            info("%s kept in %s" % (self.name, self.tmp))
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- what the backend accepted
 

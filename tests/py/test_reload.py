@@ -25,12 +25,12 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import shutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backend import Backend  # noqa: E402
+from harness import Daemon  # noqa: E402
 
 BINARY = os.path.abspath(sys.argv[1])
 TIMEOUT = 60 if os.environ.get("PMTATAIL_SANITIZED") else 30
@@ -56,17 +56,17 @@ def wait(cond, timeout=TIMEOUT):
     return cond()
 
 
-class Env:
+class Env(Daemon):
+    STDOUT_FILE = False
+
     def __init__(self, backend):
-        self.dir = tempfile.mkdtemp(prefix="pmtatail-reload-")
+        super().__init__(BINARY, "reload", "pmtatail-reload-")
+        self.dir = self.tmp
         self.log = os.path.join(self.dir, "log")
         os.makedirs(self.log)
-        self.state = os.path.join(self.dir, "state")
-        self.conf = os.path.join(self.dir, "pmtatail.conf")
+        self.makedirs(self.logs)
         self.backend = backend
         self.n = 0
-        self.proc = None
-        self.stderr = os.path.join(self.dir, "daemon.log")
 
     def write_conf(self, sources=("bounces",), output=True, extra=""):
         text = ""
@@ -90,8 +90,8 @@ class Env:
                 f.write(f"{kind},1700000000,a@sender.test,r{self.n}@{source}.test,5.1.1\r\n")
 
     def start(self):
-        self.proc = subprocess.Popen([BINARY, "-c", self.conf, "run"], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=open(self.stderr, "w"))
+        self.proc = None  # a run that exited is replaced
+        super().start(wait_ready=False)
         return wait(lambda: self.status().get("state") == "running" and self.status().get("pid") == self.proc.pid)
 
     def status(self):
@@ -107,9 +107,7 @@ class Env:
             return ""
 
     def cmd(self, *args, timeout=90):
-        p = subprocess.run([BINARY, "-c", self.conf] + list(args), stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=timeout)
-        return p.returncode, p.stdout, p.stderr
+        return self.command(*args, timeout=timeout)
 
     def delivered(self):
         return self.backend.accepted_counts("rcpt")
@@ -131,19 +129,11 @@ class Env:
         return out
 
     def daemon_log(self):
-        try:
-            return open(self.stderr).read()[-3000:]
-        except OSError:
-            return ""
+        """The last run's stderr, its end."""
+        return self.stderr(-1)[-3000:] if self.runs else ""
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        return self.end_run(timeout=TIMEOUT)
 
 
 def main():

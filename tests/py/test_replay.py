@@ -50,11 +50,9 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 import zlib
@@ -63,22 +61,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import (HEADER, HEADER_FIELDS, TIME_BASE, Sim, ranges,  # noqa: E402
                       rcpt_number, record_bytes, record_fields)
 from backend import Backend  # noqa: E402
-from harness import check, finish, info
+from harness import Daemon, check, finish, info, poll_until, wait_or_kill
 
 ONLY = [s for s in os.environ.get("PMTATAIL_REPLAY_ONLY", "").split(",") if s]
 KEEP = bool(os.environ.get("PMTATAIL_REPLAY_KEEP"))
 SECRET = "replay-secret-7f3a91c2"
 
 BINARY = None
-
-
-def poll_until(pred, timeout, step=0.02):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(step)
 
 
 # -------------------------------------------------------------- files
@@ -164,26 +153,21 @@ def first_disorder(nums):
 # -------------------------------------------------------------- one scenario
 
 
-class Env:
+class Env(Daemon):
     """A temporary directory, a backend, configurations, command runs."""
 
     def __init__(self, name, keep_bodies=True, **output):
-        self.name = name
-        self.tmp = tempfile.mkdtemp(prefix="pmtatail-replay-%s-" % name)
+        super().__init__(BINARY, name, "pmtatail-replay-%s-" % name, KEEP)
         self.arch = os.path.join(self.tmp, "old")
-        self.pmta = os.path.join(self.tmp, "pmta")
-        self.live = os.path.join(self.pmta, "bounces.csv")
-        self.live_arch = os.path.join(self.pmta, "archive")
-        self.state = os.path.join(self.tmp, "state")
-        for d in (self.arch, self.pmta, self.live_arch):
-            os.makedirs(d, exist_ok=True)
+        self.live_arch = self.archive
+        self.makedirs(self.arch, self.pmta, self.live_arch)
         self.backend = Backend(port=0, keep_bodies=keep_bodies).start()
         self.output = collections.OrderedDict([
             ("format", "batch"), ("batch_max_records", "50"), ("linger_ms", "20"),
             ("timeout_s", "5"), ("retry_max_s", "1"), ("concurrency", "4")])
         self.output.update(output)
         self.conf = self.write_conf("pmtatail.conf", self.state)
-        self.outputs = []
+        self.outputs = self.cmd_out  # every command's output, for the secret
         self.daemon = None
 
     def write_conf(self, name, state):
@@ -208,17 +192,7 @@ class Env:
 
     def replay(self, *args, conf=None, timeout=60, cwd=None):
         """`pmtatail -c CONF replay ARGS...`: (exit status, stdout, stderr)."""
-        cmd = [BINARY, "-c", conf or self.conf, "replay"] + list(args)
-        try:
-            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                               timeout=timeout, cwd=cwd)
-            rc, out, err = r.returncode, r.stdout, r.stderr
-        except subprocess.TimeoutExpired as e:
-            rc, out, err = "timeout", e.stdout or b"", e.stderr or b""
-        out = out.decode("utf-8", "replace")
-        err = err.decode("utf-8", "replace")
-        self.outputs.append(out + err)
-        return rc, out, err
+        return self.command("replay", *args, conf=conf, timeout=timeout, cwd=cwd)
 
     def spawn(self, *args, conf=None, name="replay"):
         """Start `pmtatail -c CONF replay ARGS...` (stdout/stderr to files)."""
@@ -234,12 +208,7 @@ class Env:
 
     @staticmethod
     def reap(p, timeout=60):
-        try:
-            rc = p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            rc = "timeout"
+        rc = wait_or_kill(p, timeout)
         with open(p.errp, "rb") as fh:
             err = fh.read().decode("utf-8", "replace")
         with open(p.outp, "rb") as fh:
@@ -283,14 +252,9 @@ class Env:
         check("%s: the header secret never in replay output" % label, not leaked)
 
     def cleanup(self):
-        if self.daemon is not None and self.daemon.poll() is None:
-            self.daemon.kill()
-            self.daemon.wait()
-        self.backend.stop()
-        if KEEP:
-            info("%s kept in %s" % (self.name, self.tmp))
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.daemon is not None:
+            self.extra_procs.append(self.daemon)
+        super().cleanup()
 
 
 SCENARIOS = []

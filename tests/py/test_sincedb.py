@@ -35,17 +35,14 @@ errors exit 2. Standard library only.
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
-import shutil
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import HEADER, crlf_cut, numbers_with_crlf_inside, record_bytes, rcpt_number  # noqa: E402
 from backend import Backend  # noqa: E402
-from harness import check, finish, info, poll_until  # noqa: E402
+from harness import Daemon, check, finish, info, poll_until  # noqa: E402
 
 BINARY = None
 KEEP = bool(os.environ.get("PMTATAIL_SINCEDB_KEEP"))
@@ -82,69 +79,27 @@ def birth_time(path):
         return None
 
 
-class Env:
+class Env(Daemon):
+    STDOUT_FILE = False
+
     def __init__(self, name):
-        self.name = name
-        self.tmp = tempfile.mkdtemp(prefix="pmtatail-sincedb-%s-" % name)
-        self.pmta = os.path.join(self.tmp, "pmta")
-        self.archive = os.path.join(self.pmta, "archive")
-        self.live = os.path.join(self.pmta, "bounces.csv")
-        self.state = os.path.join(self.tmp, "state")
-        self.offsets = os.path.join(self.state, "offsets.json")
+        super().__init__(BINARY, name, "pmtatail-sincedb-%s-" % name, KEEP)
         self.sincedb = os.path.join(self.tmp, "sincedb_logstash")
-        os.makedirs(self.archive)
+        self.makedirs(self.archive, self.logs)
         self.backend = Backend()
         self.backend.start()
-        self.conf = os.path.join(self.tmp, "pmtatail.conf")
         with open(self.conf, "w") as fh:
             fh.write("[source bounces]\npath = %s\narchive_dir = %s\nrecords = b, rb\n\n"
                      "[output]\nurl = %s\nlinger_ms = 20\n\n[state]\ndir = %s\n\n"
                      "[log]\nlevel = info\n"
                      % (self.live, self.archive, self.backend.url("/bounces"), self.state))
-        self.proc = None
-        self.err = os.path.join(self.tmp, "daemon.stderr")
 
     def cmd(self, *args):
-        p = subprocess.run([BINARY, "-c", self.conf] + list(args), capture_output=True,
-                           text=True, timeout=60)
-        return p.returncode, p.stdout.replace(self.tmp, "TMP"), p.stderr.replace(self.tmp, "TMP")
+        rc, out, err = self.command(*args)
+        return rc, out.replace(self.tmp, "TMP"), err.replace(self.tmp, "TMP")
 
     def start(self):
-        with open(self.err, "wb") as eh:
-            self.proc = subprocess.Popen([BINARY, "-c", self.conf, "run"],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=eh)
-
-    def stop(self):
-        p, self.proc = self.proc, None
-        if p is None:
-            return None
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-        try:
-            return p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            return "timeout"
-
-    def stderr_tail(self, k=8):
-        try:
-            with open(self.err, "rb") as fh:
-                lines = fh.read().decode("utf-8", "replace").replace(self.tmp, "TMP")
-        except OSError:
-            return []
-        return ["stderr: " + ln for ln in lines.splitlines()[-k:]]
-
-    def cleanup(self):
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-        self.backend.stop()
-        if KEEP:
-            info("%s kept in %s" % (self.name, self.tmp))
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        return super().start(wait_ready=False)
 
 
 def line_for(out, lineno):

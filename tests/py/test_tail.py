@@ -41,11 +41,8 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -53,7 +50,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import Sim, ranges, rcpt_number, record_bytes, record_fields  # noqa: E402
-from harness import check, finish, info, inotify_watches, poll_until
+from harness import Daemon, check, finish, info, poll_until
 from backend import Backend  # noqa: E402
 
 SCALE = float(os.environ.get("PMTATAIL_TAIL_SCALE", "1"))
@@ -221,24 +218,16 @@ def proc_status(pid, field, all_threads=False):
     return total
 
 
-class Env:
+class Env(Daemon):
     """A temporary directory with a configuration, a simulated writer, the
     output reader, and the daemon runs."""
 
     def __init__(self, name, same_dir=False, batch=BATCH, linger=20, sim_args=None, http=False):
-        self.name = name
-        self.tmp = tempfile.mkdtemp(prefix="pmtatail-%s-" % name)
-        self.pmta = os.path.join(self.tmp, "pmta")
-        self.archive = self.pmta if same_dir else os.path.join(self.pmta, "archive")
-        self.live = os.path.join(self.pmta, "bounces.csv")
-        self.state = os.path.join(self.tmp, "state")
-        self.offsets = os.path.join(self.state, "offsets.json")
+        super().__init__(BINARY, name, "pmtatail-%s-" % name, KEEP)
+        if same_dir:
+            self.archive = self.pmta
         self.outfile = os.path.join(self.tmp, "out", "events.ndjson")
-        self.logs = os.path.join(self.tmp, "logs")
-        for d in (self.pmta, self.archive, os.path.dirname(self.outfile), self.logs):
-            os.makedirs(d, exist_ok=True)
-        self.conf = os.path.join(self.tmp, "pmtatail.conf")
-        self.backend = None
+        self.makedirs(self.pmta, self.archive, os.path.dirname(self.outfile), self.logs)
         if http:  # tests/py/backend.py instead of the file output
             self.backend = Backend()
             self.backend.start()
@@ -254,102 +243,12 @@ class Env:
         args.update(sim_args or {})
         self.sim = Sim(self.live, self.archive, **args)
         self.out = HttpOut(self.backend, self.sim) if http else Out(self.outfile, self.sim)
-        self.proc = None
-        self.runs = []  # (stderr path, exit status)
-        self.kills = 0
         self.dupes_seen = set()  # duplicated records already reported
-
-    # -- the daemon
-
-    def start(self, wait_ready=True):
-        assert self.proc is None
-        err = os.path.join(self.logs, "run-%d.stderr" % (len(self.runs) + 1))
-        with open(err, "wb") as eh, open(err[:-len("stderr")] + "stdout", "wb") as oh:
-            self.proc = subprocess.Popen([BINARY, "-c", self.conf, "run"],
-                                         stdin=subprocess.DEVNULL, stdout=oh, stderr=eh)
-        self.runs.append([err, None])
-        if wait_ready:
-            # Ready when its directory watches are in place (or it exited).
-            poll_until(lambda: self.proc.poll() is not None
-                       or (inotify_watches(self.proc.pid) or 0) >= 1, 5)
-        return self.proc
 
     def freeze(self):
         """SIGSTOP the daemon and wait until it is stopped (state T): the
         reader falls behind by whatever is written until thaw()."""
-        self.proc.send_signal(signal.SIGSTOP)
-
-        def stopped():
-            with open("/proc/%d/stat" % self.proc.pid) as fh:
-                return fh.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
-        check("%s: daemon frozen by SIGSTOP" % self.name, poll_until(stopped, 5, 0.005))
-
-    def thaw(self):
-        self.proc.send_signal(signal.SIGCONT)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig=signal.SIGTERM, timeout=20):
-        """Signal the daemon and reap it; its exit status ('timeout' if it
-        had to be killed)."""
-        p, self.proc = self.proc, None
-        if p is None:
-            return None
-        if p.poll() is None:
-            p.send_signal(sig)
-        try:
-            rc = p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            rc = "timeout"
-        self.runs[-1][1] = rc
-        return rc
-
-    def kill9(self):
-        self.kills += 1
-        return self.stop(signal.SIGKILL)
-
-    def stderr(self, run=None):
-        """stderr text of one run (1-based; -1 the last) or of all runs."""
-        sel = self.runs if run is None else [self.runs[run if run < 0 else run - 1]]
-        out = []
-        for path, _ in sel:
-            with open(path, "rb") as fh:
-                out.append(fh.read().decode("utf-8", "replace"))
-        return "".join(out)
-
-    def messages(self, run=None):
-        """stderr lines with the temporary directory replaced by TMP (so that a
-        word search does not match the directory's name)."""
-        return self.stderr(run).replace(self.tmp, "TMP").splitlines()
-
-    def said(self, pattern, run=None):
-        """stderr lines (TMP-relative) matching a regular expression."""
-        return [ln for ln in self.messages(run) if re.search(pattern, ln, re.I)]
-
-    def stderr_tail(self, k=8, run=-1):
-        if not self.runs:
-            return []
-        return ["stderr: " + line for line in self.stderr(run).splitlines()[-k:]]
-
-    def cleanup(self):
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-        try:
-            self.sim.close()
-        except OSError:
-            pass
-        if self.backend is not None:
-            self.backend.stop()
-        if KEEP:
-            info("%s kept in %s" % (self.name, self.tmp))
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        check("%s: daemon frozen by SIGSTOP" % self.name, super().freeze())
 
     # -- waiting and checking
 
@@ -369,12 +268,6 @@ class Env:
         t0 = time.monotonic()
         poll_until(done, t)
         return not todo, time.monotonic() - t0
-
-    def expect_stop(self, label, sig=signal.SIGTERM):
-        rc = self.stop(sig)
-        check("%s: %s, exit status 0" % (label, signal.Signals(sig).name), rc == 0,
-              ["got %r" % (rc,)] + self.stderr_tail())
-        return rc
 
     def verify(self, label, exact=True, required=None, dupes_max=None):
         """The checks every scenario ends with."""
