@@ -17,7 +17,7 @@
 3. Its files, extracted with dpkg-deb -x: the binary runs --version and
    loads the packaged configuration, whose webhook URL is commented out so
    that `run` refuses to start unconfigured; the man page documents every
-   configuration key of config/config.c and every command, and renders
+   configuration key of config/keys.c and every command, and renders
    without warnings; the unit carries the directives the brief requires.
 4. systemd-analyze verify on the packaged unit (a copy whose ExecStart
    points at the extracted binary, MANPATH at the extracted man page, so
@@ -100,8 +100,8 @@ def project_version():
 
 
 def config_keys():
-    """(section, key) of every key config/config.c accepts."""
-    text = open(os.path.join(SRC, "config/config.c")).read()
+    """(section, key) of every key the key table (config/keys.c) accepts."""
+    text = open(os.path.join(SRC, "config/keys.c")).read()
     return re.findall(r'\[K_\w+\]\s*=\s*\{SEC_(\w+),\s*"([a-z_]+)"', text)
 
 
@@ -325,7 +325,7 @@ def check_man_page(root, tmp):
     plain = page.replace("\\-", "-").replace("\\fB", "").replace("\\fI", "").replace("\\fR", "").replace("\\fP", "")
     missing = [f"[{sec.lower()}] {key}" for sec, key in config_keys()
                if not re.search(r"^\.B[IR]? " + re.escape(key) + r"\b", plain, re.M)]
-    check(f"man page: documents the {len(config_keys())} configuration keys of config.c", config_keys() and not missing,
+    check(f"man page: documents the {len(config_keys())} configuration keys of config/keys.c", config_keys() and not missing,
           ", ".join(missing))
     commands = ["run", "replay", "status", "check-config", "dead-letter list", "dead-letter resend", "pmta-config",
                 "reload", "RestartPreventExitStatus", "78", "acct-file", "record-fields", "world-readable",
