@@ -9,6 +9,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import traceback
 
 
 class _Tally:
@@ -243,3 +244,32 @@ class Daemon:
             info("%s kept in %s" % (self.name, self.tmp))
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_scenarios(scenarios, only, make_env, tb_lines=6, stderr_tail=True):
+    """Run each scenario function (or those named in `only`, "-" for "_")
+    with an environment from make_env(name, fn), cleaned up whatever
+    happens; an exception in the test is a failed check. Returns the exit
+    status: 2 for an unknown name, else finish()'s."""
+    names = {fn.__name__.replace("_", "-"): fn for fn in scenarios}
+    unknown = [s for s in only if s not in names]
+    if unknown:
+        print("unknown scenario(s) %s; known: %s" % (unknown, ", ".join(names)))
+        return 2
+    t_all = time.monotonic()
+    for name, fn in names.items():
+        if only and name not in only:
+            continue
+        t0 = time.monotonic()
+        e = make_env(name, fn)
+        try:
+            fn(e)
+        except Exception:
+            check("%s: ran without an exception in the test" % name, False,
+                  traceback.format_exc().splitlines()[-tb_lines:]
+                  + (e.stderr_tail() if stderr_tail else []))
+        finally:
+            e.cleanup()
+        info("%s: %.1f s" % (name, time.monotonic() - t0))
+    info("total %.1f s" % (time.monotonic() - t_all))
+    return finish()

@@ -61,7 +61,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import (HEADER, HEADER_FIELDS, TIME_BASE, Sim, ranges,  # noqa: E402
                       rcpt_number, record_bytes, record_fields)
 from backend import Backend  # noqa: E402
-from harness import Daemon, check, finish, info, poll_until, wait_or_kill
+from harness import Daemon, check, finish, info, poll_until, run_scenarios, wait_or_kill
 
 ONLY = [s for s in os.environ.get("PMTATAIL_REPLAY_ONLY", "").split(",") if s]
 KEEP = bool(os.environ.get("PMTATAIL_REPLAY_KEEP"))
@@ -861,28 +861,7 @@ def main(argv):
     BINARY = os.path.abspath(argv[1])
     if not check("binary %s is executable" % BINARY, os.access(BINARY, os.X_OK)):
         return 1
-    t_all = time.monotonic()
-    names = collections.OrderedDict(
-        (fn.__name__.replace("_", "-"), fn) for fn in SCENARIOS)
-    unknown = [s for s in ONLY if s not in names]
-    if unknown:
-        print("unknown scenario(s) %s; known: %s" % (unknown, ", ".join(names)))
-        return 2
-    for name, fn in names.items():
-        if ONLY and name not in ONLY:
-            continue
-        t0 = time.monotonic()
-        e = Env(name, **fn.env)
-        try:
-            fn(e)
-        except Exception:
-            check("%s: ran without an exception in the test" % name, False,
-                  traceback.format_exc().splitlines()[-8:])
-        finally:
-            e.cleanup()
-        info("%s: %.1f s" % (name, time.monotonic() - t0))
-    info("total %.1f s" % (time.monotonic() - t_all))
-    return finish()
+    return run_scenarios(SCENARIOS, ONLY, lambda name, fn: Env(name, **fn.env), tb_lines=8, stderr_tail=False)
 
 
 if __name__ == "__main__":

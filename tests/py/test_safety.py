@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_push  # noqa: E402
 from test_push import Env  # noqa: E402
 from pmta_sim import filtered_bytes  # noqa: E402
-from harness import check, finish, info, poll_until  # noqa: E402
+from harness import check, finish, info, poll_until, run_scenarios  # noqa: E402
 
 ONLY = [s for s in os.environ.get("PMTATAIL_SAFETY_ONLY", "").split(",") if s]
 OUTAGE_S = float(os.environ.get("PMTATAIL_SAFETY_OUTAGE_S", "30"))
@@ -507,27 +507,7 @@ def main(argv):
     if not check("binary %s is executable" % test_push.BINARY,
                  os.access(test_push.BINARY, os.X_OK)):
         return 1
-    names = collections.OrderedDict((fn.__name__.replace("_", "-"), fn) for fn in SCENARIOS)
-    unknown = [s for s in ONLY if s not in names]
-    if unknown:
-        print("unknown scenario(s) %s; known: %s" % (unknown, ", ".join(names)))
-        return 2
-    t_all = time.monotonic()
-    for name, fn in names.items():
-        if ONLY and name not in ONLY:
-            continue
-        t0 = time.monotonic()
-        e = Env(name, **fn.env)
-        try:
-            fn(e)
-        except Exception:
-            check("%s: ran without an exception in the test" % name, False,
-                  traceback.format_exc().splitlines()[-6:] + e.stderr_tail())
-        finally:
-            e.cleanup()
-        info("%s: %.1f s" % (name, time.monotonic() - t0))
-    info("total %.1f s" % (time.monotonic() - t_all))
-    return finish()
+    return run_scenarios(SCENARIOS, ONLY, lambda name, fn: Env(name, **fn.env))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import Sim, ranges, rcpt_number, record_bytes, record_fields  # noqa: E402
-from harness import Daemon, check, finish, info, poll_until
+from harness import Daemon, check, finish, info, poll_until, run_scenarios
 from backend import Backend  # noqa: E402
 
 SCALE = float(os.environ.get("PMTATAIL_TAIL_SCALE", "1"))
@@ -993,27 +993,7 @@ def main(argv):
     if not check("binary %s is executable" % BINARY, os.access(BINARY, os.X_OK)):
         return 1
     info("seed %d (PMTATAIL_TAIL_SEED), scale %g, kills %d" % (SEED, SCALE, KILLS))
-    t_all = time.monotonic()
-    names = {fn.__name__.replace("_", "-"): fn for fn in SCENARIOS}
-    unknown = [s for s in ONLY if s not in names]
-    if unknown:
-        print("unknown scenario(s) %s; known: %s" % (unknown, ", ".join(names)))
-        return 2
-    for name, fn in names.items():
-        if ONLY and name not in ONLY:
-            continue
-        t0 = time.monotonic()
-        e = Env(name, **getattr(fn, "env", {}))
-        try:
-            fn(e)
-        except Exception:
-            check("%s: ran without an exception in the test" % name, False,
-                  traceback.format_exc().splitlines()[-6:] + e.stderr_tail())
-        finally:
-            e.cleanup()
-        info("%s: %.1f s" % (name, time.monotonic() - t0))
-    info("total %.1f s" % (time.monotonic() - t_all))
-    return finish()
+    return run_scenarios(SCENARIOS, ONLY, lambda name, fn: Env(name, **getattr(fn, "env", {})))
 
 
 if __name__ == "__main__":
