@@ -963,8 +963,8 @@ def batch_api(e):
     reqs = e.backend.requests()
     check("batch-api: wrong key: retried (%d requests), nothing accepted" % len(reqs),
           len(reqs) >= 2 and not any(r.accepted for r in reqs), e.request_summary())
-    check("batch-api: wrong key: said as a credentials problem",
-          bool(e.said("credentials refused.*Errors Code 1")), e.stderr_tail())
+    said = poll_until(lambda: e.said("credentials refused.*Errors Code 1"), 5)
+    check("batch-api: wrong key: said as a credentials problem", bool(said), e.stderr_tail())
     check("batch-api: wrong key: nothing dead-lettered", not e.dead_letters())
     e.expect_stop("batch-api (wrong key)")
     e.write_header_file([("Authorization", "Bearer " + key)])
@@ -1172,8 +1172,9 @@ def dead_letter_full(e):
     check("dead-letter-full: after the limit is lifted, each refused record once (%d lines)" %
           len(dl), None not in dl and sorted(rc) == sorted(refused) and
           all(c == 1 for c in rc.values()), ["%s" % sorted(rc.items())[:10]])
-    check("dead-letter-full: the end of the failure is said",
-          bool(e.said("writing the dead-letter file again")), e.stderr_tail())
+    # the line is logged just after the append's fdatasync: wait for it too
+    again = poll_until(lambda: e.said("writing the dead-letter file again"), 10)
+    check("dead-letter-full: the end of the failure is said", bool(again), e.stderr_tail())
     e.expect_stop("dead-letter-full")
     e.verify("dead-letter-full", refused=refused)
 
@@ -1229,7 +1230,8 @@ def dead_letter_lock(e):
     e.sim.write(20)
     ok, t = e.wait_delivered(required=[n for n in e.sim.required() if n != 7])
     check("dead-letter-lock: with the file locked, the others still delivered (%.2f s)" % t, ok)
-    check("dead-letter-lock: the lock is said", bool(e.said("locked")), e.stderr_tail())
+    said = poll_until(lambda: e.said("locked"), 5)
+    check("dead-letter-lock: the lock is said", bool(said), e.stderr_tail())
     check("dead-letter-lock: nothing written while locked", os.path.getsize(e.dead) == 0)
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
