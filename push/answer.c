@@ -100,6 +100,16 @@ void answer_judge(const char *data, size_t len, bool status_code_250, struct ans
                 data += 3;
                 len -= 3;
         }
+        /* Most answers are a short acceptance: one that names none of
+         * Oempro's keys says nothing, and costs no JSON parse (which would
+         * cost more than the request) */
+        static const char *const quoted[] = {"\"Success\"", "\"StatusCode\"", "\"ErrorCount\"",
+                                             "\"Errors\"", "\"ProcessedCount\""};
+        bool named = false;
+        for (size_t i = 0; !named && i < sizeof quoted / sizeof quoted[0]; i++)
+                named = memmem(data, len, quoted[i], strlen(quoted[i])) != NULL;
+        if (!named)
+                return;
         json_t *last = NULL;
         size_t pos = 0;
         for (int tries = 0; tries < TRIES_MAX && pos < len; tries++) {

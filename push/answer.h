@@ -23,6 +23,7 @@ struct answer {
 /* Judge `len` bytes of an answer (its first 64 KiB). The answer is the first JSON object in it that
  * has one of Oempro's keys (Success, StatusCode, ErrorCount, Errors, ProcessedCount), else the last
  * JSON object in it, after a BOM and any text before it (a PHP notice); what follows it is ignored.
+ * An answer that names none of those keys says nothing (ANSWER_SILENT) and is not parsed.
  * An object cut off by the cap is looked at for "Success": false. `status_code_250`: the
  * type=fluentd webhook, whose acceptance is "StatusCode": 250. */
 void answer_judge(const char *data, size_t len, bool status_code_250, struct answer *out);

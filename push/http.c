@@ -29,6 +29,7 @@
 
 #include "answer.h"
 #include "buf.h"
+#include "exchange.h"
 #include "pace.h"
 
 #include <curl/curl.h>
@@ -41,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -94,7 +96,13 @@ struct http_push {
         char *url, *ca_file, *dead_letter, *user_agent;
         struct push_header *headers;
         CURLM *multi;
-        CURLU *curlu;  /* the URL parsed once, not at every request */
+        CURLU *curlu; /* the URL parsed once, not at every request */
+        /* One event per request: libcurl opens the connections, the
+         * exchange on them is ours (exchange.h); NULL: libcurl transfers. */
+        struct xchg *x;
+        bool x_owned;        /* the exchange has the easy handles */
+        struct pollfd *pfds; /* the caller's and the exchange's, for poll */
+        unsigned pfds_max;
         CURL **easies; /* one per concurrency slot, reused: keeps connections warm */
         /* libcurl's reason, per slot rather than per part: a backlog of
          * single-event parts stays small */
@@ -230,8 +238,12 @@ static int build_body(struct http_push *h, struct hpart *pt)
                 pt->view_len = pt->body.len;
         }
         XXH128_hash_t k = XXH3_128bits(pt->view, pt->view_len);
-        snprintf(pt->idem, sizeof pt->idem, "%016llx%016llx", (unsigned long long)k.high64,
-                 (unsigned long long)k.low64);
+        static const char hex[] = "0123456789abcdef";
+        for (int i = 0; i < 16; i++) {
+                pt->idem[i] = hex[(k.high64 >> (60 - 4 * i)) & 0xf];
+                pt->idem[16 + i] = hex[(k.low64 >> (60 - 4 * i)) & 0xf];
+        }
+        pt->idem[32] = '\0';
         if (h->o.gzip) {
                 if (pt->view != pt->body.data) {
                         buf_reset(&pt->body);
@@ -247,8 +259,28 @@ static int build_body(struct http_push *h, struct hpart *pt)
         return 0;
 }
 
+static int start_part_x(struct http_push *h, struct hpart *pt)
+{
+        int slot = xchg_free_slot(h->x);
+        if (slot < 0)
+                return -1;
+        if (!pt->built && build_body(h, pt) < 0) {
+                log_error(h->base.log, "cannot build a request body: %s", strerror(errno));
+                return -1;
+        }
+        if (xchg_start(h->x, (size_t)slot, pt, pt->view, pt->view_len, pt->idem, &pt->answer) < 0)
+                return -1;
+        pt->slot = (size_t)slot;
+        return 0;
+}
+
 static int start_part(struct http_push *h, struct hpart *pt)
 {
+        if (h->x) {
+                if (start_part_x(h, pt) < 0)
+                        return -1;
+                goto started;
+        }
         size_t slot = 0;
         while (slot < h->o.concurrency && h->easy_busy[slot])
                 slot++;
@@ -274,6 +306,7 @@ static int start_part(struct http_push *h, struct hpart *pt)
         h->easy_busy[slot] = true;
         pt->slot = slot;
         pt->easy = e;
+started:
         pt->in_flight = true;
         pt->started_ms = now_ms();
         pace_started(&h->pace, pt->started_ms, pt->count);
@@ -286,10 +319,12 @@ static int start_part(struct http_push *h, struct hpart *pt)
 
 static void release_easy(struct http_push *h, struct hpart *pt)
 {
-        curl_multi_remove_handle(h->multi, pt->easy);
-        for (size_t i = 0; i < h->o.concurrency; i++) {
-                if (h->easies[i] == pt->easy)
-                        h->easy_busy[i] = false;
+        if (pt->easy) {
+                curl_multi_remove_handle(h->multi, pt->easy);
+                for (size_t i = 0; i < h->o.concurrency; i++) {
+                        if (h->easies[i] == pt->easy)
+                                h->easy_busy[i] = false;
+                }
         }
         pt->easy = NULL;
         pt->in_flight = false;
@@ -582,26 +617,22 @@ static void delivered(struct http_push *h, struct hpart *pt)
         resolve(h, pt);
 }
 
-static void done(struct http_push *h, struct hpart *pt, CURLcode rc)
+/* The answer to a part (or the lack of one) decides its fate. */
+static void done(struct http_push *h, struct hpart *pt, const struct xchg_result *r)
 {
-        long status = 0;
-        curl_easy_getinfo(pt->easy, CURLINFO_RESPONSE_CODE, &status);
-        curl_off_t ra = 0;
-        curl_easy_getinfo(pt->easy, CURLINFO_RETRY_AFTER, &ra);
+        CURLcode rc = r->rc;
+        long status = r->status, ra = r->retry_after_s;
         release_easy(h, pt);
-        char why[CURL_ERROR_SIZE + 64];
+        char why[CURL_ERROR_SIZE + 160];
         if (rc != CURLE_OK) {
                 h->base.stats.answers[0]++;
-                if (pt->header_too_big || (rc == CURLE_OUT_OF_MEMORY && pt->header_bytes > 0))
-                        /* libcurl refuses a header line over 100 KiB as
-                         * "Out of memory": it is the answer that is wrong */
+                if (r->header_too_big)
                         snprintf(why, sizeof why,
                                  "the answer's header is too large (over %d KiB), HTTP %ld",
-                                 (pt->header_too_big ? HEADER_MAX : 100 * 1024) / 1024, status);
+                                 (pt->header_too_big || h->x ? HEADER_MAX : 100 * 1024) / 1024,
+                                 status);
                 else
-                        snprintf(why, sizeof why, "%s",
-                                 h->errbufs[pt->slot][0] ? h->errbufs[pt->slot]
-                                                         : curl_easy_strerror(rc));
+                        snprintf(why, sizeof why, "%s", r->why ? r->why : curl_easy_strerror(rc));
                 retry_later(h, pt, 0, why);
                 return;
         }
@@ -737,7 +768,23 @@ static void work(struct http_push *h)
                         struct hpart *pt = NULL;
                         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pt);
                         if (pt) {
-                                done(h, pt, m->data.result);
+                                CURLcode rc = m->data.result;
+                                long status = 0;
+                                curl_off_t ra = 0;
+                                curl_easy_getinfo(pt->easy, CURLINFO_RESPONSE_CODE, &status);
+                                curl_easy_getinfo(pt->easy, CURLINFO_RETRY_AFTER, &ra);
+                                /* libcurl refuses a header line over 100 KiB as
+                                 * "Out of memory": it is the answer that is wrong */
+                                struct xchg_result r = {
+                                    .rc = rc,
+                                    .status = status,
+                                    .retry_after_s = (long)ra,
+                                    .header_too_big =
+                                        pt->header_too_big ||
+                                        (rc == CURLE_OUT_OF_MEMORY && pt->header_bytes > 0),
+                                    .why = h->errbufs[pt->slot][0] ? h->errbufs[pt->slot] : NULL,
+                                };
+                                done(h, pt, &r);
                                 finished++;
                         }
                 }
@@ -750,9 +797,48 @@ static void work(struct http_push *h)
         }
 }
 
+/* An answer read (or not) on one of the exchange's connections. */
+static void exchanged(void *ctx, void *user, const struct xchg_result *r)
+{
+        done(ctx, user, r);
+}
+
+/* The wait of the exchange: one poll over the caller's fds and the
+ * connections'; libcurl only drives the connections being opened. */
+static int http_wait_x(struct http_push *h, struct pollfd *fds, unsigned nfds, int timeout_ms)
+{
+        if (nfds > 8)
+                nfds = 8;
+        int next = start_ready(h);
+        if (next >= 0 && (timeout_ms < 0 || next < timeout_ms))
+                timeout_ms = next;
+        if (nfds > 0)
+                memcpy(h->pfds, fds, nfds * sizeof *fds);
+        unsigned nx = xchg_pollfds(h->x, h->pfds + nfds, h->pfds_max - nfds, &timeout_ms);
+        int rc = poll(h->pfds, nfds + nx, timeout_ms);
+        if (rc < 0 && errno != EINTR)
+                return -1;
+        int n = 0;
+        for (unsigned i = 0; i < nfds + nx; i++) {
+                if (rc < 0)
+                        h->pfds[i].revents = 0;
+                if (i < nfds) {
+                        fds[i].revents = h->pfds[i].revents;
+                        n += fds[i].revents != 0;
+                }
+        }
+        xchg_work(h->x, h->pfds + nfds, nx);
+        dl_flush(h);
+        ack_ready(h);
+        start_ready(h);
+        return n;
+}
+
 static int http_wait(struct push *base, struct pollfd *fds, unsigned nfds, int timeout_ms)
 {
         struct http_push *h = (struct http_push *)base;
+        if (h->x)
+                return http_wait_x(h, fds, nfds, timeout_ms);
         struct curl_waitfd wfd[8];
         if (nfds > 8)
                 nfds = 8;
@@ -868,9 +954,11 @@ static size_t http_inflight(const struct push *base)
 static void http_close(struct push *base)
 {
         struct http_push *h = (struct http_push *)base;
+        /* first: its connections hold the parts' bodies */
+        xchg_close(h->x);
         for (struct hpart *pt = h->parts, *next; pt; pt = next) {
                 next = pt->next;
-                if (pt->in_flight)
+                if (pt->in_flight && pt->easy)
                         curl_multi_remove_handle(h->multi, pt->easy);
                 part_free(pt);
         }
@@ -880,8 +968,9 @@ static void http_close(struct push *base)
                 free(b->off);
                 free(b);
         }
-        for (size_t i = 0; h->easies && i < h->o.concurrency; i++)
+        for (size_t i = 0; !h->x_owned && h->easies && i < h->o.concurrency; i++)
                 curl_easy_cleanup(h->easies[i]);
+        free(h->pfds);
         curl_multi_cleanup(h->multi);
         curl_url_cleanup(h->curlu);
         for (size_t i = 0; h->hdrs && i < h->o.concurrency; i++) {
@@ -945,6 +1034,108 @@ static int slot_headers(struct http_push *h, size_t i)
         h->hdrs[i] = l;
         h->idem_at[i] = idem->data + strlen(IDEM_HEADER);
         return 0;
+}
+
+static bool custom_header(const struct http_push *h, const char *name)
+{
+        for (size_t k = 0; k < h->o.nheaders; k++)
+                if (strcasecmp(h->headers[k].name, name) == 0)
+                        return true;
+        return false;
+}
+
+/* Every request's header up to the Idempotency-Key's digits, as libcurl
+ * would write it: a configured header replaces ours of the same name, but
+ * the framing (Content-Length) stays ours. */
+static int request_head(struct http_push *h, struct buf *out)
+{
+        char *path = NULL, *query = NULL, *host = NULL, *port = NULL;
+        int rc = -1;
+        if (curl_url_get(h->curlu, CURLUPART_PATH, &path, 0) != CURLUE_OK ||
+            curl_url_get(h->curlu, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+                goto out;
+        (void)curl_url_get(h->curlu, CURLUPART_QUERY, &query, 0);
+        (void)curl_url_get(h->curlu, CURLUPART_PORT, &port, 0); /* only when the URL says it */
+        static const char *const fixed[][2] = {
+            {"User-Agent", NULL},
+            {"Accept", "*/*"},
+            {"Content-Type", "application/json"},
+        };
+        if (buf_puts(out, "POST ") < 0 || buf_puts(out, path) < 0 ||
+            (query && (buf_putc(out, '?') < 0 || buf_puts(out, query) < 0)) ||
+            buf_puts(out, " HTTP/1.1\r\n") < 0)
+                goto out;
+        if (!custom_header(h, "Host") &&
+            (buf_puts(out, "Host: ") < 0 || buf_puts(out, host) < 0 ||
+             (port && (buf_putc(out, ':') < 0 || buf_puts(out, port) < 0)) ||
+             buf_puts(out, "\r\n") < 0))
+                goto out;
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+                const char *v = fixed[i][1] ? fixed[i][1] : h->user_agent;
+                if (custom_header(h, fixed[i][0]))
+                        continue;
+                if (buf_puts(out, fixed[i][0]) < 0 || buf_puts(out, ": ") < 0 ||
+                    buf_puts(out, v) < 0 || buf_puts(out, "\r\n") < 0)
+                        goto out;
+        }
+        if (h->o.gzip && buf_puts(out, "Content-Encoding: gzip\r\n") < 0)
+                goto out;
+        for (size_t k = 0; k < h->o.nheaders; k++) {
+                const char *name = h->headers[k].name;
+                if (strcasecmp(name, "Content-Length") == 0 ||
+                    strcasecmp(name, "Transfer-Encoding") == 0 || strcasecmp(name, "Expect") == 0)
+                        continue;
+                if (buf_puts(out, name) < 0 || buf_puts(out, ": ") < 0 ||
+                    buf_puts(out, h->headers[k].value) < 0 || buf_puts(out, "\r\n") < 0)
+                        goto out;
+        }
+        rc = buf_puts(out, IDEM_HEADER);
+out:
+        curl_free(path);
+        curl_free(query);
+        curl_free(host);
+        curl_free(port);
+        return rc;
+}
+
+/* The exchange serves plain requests to the URL's own host: through a
+ * proxy, or with credentials in the URL, libcurl's transfers do it. */
+static bool exchange_fits(const struct http_push *h)
+{
+        if (!h->o.single || !h->curlu)
+                return false;
+        char *scheme = NULL, *user = NULL;
+        bool ok = curl_url_get(h->curlu, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+                  (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
+                  curl_url_get(h->curlu, CURLUPART_USER, &user, 0) != CURLUE_OK;
+        curl_free(scheme);
+        curl_free(user);
+        static const char *const proxies[] = {"http_proxy", "https_proxy", "HTTPS_PROXY",
+                                              "all_proxy", "ALL_PROXY"};
+        for (size_t i = 0; ok && i < sizeof proxies / sizeof proxies[0]; i++) {
+                const char *v = getenv(proxies[i]);
+                ok = !v || !*v;
+        }
+        return ok;
+}
+
+static int open_exchange(struct http_push *h)
+{
+        struct buf head;
+        buf_init(&head, 256 * 1024);
+        int rc = request_head(h, &head);
+        if (rc == 0)
+                rc = xchg_open(&h->x, h->easies, h->o.concurrency, head.data, head.len,
+                               h->o.timeout_s, exchanged, h);
+        if (head.data)
+                explicit_bzero(head.data, head.len); /* it holds the secrets */
+        buf_free(&head);
+        if (rc < 0)
+                return -1;
+        h->x_owned = true;
+        h->pfds_max = 8 + xchg_maxfds(h->x);
+        h->pfds = calloc(h->pfds_max, sizeof *h->pfds);
+        return h->pfds ? 0 : -1;
 }
 
 static const struct push_ops http_ops = {
@@ -1043,6 +1234,15 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
                         break;
                 }
                 curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->hdrs[i]);
+        }
+        if (ok && exchange_fits(h)) {
+                if (open_exchange(h) < 0)
+                        ok = false;
+                else
+                        log_debug(log,
+                                  "one event per request: the HTTP/1.1 exchange on "
+                                  "connections=%u kept alive",
+                                  h->o.concurrency);
         }
         if (!ok) {
                 http_close(&h->base);

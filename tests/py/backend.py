@@ -43,6 +43,13 @@ An answer: {"status": 200, "body": "..." or a JSON value, "headers": {...},
   reset  the same with a TCP RST (SO_LINGER 0)
   hang   never answer; the connection is closed when the client gives up (or at
          release()/stop())
+  raw    send the body as it is, no status line or header of ours, then close
+How an answer is framed ("framing"): "length" (Content-Length, the default),
+"chunked" (small chunks, a chunk extension, a trailer), "close" (no length:
+the body ends with the connection), "http10" (an HTTP/1.0 answer, then
+close); "interim": true sends a "100 Continue" before it.
+Backend(tls=(CERT, KEY)) listens with TLS (url() says https); set_idle_close(S)
+closes a kept-alive connection idle for S seconds, as Apache's KeepAliveTimeout.
 
 Precedence for each webhook request: a scripted answer (the queue is consumed
 one per request, whatever the request), else a missing/wrong required header
@@ -81,6 +88,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -112,7 +120,9 @@ def _answer(spec):
         body = body.encode()
     a["body"] = body
     a["headers"] = dict(a.get("headers") or {})
-    if a["action"] not in ("answer", "drop", "reset", "hang"):
+    if a.get("framing", "length") not in ("length", "chunked", "close", "http10"):
+        raise ValueError("unknown framing %r" % a["framing"])
+    if a["action"] not in ("answer", "drop", "reset", "hang", "raw"):
         raise ValueError("unknown action %r" % a["action"])
     return a
 
@@ -250,6 +260,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def setup(self):
+        # an idle kept-alive connection is closed after this (None: never)
+        self.timeout = self.server.backend.idle_close_s
         super().setup()
         self.backend = self.server.backend
         self.conn_id = self.backend._conn_opened(self.connection)
@@ -288,10 +300,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # -- answering
 
-    def _send(self, status, body, headers=None, close=False):
+    def _send(self, status, body, headers=None, close=False, framing="length", interim=False):
         reason = http.client.responses.get(status, "Status")
-        out = ["HTTP/1.1 %d %s" % (status, reason), "Server: fake-oempro/1",
-               "Content-Length: %d" % len(body)]
+        out = ["HTTP/%s %d %s" % ("1.0" if framing == "http10" else "1.1", status, reason),
+               "Server: fake-oempro/1"]
+        if framing == "chunked":
+            out.append("Transfer-Encoding: chunked")
+        elif framing == "close":
+            close = True
+        else:
+            out.append("Content-Length: %d" % len(body))
+        if framing == "http10":
+            close = True
         has_ct = False
         for k, v in (headers or {}).items():
             out.append("%s: %s" % (k, v))
@@ -301,7 +321,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if close:
             out.append("Connection: close")
             self.close_connection = True
+        if framing == "chunked":
+            chunks = [body[i:i + 7] for i in range(0, len(body), 7)]
+            body = b"".join(b"%x%s\r\n%s\r\n" % (len(c), b";ext=1" if k == 1 else b"", c)
+                            for k, c in enumerate(chunks)) + b"0\r\nX-Trailer: t\r\n\r\n"
         data = ("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body
+        if interim:
+            data = b"HTTP/1.1 100 Continue\r\n\r\n" + data
         self.wfile.write(data)
         try:
             self.wfile.flush()
@@ -367,9 +393,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if act == "answer":
                 try:
                     self._send(ans["status"], ans["body"], ans["headers"],
-                               close=bool(b._stopping.is_set()))
+                               close=bool(b._stopping.is_set()),
+                               framing=ans.get("framing", "length"),
+                               interim=bool(ans.get("interim")))
                 except OSError:
                     self.close_connection = True
+            elif act == "raw":
+                self.close_connection = True
+                try:
+                    self.wfile.write(ans["body"])
+                    self.wfile.flush()
+                except OSError:
+                    pass
             elif act == "drop":
                 self.close_connection = True
                 try:
@@ -418,7 +453,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class Backend:
     """The fake backend. See the module documentation."""
 
-    def __init__(self, host="127.0.0.1", port=0, keep_bodies=True, delay_ms=0):
+    def __init__(self, host="127.0.0.1", port=0, keep_bodies=True, delay_ms=0, tls=None):
+        self.tls = tls
+        self.idle_close_s = None
         self.host = host
         self.port = port
         self.keep_bodies = keep_bodies
@@ -459,6 +496,10 @@ class Backend:
                 time.sleep(0.05)
         else:
             raise last
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
         srv.backend = self
         self._server = srv
         self.port = srv.server_address[1]
@@ -499,7 +540,12 @@ class Backend:
         return self._server is not None
 
     def url(self, path="/system/bounce_webhook?type=pmta"):
-        return "http://%s:%d%s" % (self.host, self.port, path)
+        return "%s://%s:%d%s" % ("https" if self.tls else "http", self.host, self.port, path)
+
+    def set_idle_close(self, seconds):
+        """Close kept-alive connections idle for this long (None: never), for
+        connections opened from now on."""
+        self.idle_close_s = seconds
 
     def __enter__(self):
         return self.start()

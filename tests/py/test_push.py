@@ -105,8 +105,12 @@ class Env(Daemon):
         ("timeout_s", "5"), ("retry_max_s", "2")])
 
     def __init__(self, name, output=None, headers=None, header_file=None, backend_up=True,
-                 sim_args=None, path="/system/bounce_webhook?type=pmta"):
+                 sim_args=None, path="/system/bounce_webhook?type=pmta", tls=False):
         super().__init__(BINARY, name, "pmtatail-push-%s-" % name, KEEP)
+        self.cert = None
+        if tls:
+            self.cert, key = make_cert(self.tmp, "backend")
+            output = dict(output or {}, ca_file=self.cert)
         self.path = path
         self.dead = os.path.join(self.state, "dead-letter.ndjson")
         self.makedirs(self.pmta, self.archive, self.logs)
@@ -116,7 +120,8 @@ class Env(Daemon):
         self.secrets = [self.secret]
         if headers is None:
             headers = [("X-Octeth-Signature", self.secret)]
-        self.backend = Backend(port=Backend.free_port())
+        self.backend = Backend(port=Backend.free_port(),
+                               tls=(self.cert, key) if self.cert else None)
         if backend_up:
             self.backend.start()
         self.header_file = None
@@ -390,6 +395,8 @@ def single_format(e):
     bad = [r for r in reqs if not isinstance(r.json, dict)]
     check("single-format: every body is one JSON object (%d requests)" % len(reqs), not bad,
           ["#%d: %.120r" % (r.n, r.body) for r in bad[:3]])
+    check("single-format: sent by the exchange of push/exchange.c, not libcurl transfers",
+          bool(e.said("the HTTP/1.1 exchange on connections")), e.stderr_tail())
     e.verify("single-format")
 
 
@@ -1052,6 +1059,152 @@ def php_answers(e):
               ["u%s" % n])
     e.expect_stop("php-answers")
     e.verify("php-answers", refused=want)
+
+
+def http_date(t):
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(t))
+
+
+# One per request, in order: (what, answer, fate); fate "accepted", "refused"
+# (dead-lettered) or "retried" (no usable answer: the event goes again).
+FRAMINGS = [
+    ("chunked", {"status": 200, "framing": "chunked"}, "accepted"),
+    ("chunked Success:false", {"status": 200, "framing": "chunked",
+                               "body": '{"Success":false,"ErrorText":"no"}'}, "refused"),
+    ("read to the close", {"status": 200, "framing": "close"}, "accepted"),
+    ("HTTP/1.0", {"status": 200, "framing": "http10"}, "accepted"),
+    ("100 Continue first", {"status": 200, "interim": True}, "accepted"),
+    ("chunked 422", {"status": 422, "framing": "chunked"}, "refused"),
+    ("not HTTP", {"action": "raw", "body": "garbage\r\n\r\n"}, "retried"),
+    ("cut in the body", {"action": "raw", "body": "HTTP/1.1 200 OK\r\nContent-Length: 50"
+                         "\r\n\r\n{\"Succ"}, "retried"),
+    ("bad chunk size", {"action": "raw", "body": "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                        "chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"}, "retried"),
+    ("two lengths", {"action": "raw", "body": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                     "Content-Length: 3\r\n\r\n{}"}, "retried"),
+    ("a 300 KiB chunked answer", {"status": 200, "framing": "chunked",
+                                  "body": '{"Success":true,"pad":"%s"}' % ("x" * 300000)},
+     "accepted"),
+]
+
+
+@scenario(output={"format": "single", "concurrency": "1", "retry_max_s": "1"})
+def answer_framing(e):
+    """One event per request, answers framed every way a server may: chunked
+    (with an extension and a trailer), read to the close, HTTP/1.0, after a
+    100 Continue, larger than the 64 KiB kept; and answers that are not
+    answers (not HTTP, cut in the body, a bad chunk size, two different
+    lengths): each is judged as its framing says, and one that is not an
+    answer sends its event again. First, a 503 whose Retry-After is an
+    HTTP-date is waited for."""
+    ra = {"status": 503, "headers": {"Retry-After": http_date(time.time() + 3)}}
+    e.backend.script(*([ra] + [a for _, a, _ in FRAMINGS]))
+    e.start()
+    e.sim.write(30)
+    poll_until(lambda: e.backend.script_left() == 0, 20)
+    reqs = e.backend.requests()[1:]
+    fate_of = {}
+    for i, (what, _, fate) in enumerate(FRAMINGS):
+        ev = reqs[i].events[0] if i < len(reqs) and reqs[i].events else {}
+        fate_of[what] = (rcpt_number(ev.get("rcpt")), fate)
+    refused = [n for n, f in fate_of.values() if f == "refused"]
+    e.wait_delivered(required=[n for n in e.sim.required() if n not in refused])
+    poll_until(lambda: len(e.dead_letters()) >= len(refused), 10)
+    dl = {rcpt_number(x.get("event", {}).get("rcpt")) for x in e.dead_letters()
+          if isinstance(x, dict)}
+    e.poll()
+    sent = collections.Counter(rcpt_number(ev.get("rcpt")) for r in e.backend.requests()
+                               for ev in r.events if isinstance(ev, dict))
+    for what, (n, fate) in fate_of.items():
+        if fate == "accepted":
+            ok = n not in dl and e.acc.get(n) == 1 and sent[n] == 1
+        elif fate == "refused":
+            ok = n in dl and not e.acc.get(n)
+        else:
+            ok = n not in dl and e.acc.get(n) == 1 and sent[n] >= 2
+        check("answer-framing: %s: %s" % (what, fate), ok,
+              ["u%s: sent %d, accepted %d, dead-lettered %s" % (n, sent[n], e.acc.get(n, 0),
+                                                               n in dl)])
+    for what, pattern in (("not HTTP", "not HTTP/1.x"), ("cut in the body", "middle of"),
+                          ("bad chunk size", "chunked framing"),
+                          ("two lengths", "Content-Length is not valid")):
+        check("answer-framing: %s: said (%s)" % (what, pattern), bool(e.said(pattern)),
+              e.stderr_tail())
+    first = e.backend.requests()[:2]
+    gap = first[1].t0 - first[0].t0 if len(first) == 2 else -1
+    check("answer-framing: Retry-After as an HTTP-date waited for (%.2f s)" % gap, gap >= 1.0)
+    st = e.backend.stats()
+    check("answer-framing: connections kept where the answer allows (%d connections, %d "
+          "requests)" % (st["connections"], len(e.backend.requests())),
+          st["connections"] < len(e.backend.requests()))
+    e.expect_stop("answer-framing")
+    e.verify("answer-framing", refused=refused)
+
+
+@scenario(output={"format": "single", "concurrency": "2", "retry_max_s": "1"})
+def idle_close(e):
+    """The backend closes kept-alive connections idle for 0.3 s (Apache's
+    KeepAliveTimeout): the next request on such a connection finds it closed
+    before any answer, and goes again on a new one at once: no failure said,
+    no repeat, no wait for a backoff."""
+    e.backend.set_idle_close(0.3)
+    e.start()
+    total = 0
+    for _ in range(4):
+        e.sim.write(15)
+        total += 15
+        e.wait_delivered()
+        time.sleep(0.8)
+    st = e.backend.stats()
+    check("idle-close: the backend did close idle connections (%d connections)"
+          % st["connections"], st["connections"] > 2)
+    check("idle-close: no failure said", not e.said("delivery failing"), e.said("retry"))
+    e.expect_stop("idle-close")
+    e.verify("idle-close")
+
+
+def make_cert(tmp, name):
+    """A self-signed certificate for 127.0.0.1 (cert, key) made with openssl."""
+    cert, key = os.path.join(tmp, name + ".pem"), os.path.join(tmp, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return cert, key
+
+
+@scenario(output={"format": "single", "retry_max_s": "1"}, tls=True)
+def tls_single(e):
+    """An https URL, one event per request: the certificate checked against
+    ca_file, every record delivered once on kept-alive TLS connections; the
+    same daemon against a certificate it cannot trust delivers nothing and
+    says why, then delivers all once the right CA is configured."""
+    e.start()
+    e.sim.write(60)
+    e.wait_delivered()
+    st = e.backend.stats()
+    check("tls-single: kept-alive TLS connections (%d connections, %d requests)" % (
+        st["connections"], len(e.backend.requests())),
+        st["connections"] < len(e.backend.requests()))
+    e.expect_stop("tls-single")
+    other, _ = make_cert(e.tmp, "other")
+    with open(e.conf) as fh:
+        conf = fh.read()
+    with open(e.conf, "w") as fh:
+        fh.write(conf.replace("ca_file = %s" % e.cert, "ca_file = %s" % other))
+    e.start()
+    e.sim.write(10)
+    said = poll_until(lambda: e.said("certificate|SSL", -1), 10)
+    check("tls-single: an untrusted certificate: said", bool(said), e.stderr_tail())
+    check("tls-single: an untrusted certificate: nothing new accepted",
+          len(e.poll().acc) == 60, ["accepted %d" % len(e.acc)])
+    e.expect_stop("tls-single (untrusted)")
+    with open(e.conf, "w") as fh:
+        fh.write(conf)
+    e.start()
+    e.wait_delivered()
+    e.expect_stop("tls-single (trusted again)")
+    e.verify("tls-single")
 
 
 def backoff_attempts(window_s, retry_max_s, first_s=0.5):
