@@ -356,6 +356,8 @@ static bool status_line(struct xslot *s, const char *p, const char *end)
         for (int i = 9; i < 12; i++)
                 if (p[i] < '0' || p[i] > '9')
                         return false;
+        if (p[9] == '0')
+                return false; /* a status is 100 to 999 */
         if (end - p > 12 && p[12] != ' ' && p[12] != '\r')
                 return false;
         s->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');

@@ -61,6 +61,15 @@ struct push_http_opts {
 int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_fn on_ack, void *ctx,
                    const struct logger *log, char *err, size_t errlen);
 
+/* Run the output *p on a thread of its own (push/thread.c): the caller's
+ * thread keeps reading and encoding while this one sends. Submissions are
+ * copied and queued; acknowledgements come to the same on_ack, in the same
+ * order, in the caller's thread, from push_wait. The output's logger must
+ * stand being written from that thread (no `around` hook). On success *p
+ * is the threaded output (push_close closes both); on failure (-1, errno)
+ * *p is left as it was. */
+int push_thread(struct push **p);
+
 /* Queue a batch: `nevents` events in `lines` (len bytes, each event ending
  * with '\n'). The output copies what it needs. Returns 0 when taken (on_ack
  * will come, maybe before this returns), or -1 when it cannot be taken now

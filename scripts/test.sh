@@ -3,6 +3,7 @@
 #   1. a normal build and every test (unit, fixtures, the real binary),
 #   2. the same tests once more under ASan+UBSan,
 #   3. the parser's fuzz target for a bounded time (FUZZ_SECONDS, default 60),
+#      and the HTTP answer reader's (FUZZ_ANSWER_SECONDS, default 30),
 #   4. the clang-format check of the tree,
 #   5. the Debian package: dpkg-buildpackage -b (with its build-time tests)
 #      and lintian (scripts/build-package.sh); rpmlint on pmtatail.spec,
@@ -86,6 +87,20 @@ fuzz() {
   return "$rc"
 }
 step "fuzz" fuzz
+
+note "fuzz the HTTP answer reader (${FUZZ_ANSWER_SECONDS:-30}s)"
+fuzz_answer() {
+  ninja -C build-fuzz fuzz/fuzz_answer >/dev/null || return 1
+  local corpus
+  corpus=$(mktemp -d)
+  cp fuzz/corpus-answer/* "$corpus"/
+  ./build-fuzz/fuzz/fuzz_answer -max_total_time="${FUZZ_ANSWER_SECONDS:-30}" -max_len=4096 \
+    -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
+  local rc=${PIPESTATUS[0]}
+  rm -rf "$corpus"
+  return "$rc"
+}
+step "fuzz-answer" fuzz_answer
 
 note "format"
 step "clang-format" bash -c 'git ls-files "*.c" "*.h" | xargs clang-format --dry-run --Werror'

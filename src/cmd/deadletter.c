@@ -242,7 +242,7 @@ int dead_letter_resend(const struct config *cfg, volatile sig_atomic_t *stop,
                           strerror(errno));
                 return -1;
         }
-        if (output_open(cfg, on_ack, &r, log, &push, err, sizeof err) < 0) {
+        if (output_open(cfg, on_ack, &r, log, false, &push, err, sizeof err) < 0) {
                 log_error(log, "%s", err);
                 return -1;
         }

@@ -773,7 +773,7 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
                         classifier_free(r.classifier);
                         return -1;
                 }
-                if (output_open(o->cfg, on_ack, &r, o->log, &r.push, err, sizeof err) < 0) {
+                if (output_open(o->cfg, on_ack, &r, o->log, false, &r.push, err, sizeof err) < 0) {
                         log_error(o->log, "%s", err);
                         progress_close(&r.prog, o->log);
                         free(chunk);

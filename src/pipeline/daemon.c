@@ -721,7 +721,7 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 classifier_free(d.classifier);
                 return DAEMON_FAILED;
         }
-        if (output_open(cfg, on_ack, &d, log, &d.push, err, sizeof err) < 0) {
+        if (output_open(cfg, on_ack, &d, log, true, &d.push, err, sizeof err) < 0) {
                 log_error(log, "%s", err);
                 free(d.chunk);
                 classifier_free(d.classifier);

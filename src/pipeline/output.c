@@ -1,9 +1,11 @@
 #include "output.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 int output_open(const struct config *cfg, push_ack_fn on_ack, void *ctx, const struct logger *log,
-                struct push **out, char *err, size_t errlen)
+                bool own_thread, struct push **out, char *err, size_t errlen)
 {
         const struct config_output *o = &cfg->output;
         if (o->kind == CONFIG_OUTPUT_FILE)
@@ -35,5 +37,11 @@ int output_open(const struct config *cfg, push_ack_fn on_ack, void *ctx, const s
             .dead_letter = dl,
             .user_agent = "pmtatail/" PMTATAIL_VERSION,
         };
-        return push_open_http(out, &ho, on_ack, ctx, log, err, errlen);
+        if (push_open_http(out, &ho, on_ack, ctx, log, err, errlen) < 0)
+                return -1;
+        /* without the thread it still works, on one core */
+        if (own_thread && push_thread(out) < 0)
+                log_warn(log, "cannot start the output's thread, sending from the reading one: %s",
+                         strerror(errno));
+        return 0;
 }
