@@ -158,6 +158,95 @@ def deliver(a, csink, path, fmt, conc):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+SYSLOG_NG = "/usr/sbin/syslog-ng"
+
+SYSLOG_NG_CONF = """@version: 3.38
+options { stats-freq(0); log-msg-size(65536); flush-lines(1000); keep-hostname(yes); };
+source s_pmta { file("%(live)s" flags(no-parse) follow-freq(1) log-fetch-limit(10000)
+                     log-iw-size(100000)); };
+parser p_csv { csv-parser(columns(%(columns)s) prefix("pmta.") delimiters(",")
+                          quote-pairs('""') flags(escape-double-char, strip-whitespace)); };
+filter f_bounces { match("^r?b$" value("pmta.type")); };
+destination d_http { http(url("http://127.0.0.1:%(port)d/system/bounce_webhook?type=pmta")
+    method("POST") headers("Content-Type: application/json") workers(2)
+    batch-lines(1000) batch-timeout(100) body-prefix("[") delimiter(",") body-suffix("]")
+    body("$(format-json --key pmta.* --shift 5)")); };
+log { source(s_pmta); parser(p_csv); filter(f_bounces); destination(d_http); };
+"""
+
+
+def bounce_rows(path):
+    n = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            n += line.split(b",", 1)[0] in (b"b", b"rb")
+    return n
+
+
+def deliver_syslogng(a, csink, path, expected):
+    """The same file through syslog-ng (csv-parser, then its http destination:
+    arrays of 1000, two workers), from its launch until csink has counted every
+    b and rb row."""
+    tmp = tempfile.mkdtemp(prefix="pmtadeliver-sng-")
+    sink = sng = None
+    try:
+        live = os.path.join(tmp, "bounces.csv")
+        try:
+            os.link(path, live)
+        except OSError:
+            shutil.copyfile(path, live)
+        with open(path, "rb") as fh:
+            columns = fh.readline().decode().strip().split(",")
+        count = os.path.join(tmp, "count")
+        port = 20000 + (os.getpid() * 11 + int(time.time() * 1000)) % 30000
+        sink = subprocess.Popen([csink, "--port", str(port), "--count-file", count],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t_end = time.monotonic() + 5
+        while not os.path.exists(count):
+            if time.monotonic() > t_end or sink.poll() is not None:
+                raise Failure("csink did not start")
+            time.sleep(0.01)
+        conf = os.path.join(tmp, "syslog-ng.conf")
+        with open(conf, "w") as fh:
+            fh.write(SYSLOG_NG_CONF % {"live": live, "port": port, "columns": ", ".join(
+                '"%s"' % c for c in columns)})
+        t0 = time.monotonic()
+        sng = subprocess.Popen([SYSLOG_NG, "-F", "--no-caps", "-f", conf,
+                                "-R", os.path.join(tmp, "persist"),
+                                "-p", os.path.join(tmp, "pid"),
+                                "-c", os.path.join(tmp, "ctl")],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=open(os.path.join(tmp, "err"), "w"))
+        got, last_change, last = 0, time.monotonic(), -1
+        while got < expected:
+            if sng.poll() is not None:
+                raise Failure("syslog-ng exited with %s" % sng.returncode)
+            if time.monotonic() - last_change > 30 or time.monotonic() - t0 > a.timeout:
+                raise Failure("syslog-ng stalled at %d of %d events" % (got, expected))
+            try:
+                with open(count) as f:
+                    got = int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+            if got != last:
+                last, last_change = got, time.monotonic()
+            time.sleep(0.005)
+        wall = time.monotonic() - t0
+        cpu = proc_stat(sng.pid)
+        hwm = status_kib(sng.pid, "VmHWM")
+        anon = status_kib(sng.pid, "RssAnon")
+        sng.send_signal(signal.SIGTERM)
+        sng.wait(timeout=30)
+        sng = None
+        return {"wall": wall, "cpu": cpu, "hwm": hwm, "anon": anon, "events": got}
+    finally:
+        for p in (sng, sink):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(os.path.dirname(BENCH), "build"))
@@ -166,8 +255,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--diag", default="mixed", help="gen_records.py --diag")
-    ap.add_argument("--cases", default="batch:4,single:16",
-                    help="FORMAT:CONCURRENCY,... (auto: neither key given)")
+    ap.add_argument("--cases", default="batch:4,single:16,syslog-ng",
+                    help="FORMAT:CONCURRENCY,... (auto: neither key given); syslog-ng: "
+                    "the same file through syslog-ng, when it is installed")
     ap.add_argument("--extra", default="", help="more [output] lines, \\n between")
     ap.add_argument("--timeout", type=float, default=600)
     a = ap.parse_args()
@@ -179,6 +269,11 @@ def main():
         csink = build_csink()
         cases = [(c.split(":")[0], int(c.split(":")[1]) if ":" in c else 0)
                  for c in a.cases.split(",")]
+        if ("syslog-ng", 0) in cases and not os.path.exists(SYSLOG_NG):
+            print("syslog-ng is not installed (apt-get install syslog-ng-core "
+                  "syslog-ng-mod-http): its case is skipped", file=sys.stderr)
+            cases.remove(("syslog-ng", 0))
+        expected = {}
         files = {}
         for fmt, _ in cases:
             n = a.single_records if fmt == "single" else a.records
@@ -190,7 +285,12 @@ def main():
                 walk[n].append(csvwalk(a, path))
             for c in cases:
                 n = a.single_records if c[0] == "single" else a.records
-                x = deliver(a, csink, files[n], *c)
+                if c[0] == "syslog-ng":
+                    if n not in expected:
+                        expected[n] = bounce_rows(files[n])
+                    x = deliver_syslogng(a, csink, files[n], expected[n])
+                else:
+                    x = deliver(a, csink, files[n], *c)
                 x["ratio"] = walk[n][-1] / x["wall"]
                 res[c].append(x)
                 print("round %d %s:%d wall=%.3f cpu=%.3f events=%d hwm=%d anon=%d ratio=%.3f"
@@ -215,14 +315,24 @@ def main():
         wall, cpu = med([x["wall"] for x in xs]), med([x["cpu"] for x in xs])
         hwm, anon = max(x["hwm"] for x in xs), max(x["anon"] for x in xs)
         ratio = med([x["ratio"] for x in xs])
-        print("| %s c%d | %d | %d | %.3f | %.0f | %.2f | %.2f | %.1f | %.1f | %.2f |"
-              % (fmt, conc, n, ev, wall, ev / wall, cpu, cpu / ev * 1e6, hwm / 1024,
+        name = fmt if fmt == "syslog-ng" else "%s c%d" % (fmt, conc)
+        print("| %s | %d | %d | %.3f | %.0f | %.2f | %.2f | %.1f | %.1f | %.2f |"
+              % (name, n, ev, wall, ev / wall, cpu, cpu / ev * 1e6, hwm / 1024,
                  anon / 1024, ratio))
-        k = "%s_c%d" % (fmt, conc)
+        k = "syslog_ng" if fmt == "syslog-ng" else "%s_c%d" % (fmt, conc)
         line += ["%s_n=%d" % (k, n), "%s_events=%d" % (k, ev), "%s_s=%.4f" % (k, wall),
                  "%s_eps=%.0f" % (k, ev / wall), "%s_cpu_us_per_event=%.2f" % (k, cpu / ev * 1e6),
                  "%s_hwm_kib=%d" % (k, hwm), "%s_anon_kib=%d" % (k, anon),
                  "%s_ratio=%.3f" % (k, ratio)]
+    sng = res.get(("syslog-ng", 0))
+    for c, xs in res.items():
+        if not sng or c[0] != "batch":
+            continue
+        # rounds alternate, so each round's pair saw the same machine
+        x = med([s_["wall"] / b_["wall"] for s_, b_ in zip(sng, xs)])
+        print("\n%s c%d / syslog-ng, events/s, median of the rounds' ratios: %.2f (target >= 3)"
+              % (c[0], c[1], x))
+        line.append("%s_c%d_x_syslog_ng=%.2f" % (c[0], c[1], x))
     print("\n" + " ".join(line))
     return 0
 

@@ -30,7 +30,8 @@
 
 struct tbatch {
         struct tbatch *next;
-        void *token; /* the caller's */
+        struct tbatch *given_next; /* in the list of those the inner output holds */
+        void *token;               /* the caller's */
         size_t nevents;
         char *data; /* the copy, until the inner output has taken it */
         size_t len, alloc;
@@ -51,6 +52,9 @@ struct thread_push {
         size_t nspare;
         struct push_stats shared; /* the inner output's, as of its last pass */
         bool stop;
+        /* the worker's alone (then the closer's): batches the inner output
+         * holds, in order, for freeing those it drops at close */
+        struct tbatch *given_head, *given_tail;
         /* the caller's alone */
         size_t inflight; /* events submitted and not yet acknowledged */
 };
@@ -106,6 +110,15 @@ static void worker_ack(void *ctx, void *token)
 {
         struct thread_push *t = ctx;
         struct tbatch *b = token;
+        /* acknowledgements come in order: b is the oldest held */
+        struct tbatch **pp = &t->given_head, *prev = NULL;
+        while (*pp && *pp != b)
+                prev = *pp, pp = &(*pp)->given_next;
+        if (*pp) {
+                *pp = b->given_next;
+                if (t->given_tail == b)
+                        t->given_tail = prev;
+        }
         b->next = NULL;
         pthread_mutex_lock(&t->lock);
         bool was_empty = t->ack_head == NULL;
@@ -147,10 +160,22 @@ static void *worker(void *arg)
                         char *data = b->data;
                         size_t alloc = b->alloc;
                         b->data = NULL;
+                        b->given_next = NULL;
+                        if (t->given_tail)
+                                t->given_tail->given_next = b;
+                        else
+                                t->given_head = b;
+                        t->given_tail = b;
                         if (t->inner->ops->submit(t->inner, data ? data : "", b->len, b->nevents,
                                                   b) < 0) {
                                 b->data = data;
                                 b->next = next;
+                                /* not held after all: off the list again */
+                                struct tbatch **gp = &t->given_head, *gprev = NULL;
+                                while (*gp != b)
+                                        gprev = *gp, gp = &(*gp)->given_next;
+                                *gp = NULL;
+                                t->given_tail = gprev;
                                 break; /* nothing after it goes first */
                         }
                         /* the inner output keeps its own copy: the buffer
@@ -273,6 +298,11 @@ static void thread_close(struct push *base)
         }
         /* the inner output drops what it still held, as without the thread */
         push_close(t->inner);
+        for (struct tbatch *b = t->given_head, *next; b; b = next) {
+                next = b->given_next;
+                free(b->data);
+                free(b);
+        }
         for (struct tbatch *b = t->in_head, *next; b; b = next) {
                 next = b->next;
                 free(b->data);
