@@ -55,7 +55,7 @@
 #define DL_RETRY_MAX_MS 30000
 #define BODY_MAX        (512u << 20)
 #define SPARE_MAX       (4u << 20) /* a batch buffer kept for reuse is at most this large */
-#define SPARES          8          /* and at most this many are kept */
+#define SPARES          4          /* and at most this many are kept */
 #define IDEM_HEADER     "Idempotency-Key: "
 
 struct hbatch {
@@ -64,6 +64,7 @@ struct hbatch {
         size_t len, alloc;
         size_t *off; /* start of event i; off[nev] = len */
         size_t nev;
+        bool owned; /* given by submit_owned: goes back through give_back */
         size_t unresolved;
         struct hbatch *next;
 };
@@ -352,7 +353,9 @@ static void ack_ready(struct http_push *h)
                 h->inflight_events -= b->nev;
                 h->base.stats.delivered += b->nev;
                 void *token = b->token;
-                if (h->nspare < SPARES && b->alloc <= SPARE_MAX) {
+                if (b->owned && h->base.give_back) {
+                        h->base.give_back(h->base.give_back_ctx, b->data, b->alloc);
+                } else if (h->nspare < SPARES && b->alloc <= SPARE_MAX) {
                         h->spare[h->nspare] = b->data;
                         h->spare_alloc[h->nspare++] = b->alloc;
                 } else {
@@ -865,41 +868,32 @@ static int http_wait(struct push *base, struct pollfd *fds, unsigned nfds, int t
         return n;
 }
 
-static int http_submit(struct push *base, const char *lines, size_t len, size_t nevents,
-                       void *token)
+/* Queue the batch whose events are in data + 1 (len bytes; alloc >= len + 2):
+ * the buffer becomes the batch's. Returns 0, or -1 (out of memory; the
+ * buffer is still the caller's). */
+static int adopt(struct http_push *h, char *data, size_t alloc, size_t len, size_t nevents,
+                 void *token, bool owned)
 {
-        struct http_push *h = (struct http_push *)base;
         struct hbatch *b = calloc(1, sizeof *b);
         if (!b)
                 return -1;
         b->token = token;
         b->nev = nevents;
         b->unresolved = nevents;
+        b->owned = owned;
         b->off = malloc((nevents + 1) * sizeof *b->off);
-        if (h->nspare && h->spare_alloc[h->nspare - 1] >= len + 2) {
-                h->nspare--;
-                b->data = h->spare[h->nspare];
-                b->alloc = h->spare_alloc[h->nspare];
-        } else {
-                if (h->nspare) /* too small: batches only grow so far */
-                        free(h->spare[--h->nspare]);
-                /* room for the next, slightly larger batch */
-                b->alloc = len + 2 + len / 16 + 4096;
-                b->data = malloc(b->alloc);
-        }
-        if (!b->off || !b->data) {
-                free(b->off);
-                free(b->data);
+        if (!b->off) {
                 free(b);
                 return -1;
         }
+        b->data = data;
+        b->alloc = alloc;
         /* Kept as the JSON array itself, "[e1,e2,...]": the events' newlines
          * become the commas (the last one the bracket), so a whole batch is
          * sent from here without another copy, and a part of it is a slice.
          * off[i] is where event i starts; the byte before off[i + 1] is the
          * separator after it. */
         b->data[0] = '[';
-        memcpy(b->data + 1, lines, len);
         b->len = len + 1;
         size_t k = 0, pos = 1;
         while (k < nevents && pos < b->len) {
@@ -935,7 +929,7 @@ static int http_submit(struct push *base, const char *lines, size_t len, size_t 
                 struct hpart *pt = part_new(b, i, k - i < step ? k - i : step);
                 if (!pt) {
                         /* cannot happen often; the batch would never resolve */
-                        log_error(base->log, "out of memory queueing a request");
+                        log_error(h->base.log, "out of memory queueing a request");
                         return 0;
                 }
                 *tail = pt;
@@ -944,6 +938,39 @@ static int http_submit(struct push *base, const char *lines, size_t len, size_t 
         ack_ready(h); /* an empty marker batch goes at once when it is first */
         start_ready(h);
         return 0;
+}
+
+static int http_submit(struct push *base, const char *lines, size_t len, size_t nevents,
+                       void *token)
+{
+        struct http_push *h = (struct http_push *)base;
+        char *data;
+        size_t alloc;
+        if (h->nspare && h->spare_alloc[h->nspare - 1] >= len + 2) {
+                h->nspare--;
+                data = h->spare[h->nspare];
+                alloc = h->spare_alloc[h->nspare];
+        } else {
+                if (h->nspare) /* too small: batches only grow so far */
+                        free(h->spare[--h->nspare]);
+                /* room for the next, slightly larger batch */
+                alloc = len + 2 + len / 16 + 4096;
+                data = malloc(alloc);
+                if (!data)
+                        return -1;
+        }
+        memcpy(data + 1, lines, len);
+        if (adopt(h, data, alloc, len, nevents, token, false) < 0) {
+                free(data);
+                return -1;
+        }
+        return 0;
+}
+
+static int http_submit_owned(struct push *base, char *buf, size_t alloc, size_t len, size_t nevents,
+                             void *token)
+{
+        return adopt((struct http_push *)base, buf, alloc, len, nevents, token, true);
 }
 
 static size_t http_inflight(const struct push *base)
@@ -1140,6 +1167,7 @@ static int open_exchange(struct http_push *h)
 
 static const struct push_ops http_ops = {
     .submit = http_submit,
+    .submit_owned = http_submit_owned,
     .wait = http_wait,
     .inflight = http_inflight,
     .close = http_close,

@@ -23,7 +23,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define SPARES      2          /* copy buffers kept for reuse: a fresh large one is mmapped */
+#define SPARES      8          /* buffers kept for reuse: a fresh large one is mmapped */
 #define SPARE_MAX   (4u << 20) /* and only up to this size */
 #define RETRY_MS    100        /* a batch the output could not take (out of memory) */
 #define STACK_BYTES (1u << 20)
@@ -106,6 +106,15 @@ static void give_buffer(struct thread_push *t, char *p, size_t alloc)
 
 /* --- the worker's side */
 
+/* A buffer the inner output is done with (an acknowledged batch). */
+static void worker_give_back(void *ctx, char *buf, size_t alloc)
+{
+        struct thread_push *t = ctx;
+        pthread_mutex_lock(&t->lock);
+        give_buffer(t, buf, alloc);
+        pthread_mutex_unlock(&t->lock);
+}
+
 static void worker_ack(void *ctx, void *token)
 {
         struct thread_push *t = ctx;
@@ -166,8 +175,17 @@ static void *worker(void *arg)
                         else
                                 t->given_head = b;
                         t->given_tail = b;
-                        if (t->inner->ops->submit(t->inner, data ? data : "", b->len, b->nevents,
-                                                  b) < 0) {
+                        int r;
+                        if (data && t->inner->ops->submit_owned) {
+                                r = t->inner->ops->submit_owned(t->inner, data, alloc, b->len,
+                                                                b->nevents, b);
+                                if (r == 0)
+                                        data = NULL; /* the inner output's now */
+                        } else {
+                                r = t->inner->ops->submit(t->inner, data ? data + 1 : "", b->len,
+                                                          b->nevents, b);
+                        }
+                        if (r < 0) {
                                 b->data = data;
                                 b->next = next;
                                 /* not held after all: off the list again */
@@ -178,11 +196,13 @@ static void *worker(void *arg)
                                 t->given_tail = gprev;
                                 break; /* nothing after it goes first */
                         }
-                        /* the inner output keeps its own copy: the buffer
-                         * goes back for the next batch */
-                        pthread_mutex_lock(&t->lock);
-                        give_buffer(t, data, alloc);
-                        pthread_mutex_unlock(&t->lock);
+                        /* copied by the inner output: the buffer goes back
+                         * for the next batch */
+                        if (data) {
+                                pthread_mutex_lock(&t->lock);
+                                give_buffer(t, data, alloc);
+                                pthread_mutex_unlock(&t->lock);
+                        }
                         pending = next;
                         if (!pending)
                                 pending_tail = NULL;
@@ -217,14 +237,15 @@ static int thread_submit(struct push *base, const char *lines, size_t len, size_
         b->nevents = nevents;
         b->len = len;
         if (len > 0) {
+                /* the events at data + 1, as submit_owned takes them */
                 pthread_mutex_lock(&t->lock);
-                b->data = take_buffer(t, len, &b->alloc);
+                b->data = take_buffer(t, len + 2, &b->alloc);
                 pthread_mutex_unlock(&t->lock);
                 if (!b->data) {
                         free(b);
                         return -1;
                 }
-                memcpy(b->data, lines, len);
+                memcpy(b->data + 1, lines, len);
         }
         pthread_mutex_lock(&t->lock);
         bool was_empty = t->in_head == NULL;
@@ -357,6 +378,8 @@ int push_thread(struct push **p)
         /* the inner output's acknowledgements now come to the worker */
         inner->on_ack = worker_ack;
         inner->ctx = t;
+        inner->give_back = worker_give_back;
+        inner->give_back_ctx = t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, STACK_BYTES);
@@ -365,6 +388,7 @@ int push_thread(struct push **p)
         if (e != 0) {
                 inner->on_ack = t->base.on_ack;
                 inner->ctx = t->base.ctx;
+                inner->give_back = NULL;
                 close(t->in_fd);
                 close(t->ack_fd);
                 pthread_mutex_destroy(&t->lock);
