@@ -1085,10 +1085,11 @@ FRAMINGS = [
     ("a 300 KiB chunked answer", {"status": 200, "framing": "chunked",
                                   "body": '{"Success":true,"pad":"%s"}' % ("x" * 300000)},
      "accepted"),
+    ("no answer within timeout_s", {"action": "hang"}, "retried"),
 ]
 
 
-@scenario(output={"format": "single", "concurrency": "1", "retry_max_s": "1"})
+@scenario(output={"format": "single", "concurrency": "1", "retry_max_s": "1", "timeout_s": "2"})
 def answer_framing(e):
     """One event per request, answers framed every way a server may: chunked
     (with an extension and a trailer), read to the close, HTTP/1.0, after a
@@ -1127,7 +1128,8 @@ def answer_framing(e):
                                                                n in dl)])
     for what, pattern in (("not HTTP", "not HTTP/1.x"), ("cut in the body", "middle of"),
                           ("bad chunk size", "chunked framing"),
-                          ("two lengths", "Content-Length is not valid")):
+                          ("two lengths", "Content-Length is not valid"),
+                          ("no answer within timeout_s", "timed out after 2000 milliseconds")):
         check("answer-framing: %s: said (%s)" % (what, pattern), bool(e.said(pattern)),
               e.stderr_tail())
     first = e.backend.requests()[:2]
