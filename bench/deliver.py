@@ -81,6 +81,29 @@ def committed(offsets, live):
         return -1
 
 
+def link_or_copy(path, to):
+    try:
+        os.link(path, to)
+    except OSError:
+        shutil.copyfile(path, to)
+
+
+def start_sink(csink, tmp, salt):
+    """csink on a port of its own, its count file in tmp: (process, count path)."""
+    count = os.path.join(tmp, "count")
+    port = 20000 + (os.getpid() * salt + int(time.time() * 1000)) % 30000
+    sink = subprocess.Popen([csink, "--port", str(port), "--count-file", count],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t_end = time.monotonic() + 5
+    while not os.path.exists(count):
+        if time.monotonic() > t_end or sink.poll() is not None:
+            sink.kill()
+            sink.wait()
+            raise Failure("csink did not start")
+        time.sleep(0.01)
+    return sink, count, port
+
+
 def csvwalk(a, path):
     t0 = time.monotonic()
     r = subprocess.run([os.path.join(a.build, "bench", "csvwalk"), path],
@@ -98,19 +121,8 @@ def deliver(a, csink, path, fmt, conc):
         state = os.path.join(tmp, "state")
         os.mkdir(state, 0o700)
         live = os.path.join(tmp, "pmta", "bounces.csv")
-        try:
-            os.link(path, live)
-        except OSError:
-            shutil.copyfile(path, live)
-        count = os.path.join(tmp, "count")
-        port = 20000 + (os.getpid() * 7 + int(time.time() * 1000)) % 30000
-        sink = subprocess.Popen([csink, "--port", str(port), "--count-file", count],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        t_end = time.monotonic() + 5
-        while not os.path.exists(count):
-            if time.monotonic() > t_end or sink.poll() is not None:
-                raise Failure("csink did not start")
-            time.sleep(0.01)
+        link_or_copy(path, live)
+        sink, count, port = start_sink(csink, tmp, 7)
         conf = os.path.join(tmp, "pmtatail.conf")
         wire = "format = %s\nconcurrency = %d\n" % (fmt, conc) if fmt != "auto" else ""
         with open(conf, "w") as fh:
@@ -191,21 +203,10 @@ def deliver_syslogng(a, csink, path, expected):
     sink = sng = None
     try:
         live = os.path.join(tmp, "bounces.csv")
-        try:
-            os.link(path, live)
-        except OSError:
-            shutil.copyfile(path, live)
+        link_or_copy(path, live)
         with open(path, "rb") as fh:
             columns = fh.readline().decode().strip().split(",")
-        count = os.path.join(tmp, "count")
-        port = 20000 + (os.getpid() * 11 + int(time.time() * 1000)) % 30000
-        sink = subprocess.Popen([csink, "--port", str(port), "--count-file", count],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        t_end = time.monotonic() + 5
-        while not os.path.exists(count):
-            if time.monotonic() > t_end or sink.poll() is not None:
-                raise Failure("csink did not start")
-            time.sleep(0.01)
+        sink, count, port = start_sink(csink, tmp, 11)
         conf = os.path.join(tmp, "syslog-ng.conf")
         with open(conf, "w") as fh:
             fh.write(SYSLOG_NG_CONF % {"live": live, "port": port, "columns": ", ".join(

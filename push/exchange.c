@@ -539,24 +539,16 @@ static int feed(struct xslot *s, const char *p, size_t n)
                                 s->status = 0; /* an interim answer: the real one follows */
                         break;
                 }
-                case P_LEN: {
-                        size_t take = s->remain < n ? (size_t)s->remain : n;
-                        keep_body(s, p, take);
-                        p += take;
-                        n -= take;
-                        s->remain -= take;
-                        if (s->remain == 0)
-                                s->ps = P_DONE;
-                        break;
-                }
+                case P_LEN:
                 case P_CHUNK_DATA: {
+                        /* counted bytes: the whole body, or one chunk */
                         size_t take = s->remain < n ? (size_t)s->remain : n;
                         keep_body(s, p, take);
                         p += take;
                         n -= take;
                         s->remain -= take;
                         if (s->remain == 0)
-                                s->ps = P_CHUNK_END;
+                                s->ps = s->ps == P_LEN ? P_DONE : P_CHUNK_END;
                         break;
                 }
                 case P_TO_CLOSE:
