@@ -584,7 +584,18 @@ def backend_down(e):
     t0 = time.monotonic()
     e.sim.write(5000)
     e.sim.rotate()
-    poll_until(lambda: False, 0.7)  # it fills what it may hold in flight
+    # it fills what it may hold in flight (its window, a few MB of events):
+    # wait until the peak stops growing, as a loaded machine may take longer
+    # than a fixed pause to read that far
+    poll_until(lambda: False, 0.7)
+    last = [vm_hwm(pid), 0]
+
+    def plateau():
+        h = vm_hwm(pid)
+        last[1] = last[1] + 1 if h == last[0] else 0
+        last[0] = h
+        return last[1] >= 4
+    poll_until(plateau, 10, 0.25)
     hwm1 = vm_hwm(pid)
     for i in range(3):
         e.sim.write(5000)
