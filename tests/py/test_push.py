@@ -489,8 +489,11 @@ def backoff(e):
     attempts (about 0.5, 1, 2 s); then a 503 with Retry-After: 2: the next
     attempt comes no earlier than ~2 s."""
     e.backend.script(503, 503, 503)
-    e.start()
+    # written before the start, so that the first pass reads all 20 into one
+    # body: with two, the backoff probes with the one tried least and the
+    # 503s are shared between them
     e.sim.write(20)
+    e.start()
     ok, t = e.wait_delivered()
     reqs = e.backend.requests()
     by_key = attempts_by_key(reqs)
@@ -702,8 +705,10 @@ def split_413(e):
     everything."""
     cap = 32 * 1024
     e.backend.set_max_body(cap)
-    e.start()
+    # a backlog, so that full batches (about 80 KiB) are made whatever the
+    # writer's pace: a reader that keeps catching up sends small ones
     e.sim.write(600)
+    e.start()
     ok, t = e.wait_delivered()
     e.expect_stop("split-413")
     reqs = e.backend.requests()
