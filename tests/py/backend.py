@@ -196,7 +196,7 @@ class Request:
 
     __slots__ = ("n", "conn", "t0", "t1", "method", "path", "headers", "raw", "body",
                  "json", "events", "decode_error", "status", "action", "answer",
-                 "accepted", "reason", "client_gone", "refused")
+                 "accepted", "reason", "client_gone", "refused", "recorded")
 
     def __init__(self):
         self.n = 0
@@ -216,6 +216,7 @@ class Request:
         self.reason = None       # "script", "auth", "too-big", "refuse", "default", "bad-json"
         self.client_gone = None  # for hang: the client closed it (True) or release/stop
         self.refused = set()     # batch API: indexes of events refused (ErrorCount)
+        self.recorded = False    # its outcome counted (before its answer is sent)
 
     def header(self, name, default=None):
         return self.headers.get(name, default) if self.headers is not None else default
@@ -391,6 +392,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 time.sleep(delay)
             act = ans["action"]
             if act == "answer":
+                # counted before the client can read the answer: what a
+                # client saw acknowledged is in accepted_events() once it
+                # has acted on it (exited, logged, saved its offsets)
+                b._record(req)
                 try:
                     self._send(ans["status"], ans["body"], ans["headers"],
                                close=bool(b._stopping.is_set()),
@@ -761,25 +766,37 @@ class Backend:
 
     def _done(self, req):
         with self._lock:
-            req.t1 = time.monotonic()
+            self._record_locked(req)
             self.in_flight -= 1
-            key = req.status if req.status is not None else req.action
-            self.by_status[str(key)] += 1
-            if req.accepted:
-                self.accepted_requests += 1
-                for i, e in enumerate(req.events):
-                    if not isinstance(e, dict) or i in req.refused:
-                        continue
-                    self.events_accepted += 1
-                    eid = e.get("eventId")
-                    self._accepted_ids[eid] += 1
-                    if self.keep_bodies:
-                        self._accepted.append(e)
-                    else:
-                        self._accepted.append({"eventId": eid, "rcpt": e.get("rcpt")})
-            if not self.keep_bodies:
-                req.events = [{"eventId": e.get("eventId"), "rcpt": e.get("rcpt")}
-                              for e in req.events if isinstance(e, dict)]
+
+    def _record(self, req):
+        with self._lock:
+            self._record_locked(req)
+
+    def _record_locked(self, req):
+        """Count the request's outcome once: answered (then t1 is when the
+        answer went out), or closed without an answer."""
+        if req.recorded:
+            return
+        req.recorded = True
+        req.t1 = time.monotonic()
+        key = req.status if req.status is not None else req.action
+        self.by_status[str(key)] += 1
+        if req.accepted:
+            self.accepted_requests += 1
+            for i, e in enumerate(req.events):
+                if not isinstance(e, dict) or i in req.refused:
+                    continue
+                self.events_accepted += 1
+                eid = e.get("eventId")
+                self._accepted_ids[eid] += 1
+                if self.keep_bodies:
+                    self._accepted.append(e)
+                else:
+                    self._accepted.append({"eventId": eid, "rcpt": e.get("rcpt")})
+        if not self.keep_bodies:
+            req.events = [{"eventId": e.get("eventId"), "rcpt": e.get("rcpt")}
+                          for e in req.events if isinstance(e, dict)]
 
     # -- records
 

@@ -405,8 +405,11 @@ def notify(e):
         check("notify: no gap between WATCHDOG=1 pings reaches the %d ms period (max %.0f ms)"
               % (WATCHDOG_USEC // 1000, max(gaps) if gaps else -1),
               bool(gaps) and max(gaps) < WATCHDOG_USEC / 1000.0)
-        check("notify: pings not far more often than half the period (min gap %.0f ms)"
-              % (min(gaps) if gaps else -1), bool(gaps) and min(gaps) >= 50)
+        # counted, not timed one by one: two pings read late by this process
+        # arrive back to back whatever the daemon's spacing was
+        check("notify: pings not far more often than half the period (%d in 2 s, max 20; "
+              "min gap as read %.0f ms)" % (len(pings), min(gaps) if gaps else -1),
+              bool(gaps) and len(pings) <= 20)
 
         # A bad configuration: refused, nothing said to systemd about a reload.
         good = e.conf_text(linger=20)

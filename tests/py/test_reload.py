@@ -220,12 +220,14 @@ def scenarios(e, b):
     if check("run: started again", e.start(), e.daemon_log()):
         check("run again: the earlier process's mark replaced by this pid's generation 0",
               e.mark() == f"pid={e.proc.pid} reloads=0", e.mark())
-        b.set_delay_ms(2000)
+        b.set_delay_ms(4000)
         e.append("bounces", 3)
-        time.sleep(0.3)
+        wait(lambda: b.stats()["in_flight"] > 0, 10)
         reload = subprocess.Popen([BINARY, "-c", e.conf, "reload"], stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.3)
+        # killed once the SIGHUP is in (the old run drains the slow request):
+        # a kill before the reload found the daemon would be another case
+        wait(lambda: "reloading configuration" in e.stderr(-1), 20)
         e.proc.kill()
         e.proc.wait()
         try:

@@ -668,8 +668,12 @@ def daemon(e):
     started = poll_until(lambda: any(n and n > base for n in e.counts()) or
                          p.poll() is not None, 15)
     check("daemon: replay delivers while the daemon runs", bool(started) and p.poll() is None)
+    # slow answers while the second replay tries: the first one must still be
+    # running when it is refused, however long a loaded machine takes to start it
+    e.backend.set_delay_ms(500)
     rc2, out2, err2 = e.replay(e.arch)
     still = p.poll() is None
+    e.backend.set_delay_ms(20)
     check("daemon: a second concurrent replay refuses: exit 1 (%r), a message" % (rc2,),
           rc2 == 1 and bool(re.search(r"another replay|replay\.lock|running", err2)),
           e.tail(err2))

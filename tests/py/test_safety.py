@@ -433,14 +433,24 @@ def full_disk(e):
         subprocess.run(["umount", "-l", e.state])
 
 
-def _fill(e):
+def _fill(e, settle=1.0):
+    """Fill the state tmpfs. A save of the daemon under way when the disk
+    fills ends with a rename that frees the old file's pages: the filler
+    takes whatever comes free for `settle` seconds after, so that no later
+    save finds room (one would end the failure streak before its time)."""
     path = os.path.join(e.state, "filler")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    end = time.monotonic() + settle
     try:
-        while os.write(fd, b"\0" * 4096) > 0:
-            pass
-    except OSError:
-        pass
+        while True:
+            try:
+                while os.write(fd, b"\0" * 4096) > 0:
+                    pass
+            except OSError:
+                pass
+            if time.monotonic() >= end:
+                break
+            time.sleep(0.05)
     finally:
         os.close(fd)
     return path

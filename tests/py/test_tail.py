@@ -340,12 +340,40 @@ def steady(e):
     e.verify("steady")
 
 
+def _status_at(e, offset):
+    """status.json says every source is saved up to offset, nothing behind."""
+    try:
+        with open(os.path.join(e.state, "status.json")) as fh:
+            st = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    srcs = st.get("sources") or []
+    return bool(srcs) and all(x.get("offset") == offset and x.get("bytes_behind") == 0
+                              for x in srcs)
+
+
+def _saved_at(e, offset):
+    """offsets.json has the live file saved up to offset."""
+    try:
+        with open(e.offsets) as fh:
+            st = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    return any(x.get("path") == e.live and x.get("offset") == offset
+               for x in st.get("files") or [])
+
+
 def idle(e, label):
     """After catching up: voluntary context switches over 2 s of idleness."""
     pid = e.proc.pid
     size = os.path.getsize(e.outfile)
-    # Let the last batch's linger and offset commit pass, then wait for quiet.
-    poll_until(lambda: False, 0.5)
+    # The output shows an event before its offset is saved and reported:
+    # wait until offsets.json and status.json (written up to 2 s later) both
+    # have the live file's end, then a little for the last write to end.
+    live_size = os.path.getsize(e.live)
+    poll_until(lambda: not e.alive() or (_saved_at(e, live_size) and _status_at(e, live_size)),
+               15)
+    poll_until(lambda: False, 0.3)
     try:
         mtime = os.stat(e.offsets).st_mtime_ns
     except OSError:
