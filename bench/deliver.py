@@ -183,7 +183,7 @@ destination d_http { http(url("http://127.0.0.1:%(port)d/system/bounce_webhook?t
     method("POST") headers("Content-Type: application/json") workers(2)
     batch-lines(1000) batch-timeout(100) body-prefix("[") delimiter(",") body-suffix("]")
     body("$(format-json --key pmta.* --shift 5)")); };
-log { source(s_pmta); parser(p_csv); filter(f_bounces); destination(d_http); };
+log { source(s_pmta); parser(p_csv); filter(f_bounces); destination(d_http); flags(flow-control); };
 """
 
 
@@ -211,34 +211,44 @@ def deliver_syslogng(a, csink, path, expected):
         with open(conf, "w") as fh:
             fh.write(SYSLOG_NG_CONF % {"live": live, "port": port, "columns": ", ".join(
                 '"%s"' % c for c in columns)})
-        t0 = time.monotonic()
+        t0, t0_epoch = time.monotonic(), time.time()
         sng = subprocess.Popen([SYSLOG_NG, "-F", "--no-caps", "-f", conf,
                                 "-R", os.path.join(tmp, "persist"),
                                 "-p", os.path.join(tmp, "pid"),
                                 "-c", os.path.join(tmp, "ctl")],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=open(os.path.join(tmp, "err"), "w"))
-        got, last_change, last = 0, time.monotonic(), -1
+        got, last_change, last, t_last = 0, time.monotonic(), -1, None
         while got < expected:
             if sng.poll() is not None:
                 raise Failure("syslog-ng exited with %s" % sng.returncode)
-            if time.monotonic() - last_change > 30 or time.monotonic() - t0 > a.timeout:
-                raise Failure("syslog-ng stalled at %d of %d events" % (got, expected))
+            if time.monotonic() - t0 > a.timeout:
+                raise Failure("syslog-ng timed out at %d of %d events" % (got, expected))
+            if time.monotonic() - last_change > 5:
+                # it drops rows its csv-parser refuses: its run ended with
+                # the last body csink counted
+                if got < expected * 0.9:
+                    raise Failure("syslog-ng stalled at %d of %d events" % (got, expected))
+                break
             try:
                 with open(count) as f:
-                    got = int(f.read().split()[0])
+                    fields = f.read().split()
+                got, t_last = int(fields[0]), float(fields[5])
             except (OSError, ValueError, IndexError):
                 pass
             if got != last:
                 last, last_change = got, time.monotonic()
             time.sleep(0.005)
-        wall = time.monotonic() - t0
+        wall = time.monotonic() - t0 if got >= expected else t_last - t0_epoch
         cpu = proc_stat(sng.pid)
         hwm = status_kib(sng.pid, "VmHWM")
         anon = status_kib(sng.pid, "RssAnon")
         sng.send_signal(signal.SIGTERM)
         sng.wait(timeout=30)
         sng = None
+        if got < expected:
+            print("syslog-ng delivered %d of the %d b/rb rows (%d dropped)"
+                  % (got, expected, expected - got), file=sys.stderr)
         return {"wall": wall, "cpu": cpu, "hwm": hwm, "anon": anon, "events": got}
     finally:
         for p in (sng, sink):
