@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,7 +384,13 @@ int push_thread(struct push **p)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, STACK_BYTES);
+        /* signals are the reading thread's (its signalfd): the worker
+         * starts with every one blocked, whatever the caller's mask */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
         e = pthread_create(&t->thread, &attr, worker, t);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         pthread_attr_destroy(&attr);
         if (e != 0) {
                 inner->on_ack = t->base.on_ack;
