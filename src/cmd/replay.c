@@ -215,6 +215,7 @@ struct progress {
         bool dirty;
         int64_t saved_ms;
         int lock_fd;
+        struct log_streak failing; /* a full disk fails every save: said once */
 };
 
 static int progress_open(struct progress *p, const char *state_dir, const struct logger *log)
@@ -274,11 +275,14 @@ static int progress_save(struct progress *p, const struct logger *log)
         if (text)
                 rc = safefile_replace(p->path, text, strlen(text), SAFEFILE_DURABLE, NULL);
         free(text);
-        if (rc < 0)
-                log_error(log, "cannot save replay progress file=%s error=\"%s\"", p->path,
-                          strerror(errno));
-        else
+        if (rc < 0) {
+                log_streak_fail(log, &p->failing, LOG_ERROR, "saving the replay progress",
+                                "cannot save replay progress file=%s error=\"%s\"", p->path,
+                                strerror(errno));
+        } else {
+                log_streak_ok(log, &p->failing);
                 p->dirty = false;
+        }
         p->saved_ms = now_ms();
         return rc;
 }

@@ -107,6 +107,7 @@ struct daemon {
         bool caught_up;       /* the last pass read every file to its end */
         uint64_t unsaved;     /* events acknowledged since the last good save of the offsets */
         struct log_streak status_failing;
+        struct log_streak metrics_failing;
         char status_line[160];
         size_t blocked_seen; /* owed files blocked at the last look */
 };
@@ -595,8 +596,12 @@ static void report(struct daemon *d)
                 log_streak_ok(d->log, &d->status_failing);
         if (d->metrics_at_ms && now_ms() >= d->metrics_at_ms) {
                 if (report_write_metrics(d->cfg->metrics_textfile, &r) < 0)
-                        log_warn(d->log, "cannot write metrics file=%s error=\"%s\"",
-                                 d->cfg->metrics_textfile, strerror(errno));
+                        log_streak_fail(d->log, &d->metrics_failing, LOG_WARN,
+                                        "writing the metrics file",
+                                        "cannot write metrics file=%s error=\"%s\"",
+                                        d->cfg->metrics_textfile, strerror(errno));
+                else
+                        log_streak_ok(d->log, &d->metrics_failing);
                 d->metrics_at_ms = now_ms() + (int64_t)d->cfg->metrics_interval_s * 1000;
         }
         /* systemd's view: one line of what we are doing */

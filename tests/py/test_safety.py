@@ -457,6 +457,9 @@ def _fill(e, settle=1.0):
 
 
 def _full_disk(e):
+    with open(e.conf, "a") as fh:  # the metrics file on the full disk too, every second
+        fh.write("\n[metrics]\ntextfile = %s\ninterval_s = 1\n"
+                 % os.path.join(e.state, "metrics.prom"))
     e.sim.write(50)
     e.start()
     ok, _ = e.wait_delivered(timeout=30)
@@ -477,6 +480,9 @@ def _full_disk(e):
           len(fails) == 1, fails[:6])
     check("full-disk: ... and the failing status write once (got %d)" % len(status_fails),
           len(status_fails) <= 1, status_fails[:6])
+    metrics_fails = e.said("cannot write metrics")
+    check("full-disk: ... and the failing metrics write once (got %d)" % len(metrics_fails),
+          len(metrics_fails) <= 1, metrics_fails[:6])
     os.unlink(filler)
     poll_until(lambda: e.said("saving offsets works again"), 10)
     ends = e.said("saving offsets works again")
