@@ -760,8 +760,8 @@ int xchg_start(struct xchg *x, size_t slot, void *user, const char *body, size_t
         if (s->st == X_IDLE) {
                 s->st = X_SENDING;
                 try_send(s);
-        } else if (s->st == X_DOWN) {
-                open_conn(s);
+        } else {
+                open_conn(s); /* a free slot is idle or down; anything else starts over */
         }
         return 0;
 }
