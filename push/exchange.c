@@ -56,10 +56,7 @@ struct xslot {
         /* the request */
         void *user;
         struct buf *answer;
-        const char *body;
-        size_t body_len;
-        char idem[32];
-        struct buf out;
+        struct buf out; /* the whole request, kept for a resend on a new connection */
         size_t out_off;
         int64_t deadline_ms;
         bool resent;   /* sent again once on a new connection: the old one had closed */
@@ -185,7 +182,6 @@ static void finish(struct xslot *s, CURLcode rc, const char *why)
         void *user = s->user;
         s->user = NULL;
         s->answer = NULL;
-        s->body = NULL;
         s->fail_due = false;
         if (rc != CURLE_OK || s->close_after)
                 drop_conn(s);
@@ -746,9 +742,6 @@ int xchg_start(struct xchg *x, size_t slot, void *user, const char *body, size_t
                 return -1;
         s->user = user;
         s->answer = answer;
-        s->body = body;
-        s->body_len = len;
-        memcpy(s->idem, idem, 32);
         s->out_off = 0;
         s->resent = false;
         s->fail_due = false;

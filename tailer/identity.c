@@ -60,17 +60,8 @@ static int strong(const char *p, size_t len)
 
 int identity_of_fd(int fd, struct file_id *out)
 {
-        char head[IDENTITY_FP_MAX];
-        struct stat st;
-        ssize_t n = stat_and_head(fd, &st, head);
-
-        if (n < 0)
-                return -1;
-        out->dev = (uint64_t)st.st_dev;
-        out->ino = (uint64_t)st.st_ino;
-        out->fp_len = (uint32_t)n;
-        out->fp = hash(head, (size_t)n);
-        return 0;
+        long line_end;
+        return identity_of_fd_line(fd, out, &line_end);
 }
 
 int identity_of_fd_line(int fd, struct file_id *out, long *line_end)
