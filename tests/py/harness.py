@@ -246,6 +246,19 @@ class Daemon:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def binary_arg(argv, doc):
+    """The binary named by `PROG PMTATAIL_BINARY`, absolute, and 0; or None and
+    the exit status (2: usage, printed from doc's second paragraph; 1: the
+    binary is not executable, a failed check)."""
+    if len(argv) != 2:
+        print(doc.split("\n\n")[1])
+        return None, 2
+    binary = os.path.abspath(argv[1])
+    if not check("binary %s is executable" % binary, os.access(binary, os.X_OK)):
+        return None, 1
+    return binary, 0
+
+
 def run_scenarios(scenarios, only, make_env, tb_lines=6, stderr_tail=True):
     """Run each scenario function (or those named in `only`, "-" for "_")
     with an environment from make_env(name, fn), cleaned up whatever

@@ -64,7 +64,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import (HEADER, Sim, filtered_bytes, ranges, rcpt_number,  # noqa: E402
                       record_bytes)
 from backend import Backend  # noqa: E402
-from harness import Daemon, check, finish, info, inotify_watches, poll_until
+from harness import Daemon, check, finish, info, inotify_watches, poll_until, binary_arg
 
 ONLY = [s for s in os.environ.get("PMTATAIL_ADMIN_ONLY", "").split(",") if s]
 KEEP = bool(os.environ.get("PMTATAIL_ADMIN_KEEP"))
@@ -1293,12 +1293,9 @@ def logs(e):
 
 def main(argv):
     global BINARY
-    if len(argv) != 2:
-        print(__doc__.split("\n\n")[1])
-        return 2
-    BINARY = os.path.abspath(argv[1])
-    if not check("binary %s is executable" % BINARY, os.access(BINARY, os.X_OK)):
-        return 1
+    BINARY, rc = binary_arg(argv, __doc__)
+    if BINARY is None:
+        return rc
     info("seed %d (PMTATAIL_ADMIN_SEED)" % SEED)
     t_all = time.monotonic()
     names = {fn.__name__.replace("_", "-"): fn for fn in SCENARIOS}

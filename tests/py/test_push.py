@@ -50,7 +50,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import Sim, ranges, rcpt_number, record_bytes, record_fields  # noqa: E402
 from backend import Backend  # noqa: E402
-from harness import Daemon, check, finish, info, poll_until, run_scenarios
+from harness import Daemon, check, finish, info, poll_until, run_scenarios, binary_arg
 
 ONLY = [s for s in os.environ.get("PMTATAIL_PUSH_ONLY", "").split(",") if s]
 SEED = int(os.environ.get("PMTATAIL_PUSH_SEED", str(int(time.time()) % 100000)))
@@ -1514,12 +1514,9 @@ def poison_500(e):
 
 def main(argv):
     global BINARY
-    if len(argv) != 2:
-        print(__doc__.split("\n\n")[1])
-        return 2
-    BINARY = os.path.abspath(argv[1])
-    if not check("binary %s is executable" % BINARY, os.access(BINARY, os.X_OK)):
-        return 1
+    BINARY, rc = binary_arg(argv, __doc__)
+    if BINARY is None:
+        return rc
     info("seed %d (PMTATAIL_PUSH_SEED)" % SEED)
     return run_scenarios(SCENARIOS, ONLY, lambda name, fn: Env(name, **fn.env))
 

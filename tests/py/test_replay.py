@@ -61,7 +61,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import (HEADER, HEADER_FIELDS, TIME_BASE, Sim, ranges,  # noqa: E402
                       rcpt_number, record_bytes, record_fields)
 from backend import Backend  # noqa: E402
-from harness import Daemon, check, finish, info, poll_until, run_scenarios, wait_or_kill
+from harness import Daemon, check, finish, info, poll_until, run_scenarios, wait_or_kill, binary_arg
 
 ONLY = [s for s in os.environ.get("PMTATAIL_REPLAY_ONLY", "").split(",") if s]
 KEEP = bool(os.environ.get("PMTATAIL_REPLAY_KEEP"))
@@ -859,12 +859,9 @@ def bad_inputs(e):
 
 def main(argv):
     global BINARY
-    if len(argv) != 2:
-        print(__doc__.split("\n\n")[1])
-        return 2
-    BINARY = os.path.abspath(argv[1])
-    if not check("binary %s is executable" % BINARY, os.access(BINARY, os.X_OK)):
-        return 1
+    BINARY, rc = binary_arg(argv, __doc__)
+    if BINARY is None:
+        return rc
     return run_scenarios(SCENARIOS, ONLY, lambda name, fn: Env(name, **fn.env), tb_lines=8, stderr_tail=False)
 
 

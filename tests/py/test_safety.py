@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_push  # noqa: E402
 from test_push import Env  # noqa: E402
 from pmta_sim import filtered_bytes  # noqa: E402
-from harness import check, finish, info, poll_until, run_scenarios  # noqa: E402
+from harness import binary_arg, check, finish, info, poll_until, run_scenarios  # noqa: E402
 
 ONLY = [s for s in os.environ.get("PMTATAIL_SAFETY_ONLY", "").split(",") if s]
 OUTAGE_S = float(os.environ.get("PMTATAIL_SAFETY_OUTAGE_S", "30"))
@@ -516,13 +516,9 @@ SCENARIOS = [outage_cpu, sparse_hole, bad_lines, planted_links, full_disk]
 
 
 def main(argv):
-    if len(argv) != 2:
-        print(__doc__.split("\n\n")[1])
-        return 2
-    test_push.BINARY = os.path.abspath(argv[1])
-    if not check("binary %s is executable" % test_push.BINARY,
-                 os.access(test_push.BINARY, os.X_OK)):
-        return 1
+    test_push.BINARY, rc = binary_arg(argv, __doc__)
+    if test_push.BINARY is None:
+        return rc
     return run_scenarios(SCENARIOS, ONLY, lambda name, fn: Env(name, **fn.env))
 
 

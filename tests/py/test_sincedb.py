@@ -42,7 +42,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import HEADER, crlf_cut, numbers_with_crlf_inside, record_bytes, rcpt_number  # noqa: E402
 from backend import Backend  # noqa: E402
-from harness import Daemon, check, finish, info, poll_until  # noqa: E402
+from harness import Daemon, binary_arg, check, finish, info, poll_until  # noqa: E402
 
 BINARY = None
 KEEP = bool(os.environ.get("PMTATAIL_SINCEDB_KEEP"))
@@ -268,12 +268,9 @@ def refusals():
 
 def main(argv):
     global BINARY
-    if len(argv) != 2:
-        print(__doc__.split("\n\n")[1])
-        return 2
-    BINARY = os.path.abspath(argv[1])
-    if not check("binary %s is executable" % BINARY, os.access(BINARY, os.X_OK)):
-        return 1
+    BINARY, rc = binary_arg(argv, __doc__)
+    if BINARY is None:
+        return rc
     for variant in (4, 5, 6):
         takeover(variant)
     refusals()
