@@ -48,27 +48,21 @@ static int grow(struct buf *b, size_t n)
         return 0;
 }
 
-char *buf_reserve(struct buf *b, size_t n)
+char *buf_reserve_grow(struct buf *b, size_t n)
 {
         if (grow(b, n) < 0)
                 return NULL;
         return b->data + b->len;
 }
 
-void buf_commit(struct buf *b, size_t n)
-{
-        b->len += n;
-        b->data[b->len] = '\0';
-}
-
-int buf_append(struct buf *b, const void *p, size_t n)
+int buf_append_grow(struct buf *b, const void *p, size_t n)
 {
         if (n == 0) {
                 if (!b->data && grow(b, 0) < 0)
                         return -1;
                 return 0;
         }
-        char *dst = buf_reserve(b, n);
+        char *dst = buf_reserve_grow(b, n);
         if (!dst)
                 return -1;
         memcpy(dst, p, n);

@@ -8,6 +8,7 @@
 #define PMTATAIL_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct buf {
         char *data;   /* NULL until the first append */
@@ -21,16 +22,44 @@ struct buf {
 void buf_init(struct buf *b, size_t cap);
 void buf_free(struct buf *b);
 
-/* Append n bytes. Returns 0, or -1 with errno E2BIG when the cap would be
- * passed (the buffer is left unchanged) or ENOMEM. */
-int buf_append(struct buf *b, const void *p, size_t n);
-int buf_putc(struct buf *b, char c);
-int buf_puts(struct buf *b, const char *s);
+/* The slow paths of the inline functions below: they grow the buffer. */
+int buf_append_grow(struct buf *b, const void *p, size_t n);
+char *buf_reserve_grow(struct buf *b, size_t n);
+
+/* True when n more bytes (and the NUL) fit in what is allocated, under the
+ * cap. alloc > len whenever data is set, so the subtraction cannot wrap. */
+static inline int buf_has_room(const struct buf *b, size_t n)
+{
+        return b->data && n < b->alloc - b->len && n <= b->cap - b->len;
+}
 
 /* Make room for n more bytes and return a pointer to them (the caller fills
- * them and then calls buf_commit), or NULL (errno as buf_append). */
-char *buf_reserve(struct buf *b, size_t n);
-void buf_commit(struct buf *b, size_t n);
+ * them and then calls buf_commit), or NULL (errno as buf_append). Inline:
+ * every field and event of a record goes through here. */
+static inline char *buf_reserve(struct buf *b, size_t n)
+{
+        return buf_has_room(b, n) ? b->data + b->len : buf_reserve_grow(b, n);
+}
+
+static inline void buf_commit(struct buf *b, size_t n)
+{
+        b->len += n;
+        b->data[b->len] = '\0';
+}
+
+/* Append n bytes. Returns 0, or -1 with errno E2BIG when the cap would be
+ * passed (the buffer is left unchanged) or ENOMEM. */
+static inline int buf_append(struct buf *b, const void *p, size_t n)
+{
+        if (n == 0 || !buf_has_room(b, n))
+                return buf_append_grow(b, p, n);
+        memcpy(b->data + b->len, p, n);
+        buf_commit(b, n);
+        return 0;
+}
+
+int buf_putc(struct buf *b, char c);
+int buf_puts(struct buf *b, const char *s);
 
 /* Forget the content, keep the allocation. */
 void buf_reset(struct buf *b);

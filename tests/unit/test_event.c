@@ -79,6 +79,40 @@ static struct pmta_header make_header(struct pmta_field *names, size_t n, const 
         return h;
 }
 
+/* The writer goes sixteen and eight bytes at a time: every byte that needs
+ * attention, at every position of a run longer than both, and a valid
+ * two-byte sequence across each boundary. */
+static void test_string_positions(void)
+{
+        static const struct {
+                char in;
+                const char *out;
+        } specials[] = {
+            {'"', "\\\""},   {'\\', "\\\\"}, {'\x01', "\\u0001"},       {'\x1f', "\\u001F"},
+            {'\n', "\\n"},    {'\x7f', "\x7f"},  {'\x80', "\xef\xbf\xbd"}, {'\xe9', "\xef\xbf\xbd"},
+            {'\xff', "\xef\xbf\xbd"}, {' ', " "},  {'~', "~"},
+        };
+        char in[48], want[80];
+        for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+                for (size_t pos = 0; pos < 40; pos++) {
+                        memset(in, 'a', 40);
+                        in[pos] = specials[k].in;
+                        int w = snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)pos, in,
+                                         specials[k].out, (int)(39 - pos), in + pos + 1);
+                        CHECK(w > 0 && (size_t)w < sizeof want);
+                        CHECK_EQ_STR(json_str(in, 40), want);
+                }
+        }
+        for (size_t pos = 0; pos < 39; pos++) {
+                memset(in, 'b', 40);
+                memcpy(in + pos, "\xc3\xa9", 2);
+                want[0] = '"';
+                memcpy(want + 1, in, 40);
+                memcpy(want + 41, "\"", 2);
+                CHECK_EQ_STR(json_str(in, 40), want);
+        }
+}
+
 static void test_keys(void)
 {
         struct pmta_field names[] = {{"type", 4}, {"host", 4},  {"rcpt", 4},   {"", 0},
@@ -298,6 +332,7 @@ int main(void)
 {
         RUN(test_times);
         RUN(test_strings);
+        RUN(test_string_positions);
         RUN(test_keys);
         RUN(test_encoder_matches_jansson);
         RUN(test_timestamp_field);
