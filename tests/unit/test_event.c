@@ -88,9 +88,17 @@ static void test_string_positions(void)
                 char in;
                 const char *out;
         } specials[] = {
-            {'"', "\\\""},   {'\\', "\\\\"}, {'\x01', "\\u0001"},       {'\x1f', "\\u001F"},
-            {'\n', "\\n"},    {'\x7f', "\x7f"},  {'\x80', "\xef\xbf\xbd"}, {'\xe9', "\xef\xbf\xbd"},
-            {'\xff', "\xef\xbf\xbd"}, {' ', " "},  {'~', "~"},
+            {'"', "\\\""},
+            {'\\', "\\\\"},
+            {'\x01', "\\u0001"},
+            {'\x1f', "\\u001F"},
+            {'\n', "\\n"},
+            {'\x7f', "\x7f"},
+            {'\x80', "\xef\xbf\xbd"},
+            {'\xe9', "\xef\xbf\xbd"},
+            {'\xff', "\xef\xbf\xbd"},
+            {' ', " "},
+            {'~', "~"},
         };
         char in[48], want[80];
         for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
