@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define XHEAD_MAX  (64 * 1024) /* an answer's header, all lines together */
 #define XLINE_MAX  4096        /* a chunk-size line */
@@ -52,6 +55,12 @@ struct xslot {
         struct xsock cs[XSOCKS];
         int64_t ctimer_ms; /* libcurl's timer while connecting, -1: none */
         curl_socket_t fd;
+        /* what the epoll set holds for fd: kept across requests, so that a
+         * connection busy with one request after another costs no
+         * epoll_ctl */
+        curl_socket_t reg_fd;
+        uint32_t reg_ev;
+        unsigned reg_gen;
         unsigned answered; /* answers read on this connection */
         /* the request */
         void *user;
@@ -78,6 +87,7 @@ struct pollref {
         size_t slot;
         unsigned gen;
         bool connecting;
+        bool epoll; /* the epoll set's own fd */
 };
 
 struct xchg {
@@ -89,6 +99,13 @@ struct xchg {
         xchg_done_fn done;
         void *ctx;
         struct pollref *refs; /* what each pollfd handed out stands for */
+        /* The open connections wait in an epoll set, polled as one fd: a
+         * wake-up then costs the connections that are ready, not a scan and
+         * a wait-queue entry for each of them. Connections being opened are
+         * libcurl's sockets, polled as they are. */
+        int epfd;
+        struct epoll_event *evs;
+        bool raw; /* plain TCP: the bytes go to the socket itself */
 };
 
 static int64_t now_ms(void)
@@ -139,9 +156,20 @@ static void forget_socks(struct xslot *s)
         s->ctimer_ms = -1;
 }
 
+/* Out of the epoll set, while the fd is still open: once closed, its
+ * number may come back as another connection. */
+static void unwatch(struct xslot *s)
+{
+        if (s->reg_fd != CURL_SOCKET_BAD)
+                epoll_ctl(s->x->epfd, EPOLL_CTL_DEL, s->reg_fd, NULL);
+        s->reg_fd = CURL_SOCKET_BAD;
+        s->reg_ev = 0;
+}
+
 /* Close the connection (removing a connect-only handle closes it). */
 static void drop_conn(struct xslot *s)
 {
+        unwatch(s);
         if (s->st != X_DOWN)
                 curl_multi_remove_handle(s->multi, s->easy);
         forget_socks(s);
@@ -225,12 +253,52 @@ static void reset_answer(struct xslot *s)
         buf_reset(s->answer);
 }
 
+/* The bytes of a plain connection go straight to its socket (libcurl's
+ * sockets are non-blocking); through TLS, libcurl carries them. Errors are
+ * worded as libcurl words them. */
+static CURLcode conn_send(struct xslot *s, const char *p, size_t len, size_t *n)
+{
+        if (!s->x->raw)
+                return curl_easy_send(s->easy, p, len, n);
+        for (;;) {
+                ssize_t r = send(s->fd, p, len, MSG_NOSIGNAL);
+                if (r >= 0) {
+                        *n = (size_t)r;
+                        return CURLE_OK;
+                }
+                if (errno == EINTR)
+                        continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                        return CURLE_AGAIN;
+                snprintf(s->errbuf, sizeof s->errbuf, "Send failure: %s", strerror(errno));
+                return CURLE_SEND_ERROR;
+        }
+}
+
+static CURLcode conn_recv(struct xslot *s, char *p, size_t len, size_t *n)
+{
+        if (!s->x->raw)
+                return curl_easy_recv(s->easy, p, len, n);
+        for (;;) {
+                ssize_t r = recv(s->fd, p, len, 0);
+                if (r >= 0) {
+                        *n = (size_t)r;
+                        return CURLE_OK;
+                }
+                if (errno == EINTR)
+                        continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                        return CURLE_AGAIN;
+                snprintf(s->errbuf, sizeof s->errbuf, "Recv failure: %s", strerror(errno));
+                return CURLE_RECV_ERROR;
+        }
+}
+
 static void try_send(struct xslot *s)
 {
         while (s->out_off < s->out.len) {
                 size_t n = 0;
-                CURLcode rc =
-                    curl_easy_send(s->easy, s->out.data + s->out_off, s->out.len - s->out_off, &n);
+                CURLcode rc = conn_send(s, s->out.data + s->out_off, s->out.len - s->out_off, &n);
                 if (rc == CURLE_AGAIN)
                         return;
                 if (rc != CURLE_OK) {
@@ -611,7 +679,7 @@ static void try_recv(struct xslot *s)
         char buf[XREAD];
         for (;;) {
                 size_t n = 0;
-                CURLcode rc = curl_easy_recv(s->easy, buf, sizeof buf, &n);
+                CURLcode rc = conn_recv(s, buf, sizeof buf, &n);
                 if (rc == CURLE_AGAIN)
                         return;
                 if (rc != CURLE_OK) {
@@ -650,22 +718,30 @@ static void try_recv(struct xslot *s)
 
 /* --- the interface */
 
-int xchg_open(struct xchg **out, CURL **easies, size_t n, const char *head, size_t head_len,
-              unsigned timeout_s, xchg_done_fn done, void *ctx)
+int xchg_open(struct xchg **out, CURL **easies, size_t n, bool tls, const char *head,
+              size_t head_len, unsigned timeout_s, xchg_done_fn done, void *ctx)
 {
         struct xchg *x = calloc(1, sizeof *x);
         if (!x)
                 return -1;
         x->slots = calloc(n, sizeof *x->slots);
-        x->refs = calloc(n * (XSOCKS + 1), sizeof *x->refs);
+        x->refs = calloc(n * XSOCKS + 1, sizeof *x->refs);
+        x->evs = calloc(n, sizeof *x->evs);
         x->head = malloc(head_len + 1);
-        if (!x->slots || !x->refs || !x->head) {
+        x->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (!x->slots || !x->refs || !x->evs || !x->head || x->epfd < 0) {
+                int e = errno;
+                if (x->epfd >= 0)
+                        close(x->epfd);
                 free(x->slots);
                 free(x->refs);
+                free(x->evs);
                 free(x->head);
                 free(x);
+                errno = e;
                 return -1;
         }
+        x->raw = !tls;
         memcpy(x->head, head, head_len);
         x->head[head_len] = '\0';
         x->head_len = head_len;
@@ -678,6 +754,7 @@ int xchg_open(struct xchg **out, CURL **easies, size_t n, const char *head, size
                 s->x = x;
                 s->easy = easies[i];
                 s->fd = CURL_SOCKET_BAD;
+                s->reg_fd = CURL_SOCKET_BAD;
                 forget_socks(s);
                 buf_init(&s->out, XBODY_MAX + head_len + 128);
                 buf_init(&s->head, XHEAD_MAX);
@@ -761,16 +838,48 @@ int xchg_start(struct xchg *x, size_t slot, void *user, const char *body, size_t
 
 unsigned xchg_maxfds(const struct xchg *x)
 {
-        return (unsigned)(x->n * (XSOCKS + 1));
+        return (unsigned)(x->n * XSOCKS + 1);
+}
+
+/* Make the epoll set hold what the slot waits for: its socket's readiness
+ * to send or to read, or nothing. */
+static void watch(struct xslot *s, size_t i)
+{
+        uint32_t want = s->st == X_SENDING ? EPOLLOUT : s->st == X_RECEIVING ? EPOLLIN : 0;
+        curl_socket_t fd = want ? s->fd : CURL_SOCKET_BAD;
+        if (fd == s->reg_fd && want == s->reg_ev && (fd == CURL_SOCKET_BAD || s->reg_gen == s->gen))
+                return;
+        if (s->reg_fd != fd)
+                unwatch(s);
+        if (fd == CURL_SOCKET_BAD)
+                return;
+        struct epoll_event ev = {.events = want, .data.u64 = (uint64_t)s->gen << 32 | i};
+        int op = s->reg_fd == fd ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(s->x->epfd, op, fd, &ev) < 0) {
+                /* the request cannot be waited for: it fails now, and is
+                 * tried again as any failed request is */
+                s->fail_due = true;
+                s->fail_rc =
+                    errno == ENOMEM || errno == ENOSPC ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
+                return;
+        }
+        s->reg_fd = fd;
+        s->reg_ev = want;
+        s->reg_gen = s->gen;
 }
 
 unsigned xchg_pollfds(struct xchg *x, struct pollfd *fds, unsigned max, int *timeout_ms)
 {
         unsigned k = 0;
         int64_t now = now_ms(), next = -1;
+        if (max > 0) {
+                fds[k] = (struct pollfd){.fd = x->epfd, .events = POLLIN};
+                x->refs[k++] = (struct pollref){.epoll = true};
+        }
         for (size_t i = 0; i < x->n; i++) {
                 struct xslot *s = &x->slots[i];
                 int64_t due = -1;
+                watch(s, i);
                 if (s->st == X_CONNECTING) {
                         for (int j = 0; j < XSOCKS && k < max; j++) {
                                 if (s->cs[j].fd == CURL_SOCKET_BAD)
@@ -782,10 +891,6 @@ unsigned xchg_pollfds(struct xchg *x, struct pollfd *fds, unsigned max, int *tim
                                     (struct pollref){.slot = i, .gen = s->gen, .connecting = true};
                         }
                         due = s->ctimer_ms;
-                } else if ((s->st == X_SENDING || s->st == X_RECEIVING) && k < max) {
-                        fds[k] = (struct pollfd){.fd = s->fd,
-                                                 .events = s->st == X_SENDING ? POLLOUT : POLLIN};
-                        x->refs[k++] = (struct pollref){.slot = i, .gen = s->gen};
                 }
                 if (s->user && (due < 0 || s->deadline_ms < due))
                         due = s->deadline_ms;
@@ -804,12 +909,35 @@ unsigned xchg_pollfds(struct xchg *x, struct pollfd *fds, unsigned max, int *tim
         return k;
 }
 
+/* The connections the epoll set says are ready. */
+static void ready(struct xchg *x)
+{
+        int m = epoll_wait(x->epfd, x->evs, (int)x->n, 0);
+        for (int k = 0; k < m; k++) {
+                size_t i = (size_t)(x->evs[k].data.u64 & 0xffffffffu);
+                unsigned gen = (unsigned)(x->evs[k].data.u64 >> 32);
+                if (i >= x->n)
+                        continue;
+                struct xslot *s = &x->slots[i];
+                if (gen != s->gen)
+                        continue; /* the connection changed since */
+                if (s->st == X_SENDING)
+                        try_send(s);
+                else if (s->st == X_RECEIVING)
+                        try_recv(s);
+        }
+}
+
 void xchg_work(struct xchg *x, const struct pollfd *fds, unsigned n)
 {
         for (unsigned k = 0; k < n; k++) {
                 if (!fds[k].revents)
                         continue;
                 struct pollref r = x->refs[k];
+                if (r.epoll) {
+                        ready(x);
+                        continue;
+                }
                 struct xslot *s = &x->slots[r.slot];
                 if (r.gen != s->gen)
                         continue; /* the connection changed since */
@@ -871,5 +999,7 @@ void xchg_close(struct xchg *x)
         free(x->head);
         free(x->slots);
         free(x->refs);
+        free(x->evs);
+        close(x->epfd);
         free(x);
 }

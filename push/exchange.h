@@ -4,8 +4,10 @@
  * costs about ten times the event it carries: the URL, the connection
  * cache, the header machinery, run again for a few hundred bytes. Here
  * libcurl only opens each connection (name resolution, TCP, TLS, its
- * timeouts: CURLOPT_CONNECT_ONLY) and carries the bytes (curl_easy_send and
- * curl_easy_recv); the HTTP/1.1 exchange itself is written and read here:
+ * timeouts: CURLOPT_CONNECT_ONLY) and, through TLS, carries the bytes
+ * (curl_easy_send and curl_easy_recv; a plain connection's bytes go to its
+ * socket, one send and one recv per request); the HTTP/1.1 exchange itself
+ * is written and read here:
  * one request at a time on each of `n` kept-alive connections, never
  * pipelined (a dropped connection then costs only the one request it
  * carried), each answer read as a hostile peer may send it (status line,
@@ -40,12 +42,14 @@ struct xchg_result {
 typedef void (*xchg_done_fn)(void *ctx, void *user, const struct xchg_result *r);
 
 /* Take `n` easy handles, set up by the caller with the URL and the
- * connection's options (TLS, timeouts, error buffer left to us); `head` is
+ * connection's options (TLS, timeouts, error buffer left to us); `tls`:
+ * the URL is https (libcurl then carries the bytes); `head` is
  * every request's header up to the Idempotency-Key's value (the request
  * line, Host, the fixed headers, "Idempotency-Key: "). Returns 0, or -1
- * (out of memory; the handles are then the caller's). */
-int xchg_open(struct xchg **out, CURL **easies, size_t n, const char *head, size_t head_len,
-              unsigned timeout_s, xchg_done_fn done, void *ctx);
+ * (out of memory or of descriptors, errno says; the handles are then the
+ * caller's). */
+int xchg_open(struct xchg **out, CURL **easies, size_t n, bool tls, const char *head,
+              size_t head_len, unsigned timeout_s, xchg_done_fn done, void *ctx);
 
 /* A slot without a request, or -1. */
 int xchg_free_slot(const struct xchg *x);
@@ -57,7 +61,8 @@ int xchg_free_slot(const struct xchg *x);
 int xchg_start(struct xchg *x, size_t slot, void *user, const char *body, size_t len,
                const char *idem, struct buf *answer);
 
-/* The connections' sockets to poll, written to fds (at most max), and the
+/* The fds to poll, written to fds (at most max): one for the open
+ * connections (an epoll set), and the sockets of those being opened; the
  * timeout lowered to the next deadline. Returns the count. */
 unsigned xchg_pollfds(struct xchg *x, struct pollfd *fds, unsigned max, int *timeout_ms);
 

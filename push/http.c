@@ -1148,11 +1148,16 @@ static bool exchange_fits(const struct http_push *h)
 
 static int open_exchange(struct http_push *h)
 {
+        char *scheme = NULL;
+        if (curl_url_get(h->curlu, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
+                return -1;
+        bool tls = strcmp(scheme, "https") == 0; /* the parser writes it in lower case */
+        curl_free(scheme);
         struct buf head;
         buf_init(&head, 256 * 1024);
         int rc = request_head(h, &head);
         if (rc == 0)
-                rc = xchg_open(&h->x, h->easies, h->o.concurrency, head.data, head.len,
+                rc = xchg_open(&h->x, h->easies, h->o.concurrency, tls, head.data, head.len,
                                h->o.timeout_s, exchanged, h);
         if (head.data)
                 explicit_bzero(head.data, head.len); /* it holds the secrets */
