@@ -215,10 +215,33 @@ static int gzip_body(struct buf *body)
         return 0;
 }
 
-/* The body of a part, and its Idempotency-Key: a hash of the JSON, so the
- * same events get the same key on every retry and even after a restart. A
- * whole batch, or one event, is a slice of the batch's array; only a split
- * batch or a gzipped body needs a buffer of its own. */
+/* One event's key is its own eventId, which the encoder writes last: a
+ * hash of the record, the same on every retry and after a restart, so the
+ * body need not be hashed again. False when the event does not end so. */
+static bool key_of_event(const char *ev, size_t len, char idem[33])
+{
+        static const char tag[] = "\"eventId\":\"";
+        const size_t tl = sizeof tag - 1, need = tl + 32 + 2;
+        if (len < need)
+                return false;
+        const char *p = ev + len - need;
+        if (memcmp(p, tag, tl) != 0 || p[tl + 32] != '"' || p[tl + 33] != '}')
+                return false;
+        for (size_t i = 0; i < 32; i++) {
+                char c = p[tl + i];
+                if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+                        return false;
+        }
+        memcpy(idem, p + tl, 32);
+        idem[32] = '\0';
+        return true;
+}
+
+/* The body of a part, and its Idempotency-Key: a hash of the JSON (for one
+ * event, its eventId), so the same events get the same key on every retry
+ * and even after a restart. A whole batch, or one event, is a slice of the
+ * batch's array; only a split batch or a gzipped body needs a buffer of its
+ * own. */
 static int build_body(struct http_push *h, struct hpart *pt)
 {
         struct hbatch *b = pt->b;
@@ -238,13 +261,15 @@ static int build_body(struct http_push *h, struct hpart *pt)
                 pt->view = pt->body.data;
                 pt->view_len = pt->body.len;
         }
-        XXH128_hash_t k = XXH3_128bits(pt->view, pt->view_len);
-        static const char hex[] = "0123456789abcdef";
-        for (int i = 0; i < 16; i++) {
-                pt->idem[i] = hex[(k.high64 >> (60 - 4 * i)) & 0xf];
-                pt->idem[16 + i] = hex[(k.low64 >> (60 - 4 * i)) & 0xf];
+        if (!h->o.single || !key_of_event(pt->view, pt->view_len, pt->idem)) {
+                XXH128_hash_t k = XXH3_128bits(pt->view, pt->view_len);
+                static const char hex[] = "0123456789abcdef";
+                for (int i = 0; i < 16; i++) {
+                        pt->idem[i] = hex[(k.high64 >> (60 - 4 * i)) & 0xf];
+                        pt->idem[16 + i] = hex[(k.low64 >> (60 - 4 * i)) & 0xf];
+                }
+                pt->idem[32] = '\0';
         }
-        pt->idem[32] = '\0';
         if (h->o.gzip) {
                 if (pt->view != pt->body.data) {
                         buf_reset(&pt->body);

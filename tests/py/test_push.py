@@ -397,6 +397,12 @@ def single_format(e):
           ["#%d: %.120r" % (r.n, r.body) for r in bad[:3]])
     check("single-format: sent by the exchange of push/exchange.c, not libcurl transfers",
           bool(e.said("the HTTP/1.1 exchange on connections")), e.stderr_tail())
+    # one event's key is its eventId: the same record, the same key
+    off = [r for r in reqs if isinstance(r.json, dict)
+           and r.header("Idempotency-Key") != r.json.get("eventId")]
+    check("single-format: each request's Idempotency-Key is its event's eventId", not off,
+          ["#%d: key %r, eventId %r" % (r.n, r.header("Idempotency-Key"), r.json.get("eventId"))
+           for r in off[:3]])
     e.verify("single-format")
 
 
