@@ -56,7 +56,11 @@
 #define BODY_MAX        (512u << 20)
 #define SPARE_MAX       (4u << 20) /* a batch buffer kept for reuse is at most this large */
 #define SPARES          4          /* and at most this many are kept */
-#define IDEM_HEADER     "Idempotency-Key: "
+/* One event per request makes a part per event: a few are kept for the
+ * next ones, with their answer buffer, instead of an allocation each. */
+#define PART_POOL        64
+#define PART_KEEP_ANSWER 4096
+#define IDEM_HEADER      "Idempotency-Key: "
 
 struct hbatch {
         void *token;
@@ -121,6 +125,8 @@ struct http_push {
         size_t nspare;
         struct hbatch *batches, *batches_tail;
         struct hpart *parts; /* waiting or in flight, in order */
+        struct hpart *pool;  /* resolved parts, for the next ones */
+        size_t npool;
         size_t in_flight;
         size_t inflight_events;
         unsigned seed;
@@ -165,23 +171,36 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *userdata)
         return len;
 }
 
-static void part_free(struct hpart *pt)
+static void part_free(struct http_push *h, struct hpart *pt)
 {
         buf_free(&pt->body);
+        if (h && h->npool < PART_POOL && pt->answer.alloc <= PART_KEEP_ANSWER) {
+                buf_reset(&pt->answer);
+                pt->next = h->pool;
+                h->pool = pt;
+                h->npool++;
+                return;
+        }
         buf_free(&pt->answer);
         free(pt);
 }
 
-static struct hpart *part_new(struct hbatch *b, size_t first, size_t count)
+static struct hpart *part_new(struct http_push *h, struct hbatch *b, size_t first, size_t count)
 {
-        struct hpart *pt = calloc(1, sizeof *pt);
-        if (!pt)
-                return NULL;
-        pt->b = b;
-        pt->first = first;
-        pt->count = count;
+        struct hpart *pt = h->pool;
+        struct buf answer;
+        if (pt) {
+                h->pool = pt->next;
+                h->npool--;
+                answer = pt->answer; /* kept, empty */
+        } else {
+                pt = malloc(sizeof *pt);
+                if (!pt)
+                        return NULL;
+                buf_init(&answer, ANSWER_MAX);
+        }
+        *pt = (struct hpart){.b = b, .first = first, .count = count, .answer = answer};
         buf_init(&pt->body, BODY_MAX);
-        buf_init(&pt->answer, ANSWER_MAX);
         return pt;
 }
 
@@ -396,7 +415,7 @@ static void resolve(struct http_push *h, struct hpart *pt)
 {
         pt->b->unresolved -= pt->count;
         unlink_part(h, pt);
-        part_free(pt);
+        part_free(h, pt);
 }
 
 /* Not delivered: the part waits in its place for the whole output's
@@ -607,7 +626,7 @@ static void dl_flush(struct http_push *h)
 static int split(struct http_push *h, struct hpart *pt)
 {
         size_t half = pt->count / 2;
-        struct hpart *b = part_new(pt->b, pt->first + half, pt->count - half);
+        struct hpart *b = part_new(h, pt->b, pt->first + half, pt->count - half);
         if (!b)
                 return -1;
         pt->count = half;
@@ -951,7 +970,7 @@ static int adopt(struct http_push *h, char *data, size_t alloc, size_t len, size
         if (h->o.max_events && step > h->o.max_events)
                 step = h->o.max_events;
         for (size_t i = 0; i < k; i += step) {
-                struct hpart *pt = part_new(b, i, k - i < step ? k - i : step);
+                struct hpart *pt = part_new(h, b, i, k - i < step ? k - i : step);
                 if (!pt) {
                         /* cannot happen often; the batch would never resolve */
                         log_error(h->base.log, "out of memory queueing a request");
@@ -1012,7 +1031,11 @@ static void http_close(struct push *base)
                 next = pt->next;
                 if (pt->in_flight && pt->easy)
                         curl_multi_remove_handle(h->multi, pt->easy);
-                part_free(pt);
+                part_free(NULL, pt);
+        }
+        for (struct hpart *pt = h->pool, *next; pt; pt = next) {
+                next = pt->next;
+                part_free(NULL, pt);
         }
         for (struct hbatch *b = h->batches, *next; b; b = next) {
                 next = b->next;
