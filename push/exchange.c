@@ -567,8 +567,10 @@ static int feed(struct xslot *s, const char *p, size_t n)
                         const char *h = s->head.data;
                         size_t from = old > 3 ? old - 3 : 0, end = 0;
                         for (size_t i = from; i < s->head.len; i++) {
-                                if (h[i] != '\n')
-                                        continue;
+                                const char *nl = memchr(h + i, '\n', s->head.len - i);
+                                if (!nl)
+                                        break;
+                                i = (size_t)(nl - h);
                                 if (i + 1 < s->head.len && h[i + 1] == '\n') {
                                         end = i + 2;
                                         break;
