@@ -137,6 +137,9 @@ static void worker_ack(void *ctx, void *token)
         else
                 t->ack_head = b;
         t->ack_tail = b;
+        /* the counts as of this acknowledgement: a caller that has every
+         * ack has every count (refused records are counted before theirs) */
+        t->shared = t->inner->stats;
         pthread_mutex_unlock(&t->lock);
         if (was_empty)
                 wake(t->ack_fd);

@@ -17,6 +17,7 @@
 #include <glob.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +351,9 @@ struct run {
         size_t window;
         struct rbatch *open;
         struct rbatch *sub_head, *sub_tail; /* submitted, not yet acknowledged */
+        /* the buffer of the last batch the output took, for the next one: a
+         * fresh one is mmapped and faulted in page by page */
+        struct buf spare;
         struct classifier *classifier;
         struct bounce_classes classes;
         /* per file */
@@ -369,6 +373,7 @@ struct run {
         int64_t started_ms, shown_ms;
         bool tty;
         char bar[320]; /* the bar on the terminal, "" when none: redrawn after a log line */
+        pthread_mutex_t bar_lock; /* the bar and its terminal: the output's thread logs too */
 };
 
 static void rbatch_free(struct rbatch *b)
@@ -442,6 +447,18 @@ static void close_batch(struct run *r, uint64_t mark, bool last)
                 }
                 push_wait(r->push, NULL, 0, 1000);
         }
+        /* The output has its copy. Unless the ack came inside submit (and
+         * freed b), its buffer serves the next batch. */
+        for (struct rbatch *x = r->sub_head; x; x = x->next) {
+                if (x != b)
+                        continue;
+                if (!r->spare.data && b->lines.data) {
+                        buf_reset(&b->lines);
+                        r->spare = b->lines;
+                        buf_init(&b->lines, 0);
+                }
+                break;
+        }
 }
 
 static struct rbatch *open_batch(struct run *r)
@@ -452,6 +469,10 @@ static struct rbatch *open_batch(struct run *r)
                         return NULL;
                 size_t rmax = r->o->record_max ? r->o->record_max : PMTA_RECORD_MAX_DEFAULT;
                 buf_init(&b->lines, r->o->cfg->output.batch_max_bytes + 14 * rmax + 65536);
+                if (r->spare.data) {
+                        b->lines = r->spare; /* the same cap: made here too */
+                        buf_init(&r->spare, 0);
+                }
                 b->entry = json_incref(r->entry);
                 r->open = b;
         }
@@ -572,11 +593,13 @@ static void show_progress(struct run *r, bool final)
                  ps.retrying ? "  retries waiting" : "");
         if (r->tty) {
                 int width = 24, fill = (int)(frac * width);
+                pthread_mutex_lock(&r->bar_lock);
                 snprintf(r->bar, sizeof r->bar, "[%.*s%*s] %s", fill, "########################",
                          width - fill, "", line);
                 fprintf(stderr, "\r%s\033[K%s", r->bar, final ? "\n" : "");
                 if (final)
                         r->bar[0] = '\0';
+                pthread_mutex_unlock(&r->bar_lock);
         } else {
                 fprintf(stderr, "progress %s\n", line);
         }
@@ -724,19 +747,25 @@ out:
 static void around_log(void *ctx, bool before)
 {
         struct run *r = ctx;
-        if (!r->bar[0])
-                return;
+        /* the output's thread logs too: the bar is drawn by one at a time,
+         * and no line goes between the clearing and the redrawing */
         if (before)
-                fputs("\r\033[K", stderr);
-        else
-                fprintf(stderr, "\r%s\033[K", r->bar);
-        fflush(stderr);
+                pthread_mutex_lock(&r->bar_lock);
+        if (r->bar[0]) {
+                if (before)
+                        fputs("\r\033[K", stderr);
+                else
+                        fprintf(stderr, "\r%s\033[K", r->bar);
+                fflush(stderr);
+        }
+        if (!before)
+                pthread_mutex_unlock(&r->bar_lock);
 }
 
 int replay_run(const char *const *paths, size_t npaths, const struct replay_opts *opts,
                struct replay_totals *t)
 {
-        struct run r = {.t = t};
+        struct run r = {.t = t, .bar_lock = PTHREAD_MUTEX_INITIALIZER};
         r.tty = isatty(STDERR_FILENO);
         /* our own copy of the logger, to keep log lines off the bar */
         struct replay_opts oo = *opts;
@@ -777,7 +806,8 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
                         classifier_free(r.classifier);
                         return -1;
                 }
-                if (output_open(o->cfg, on_ack, &r, o->log, false, &r.push, err, sizeof err) < 0) {
+                /* the output on a thread of its own, as in `run` */
+                if (output_open(o->cfg, on_ack, &r, o->log, true, &r.push, err, sizeof err) < 0) {
                         log_error(o->log, "%s", err);
                         progress_close(&r.prog, o->log);
                         free(chunk);
@@ -824,6 +854,7 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
         }
         if (t->interrupted)
                 rc = -1;
+        buf_free(&r.spare);
         buf_free(&r.out);
         free(chunk);
         classifier_free(r.classifier);
