@@ -34,13 +34,16 @@
  * restarted every RestartSec forever. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONFIG = 78 };
 
-/* Set by SIGINT/SIGTERM during the commands that loop (dead-letter resend). */
+/* Set by SIGINT/SIGTERM during the commands that loop (replay, dead-letter
+ * resend): 1 at the first, 2 at a second (replay then stops waiting for the
+ * answers in flight). */
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int sig)
 {
         (void)sig;
-        stop_requested = 1;
+        if (stop_requested < 2)
+                stop_requested = stop_requested + 1;
 }
 
 static const char usage_text[] =

@@ -242,8 +242,9 @@ int dead_letter_resend(const struct config *cfg, volatile sig_atomic_t *stop,
                           strerror(errno));
                 return -1;
         }
-        /* the output on a thread of its own, as in `run` */
-        if (output_open(cfg, on_ack, &r, log, true, &push, err, sizeof err) < 0) {
+        /* not on a thread of its own: after an interrupt nothing more goes
+         * out (the file is kept whole and sent again by the next resend) */
+        if (output_open(cfg, on_ack, &r, log, false, &push, err, sizeof err) < 0) {
                 log_error(log, "%s", err);
                 return -1;
         }

@@ -31,6 +31,7 @@
 #define MAX_INPUTS      100000
 #define SAVE_EVERY_MS   1000
 #define PROGRESS_EVERY  5000 /* ms between progress lines when not on a terminal */
+#define STOP_DRAIN_MS   5000 /* the most an interrupt waits for the answers in flight */
 #define PROGRESS_TTY_MS 250
 
 static int64_t now_ms(void)
@@ -617,6 +618,22 @@ static void wait_acks(struct run *r, bool all)
         }
 }
 
+/* Interrupted: what was submitted is in flight, or goes out from the
+ * output's thread meanwhile. Its answers are waited for (STOP_DRAIN_MS at
+ * most; a second interrupt ends the wait), so that the next run sends again
+ * as little as can be: Oempro counts a repeated soft bounce towards a hard
+ * one. */
+static void drain(struct run *r)
+{
+        log_info(r->o->log,
+                 "interrupted: waiting up to %d s for the answers to records=%zu (interrupt "
+                 "again to stop now)",
+                 STOP_DRAIN_MS / 1000, r->inflight);
+        int64_t give_up = now_ms() + STOP_DRAIN_MS;
+        while (r->inflight && now_ms() < give_up && *r->o->stop < 2)
+                push_wait(r->push, NULL, 0, 200);
+}
+
 static int replay_file(struct run *r, const char *path, char *chunk)
 {
         struct input in;
@@ -834,6 +851,8 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
         }
         if (!o->dry_run) {
                 wait_acks(&r, true);
+                if (r.inflight && o->stop && *o->stop)
+                        drain(&r);
                 if (r.inflight)
                         t->interrupted = true;
                 struct push_stats ps;

@@ -575,6 +575,12 @@ def interrupt(e):
          "(will be sent again): u%s" % (len(unrecorded), ranges(unrecorded)[:200]))
     check("interrupt: accepted-but-unrecorded records within the window (%d <= %d)" % (
         len(unrecorded), bound), len(unrecorded) <= bound)
+    # the backend answers in 20 ms: an interrupt waits for the answers in
+    # flight, so nothing it accepted is beyond the saved offsets
+    check("interrupt: the answers in flight were waited for (%d accepted beyond the saved "
+          "offsets)" % len(unrecorded), not unrecorded)
+    check("interrupt: says it waits for the answers in flight",
+          "interrupted: waiting up to" in err, e.tail(err))
 
     # Run 2: continues where the acknowledged records end.
     e.backend.clear()
