@@ -170,6 +170,58 @@ def deliver(a, csink, path, fmt, conc):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def deliver_replay(a, csink, path, conc):
+    """`pmtatail -c CONF replay FILE` (format batch) to csink: from its launch
+    to its exit, which comes once every batch is acknowledged."""
+    tmp = tempfile.mkdtemp(prefix="pmtadeliver-")
+    sink = rp = None
+    try:
+        state = os.path.join(tmp, "state")
+        os.mkdir(state, 0o700)
+        sink, count, port = start_sink(csink, tmp, 11)
+        conf = os.path.join(tmp, "pmtatail.conf")
+        with open(conf, "w") as fh:
+            fh.write("[source bounces]\npath = %s/none.csv\nrecords = b, rb\n\n[output]\n"
+                     "url = http://127.0.0.1:%d/system/bounce_webhook?type=pmta\n"
+                     "format = batch\nconcurrency = %d\n%s\n[state]\ndir = %s\n\n"
+                     "[log]\nlevel = warn\n"
+                     % (tmp, port, conc, a.extra.replace("\\n", "\n"), state))
+        t0 = time.monotonic()
+        rp = subprocess.Popen([os.path.join(a.build, "src", "pmtatail"), "-c", conf, "replay",
+                               path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=open(os.path.join(tmp, "err"), "w"))
+        hwm = anon = 0
+        while True:
+            # VmHWM is read while it runs: getrusage would give Python's own
+            # high-water mark, which a forked child keeps through exec
+            pid, status, ru = os.wait4(rp.pid, os.WNOHANG)
+            if pid:
+                break
+            hwm = max(hwm, status_kib(rp.pid, "VmHWM"))
+            anon = max(anon, status_kib(rp.pid, "RssAnon"))
+            if time.monotonic() - t0 > a.timeout:
+                raise Failure("replay timed out")
+            time.sleep(0.02)
+        wall = time.monotonic() - t0
+        rp.returncode = os.waitstatus_to_exitcode(status)
+        if rp.returncode != 0:
+            raise Failure("replay exited with %s" % rp.returncode)
+        rp = None
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(timeout=10)
+        sink = None
+        with open(count) as fh:
+            events = int(fh.read().split()[0])
+        return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "hwm": hwm, "anon": anon,
+                "events": events}
+    finally:
+        for p in (rp, sink):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 SYSLOG_NG = "/usr/sbin/syslog-ng"
 
 SYSLOG_NG_CONF = """@version: 3.38
@@ -266,9 +318,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--diag", default="mixed", help="gen_records.py --diag")
-    ap.add_argument("--cases", default="batch:4,single:16,syslog-ng",
-                    help="FORMAT:CONCURRENCY,... (auto: neither key given); syslog-ng: "
-                    "the same file through syslog-ng, when it is installed")
+    ap.add_argument("--cases", default="batch:4,single:16,replay:4,syslog-ng",
+                    help="FORMAT:CONCURRENCY,... (auto: neither key given); replay:C: "
+                    "`replay FILE`, format batch, concurrency C; syslog-ng: the same file "
+                    "through syslog-ng, when it is installed")
     ap.add_argument("--extra", default="", help="more [output] lines, \\n between")
     ap.add_argument("--timeout", type=float, default=600)
     a = ap.parse_args()
@@ -300,6 +353,8 @@ def main():
                     if n not in expected:
                         expected[n] = bounce_rows(files[n])
                     x = deliver_syslogng(a, csink, files[n], expected[n])
+                elif c[0] == "replay":
+                    x = deliver_replay(a, csink, files[n], c[1])
                 else:
                     x = deliver(a, csink, files[n], *c)
                 x["ratio"] = walk[n][-1] / x["wall"]
