@@ -64,6 +64,74 @@ static size_t utf8_len(const unsigned char *s, size_t n)
         return 0;
 }
 
+/* Copy s[i..n) to d for as long as the bytes go into a JSON string as they
+ * are: none below 0x20 or above 0x7f, no quote, no backslash. Returns the
+ * index of the first byte that needs attention (or n), *dp advanced past the
+ * copy. While 16 bytes or more are left it stores whole blocks, past the
+ * copy too: event_json_string's destination has room for 6 bytes a byte,
+ * and what follows overwrites them. */
+static inline size_t copy_plain(char **dp, const unsigned char *s, size_t i, size_t n)
+{
+        char *d = *dp;
+        size_t j = i;
+#if defined(__SSE2__)
+        /* Every x86-64 has SSE2. A signed compare with 0x20 flags the
+         * control bytes and also every byte above 0x7f, which is negative
+         * as a signed char. */
+        if (n - j >= 16) {
+                const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+                const __m128i space = _mm_set1_epi8(0x20);
+#define NEEDS(v)                                                                                   \
+        ((unsigned)_mm_movemask_epi8(                                                              \
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),        \
+                         _mm_cmplt_epi8(v, space))))
+                while (n - j >= 16) {
+                        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + j));
+                        unsigned m = NEEDS(v);
+                        _mm_storeu_si128((__m128i *)(void *)d, v);
+                        if (m) {
+                                unsigned k = (unsigned)__builtin_ctz(m);
+                                *dp = d + k;
+                                return j + k;
+                        }
+                        d += 16;
+                        j += 16;
+                }
+                if (j < n) {
+                        /* the last bytes: the 16 that end the string, those
+                         * before j shifted out of the mask */
+                        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16));
+                        unsigned m = NEEDS(v) >> (16 - (n - j));
+                        size_t k = m ? (size_t)__builtin_ctz(m) : n - j;
+                        memcpy(d, s + j, k);
+                        d += k;
+                        j += k;
+                }
+#undef NEEDS
+                *dp = d;
+                return j;
+        }
+#endif
+        /* Eight bytes at a time while none needs attention, then one. */
+        while (n - j >= 8) {
+                uint64_t w;
+                memcpy(&w, s + j, 8);
+                const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+                uint64_t ctl = (w - ones * 0x20) & ~w;
+                uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+                uint64_t bad = (ctl | w | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs;
+                if (bad)
+                        break;
+                memcpy(d, s + j, 8);
+                d += 8;
+                j += 8;
+        }
+        while (j < n && json_plain[s[j]])
+                *d++ = (char)s[j++];
+        *dp = d;
+        return j;
+}
+
 char *event_json_string(char *d, const char *src, size_t n)
 {
         static const char hex[] = "0123456789ABCDEF";
@@ -71,52 +139,7 @@ char *event_json_string(char *d, const char *src, size_t n)
         *d++ = '"';
         size_t i = 0;
         while (i < n) {
-                size_t j = i;
-#if defined(__SSE2__)
-                /* Sixteen bytes at a time (every x86-64 has SSE2): a signed
-                 * compare with 0x20 flags the control bytes and also every
-                 * byte above 0x7f, which is negative as a signed char. */
-                const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-                const __m128i space = _mm_set1_epi8(0x20);
-                while (n - j >= 16) {
-                        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + j));
-                        __m128i bad = _mm_or_si128(
-                            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                            _mm_cmplt_epi8(v, space));
-                        unsigned m = (unsigned)_mm_movemask_epi8(bad);
-                        if (m) {
-                                unsigned k = (unsigned)__builtin_ctz(m);
-                                memcpy(d, s + j, k);
-                                d += k;
-                                j += k;
-                                break;
-                        }
-                        _mm_storeu_si128((__m128i *)(void *)d, v);
-                        d += 16;
-                        j += 16;
-                }
-#endif
-                /* Eight bytes at a time while none needs attention: no byte
-                 * below 0x20 or above 0x7f, no quote, no backslash. */
-                while (n - j >= 8) {
-                        uint64_t w;
-                        memcpy(&w, s + j, 8);
-                        const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-                        uint64_t ctl = (w - ones * 0x20) & ~w;
-                        uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-                        uint64_t bad = (ctl | w | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs;
-                        if (bad)
-                                break;
-                        memcpy(d, s + j, 8);
-                        d += 8;
-                        j += 8;
-                }
-                size_t run = j;
-                while (j < n && json_plain[s[j]])
-                        j++;
-                memcpy(d, s + run, j - run);
-                d += j - run;
-                i = j;
+                i = copy_plain(&d, s, i, n);
                 if (i >= n)
                         break;
                 unsigned char c = s[i];

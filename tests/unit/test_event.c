@@ -101,14 +101,19 @@ static void test_string_positions(void)
             {'~', "~"},
         };
         char in[48], want[80];
-        for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
-                for (size_t pos = 0; pos < 40; pos++) {
-                        memset(in, 'a', 40);
-                        in[pos] = specials[k].in;
-                        int w = snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)pos, in,
-                                         specials[k].out, (int)(39 - pos), in + pos + 1);
-                        CHECK(w > 0 && (size_t)w < sizeof want);
-                        CHECK_EQ_STR(json_str(in, 40), want);
+        /* every length up to 40: the 16-byte blocks, the block that ends
+         * the string, the 8-byte words and single bytes */
+        for (size_t len = 1; len <= 40; len++) {
+                for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+                        for (size_t pos = 0; pos < len; pos++) {
+                                memset(in, 'a', len);
+                                in[pos] = specials[k].in;
+                                int w =
+                                    snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)pos, in,
+                                             specials[k].out, (int)(len - 1 - pos), in + pos + 1);
+                                CHECK(w > 0 && (size_t)w < sizeof want);
+                                CHECK_EQ_STR(json_str(in, len), want);
+                        }
                 }
         }
         for (size_t pos = 0; pos < 39; pos++) {
