@@ -25,8 +25,17 @@ fresh temporary directory and:
 
 It ends with one machine-readable line, `BENCH-LATENCY key=value ...`.
 
+With --url the output is Oempro's webhook instead of a file: the URL
+http://127.0.0.1:PORT/system/bounce_webhook?type=pmta, so `format = auto` sends
+one event per request on 16 kept-alive connections from the output's thread,
+the configuration's other keys at their defaults; the backend is this script
+again (--serve, a process of its own: no shared GIL with the measuring
+threads), which writes each event it receives as a line of the output file
+before it answers 200 {"Success":true}. Latency then ends when the backend has
+the event, just before the daemon reads its acknowledgement.
+
 Usage: python3 bench/latency.py [--build DIR | --binary PATH] [--duration S]
-           [--rate R] [--lingers 1000,20] [--idle S] [--keep]
+           [--rate R] [--lingers 1000,20] [--idle S] [--url] [--keep]
 
 Standard library only (Python 3.11).
 """
@@ -159,6 +168,65 @@ def fs_type(path):
 
 # ---------------------------------------------------------------- one run
 
+# ---------------------------------------------------------------- the backend (--url)
+
+def serve(port_file, outfile):
+    """The webhook of --url: each event received becomes a line of outfile
+    (written before the answer), an array's events one line each. asyncio
+    and a minimal HTTP/1.1 reader: http.server's threads answer only ~500
+    requests/s here, too few for one event per request at 1,000/s."""
+    import asyncio
+
+    out = open(outfile, "ab", buffering=0)
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 16\r\n\r\n{\"Success\":true}")
+
+    async def conn(reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                n = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        n = int(line[15:])
+                body = await reader.readexactly(n)
+                if body[:1] == b"[":
+                    out.write(b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n"
+                                       for e in json.loads(body)))
+                else:
+                    out.write(body + b"\n")
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main():
+        srv = await asyncio.start_server(conn, "127.0.0.1", 0)
+        with open(port_file + ".tmp", "w") as fh:
+            fh.write(str(srv.sockets[0].getsockname()[1]))
+        os.rename(port_file + ".tmp", port_file)
+        await srv.serve_forever()
+
+    asyncio.run(main())
+
+
+def start_backend(outfile):
+    """This script with --serve, in a process of its own: (process, port)."""
+    port_file = outfile + ".port"
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", port_file,
+                          outfile], stdin=subprocess.DEVNULL)
+    end = time.monotonic() + 10
+    while not os.path.exists(port_file):
+        if p.poll() is not None or time.monotonic() > end:
+            p.kill()
+            raise Failure("the backend did not start")
+        time.sleep(0.01)
+    with open(port_file) as fh:
+        return p, int(fh.read())
+
+
 class Failure(Exception):
     """The benchmark cannot measure (exit 1)."""
 
@@ -185,11 +253,17 @@ class Run:
         for d in (self.archive, self.outdir, self.state):
             os.makedirs(d)
         self.conf = os.path.join(self.tmp, "pmtatail.conf")
+        self.backend = None
+        if args.url:
+            self.backend, port = start_backend(self.outfile)
+            output = ("url = http://127.0.0.1:%d/system/bounce_webhook?type=pmta\n" % port)
+        else:
+            output = "file = %s\n" % self.outfile
         with open(self.conf, "w") as fh:
             fh.write("[source bounces]\npath = %s\narchive_dir = %s\nrecords = b, rb\n\n"
-                     "[output]\nfile = %s\nbatch_max_records = %d\nlinger_ms = %d\n\n"
+                     "[output]\n%sbatch_max_records = %d\nlinger_ms = %d\n\n"
                      "[state]\ndir = %s\n\n[log]\nlevel = warn\n"
-                     % (self.live, self.archive, self.outfile, args.batch, linger, self.state))
+                     % (self.live, self.archive, output, args.batch, linger, self.state))
         self.proc = None
         self.err = os.path.join(self.tmp, "daemon.stderr")
         # writer
@@ -253,9 +327,10 @@ class Run:
         return " | ".join(lines[-k:]).replace(self.tmp, "TMP")
 
     def cleanup(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        for p in (self.proc, self.backend):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
         if self.a.keep:
             print("kept      : %s" % self.tmp)
         else:
@@ -540,8 +615,15 @@ def main(argv):
     ap.add_argument("--no-rotate", dest="rotate", action="store_false")
     ap.add_argument("--drain-timeout", type=float, default=20.0,
                     help="seconds (beyond the linger) to wait for the last events (20)")
+    ap.add_argument("--url", action="store_true",
+                    help="deliver to a local webhook (type=pmta: one event per request) "
+                    "instead of a file")
+    ap.add_argument("--serve", nargs=2, metavar=("PORT_FILE", "OUTFILE"), help=argparse.SUPPRESS)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
     a = ap.parse_args(argv[1:])
+    if a.serve:
+        serve(*a.serve)
+        return 0
     # SIGTERM (e.g. from timeout(1)): unwind, so the daemon is killed and the
     # temporary directory removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -564,7 +646,12 @@ def main(argv):
         os.cpu_count(), cpu_model(), os.uname().release,
         " ".join("%.2f" % x for x in os.getloadavg())))
     print("binary  : %s (buildtype=%s)" % (a.binary, bt))
-    print("temp    : %s (%s; the output is fdatasync'd per batch here)" % (tmpdir, fs_type(tmpdir)))
+    if a.url:
+        print("output  : url, type=pmta (format auto: one event per request), a Python (asyncio) "
+              "backend in its own process writing each event it receives to the output file")
+    else:
+        print("temp    : %s (%s; the output is fdatasync'd per batch here)"
+              % (tmpdir, fs_type(tmpdir)))
     print("load    : %g records/s for %g s, written every %g ms; batch_max_records=%d; "
           "rotation %s" % (a.rate, a.duration, a.burst_ms, a.batch,
                            "halfway (rename into archive/, new file with header)"
@@ -632,7 +719,8 @@ def main(argv):
     keys = [("rps", 1), ("p50_ms", 1), ("p90_ms", 1), ("p99_ms", 1), ("max_ms", 1),
             ("steady_p99_ms", 1), ("steady_max_ms", 1), ("rot_max_ms", 1), ("rot_first_ms", 1), ("missing", 0), ("dupes", 0),
             ("idle_wakeups_ps", 2), ("idle_cpu_ms", 0), ("run_cpu_pct", 1), ("rss_kib", 0)]
-    parts = ["BENCH-LATENCY", "duration_s=%g" % a.duration, "rate=%g" % a.rate,
+    parts = ["BENCH-LATENCY", "output=%s" % ("url" if a.url else "file"),
+             "duration_s=%g" % a.duration, "rate=%g" % a.rate,
              "batch_max_records=%d" % a.batch, "nproc=%d" % os.cpu_count(),
              "cpu=%s" % cpu_model().replace(" ", "_"), "buildtype=%s" % bt]
     for linger, r in results.items():
