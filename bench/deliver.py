@@ -113,6 +113,23 @@ def csvwalk(a, path):
     return time.monotonic() - t0
 
 
+def sink_events(sink, count):
+    """Stop csink; the events it counted."""
+    sink.send_signal(signal.SIGTERM)
+    sink.wait(timeout=10)
+    with open(count) as fh:
+        return int(fh.read().split()[0])
+
+
+def reap(procs, tmp):
+    """Kill what still runs, remove the case's directory."""
+    for p in procs:
+        if p and p.poll() is None:
+            p.kill()
+            p.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def deliver(a, csink, path, fmt, conc):
     tmp = tempfile.mkdtemp(prefix="pmtadeliver-")
     sink = daemon = None
@@ -156,18 +173,11 @@ def deliver(a, csink, path, fmt, conc):
         if daemon.wait(timeout=30) != 0:
             raise Failure("the daemon exited with %s on SIGTERM" % daemon.returncode)
         daemon = None
-        sink.send_signal(signal.SIGTERM)
-        sink.wait(timeout=10)
+        events = sink_events(sink, count)
         sink = None
-        with open(count) as fh:
-            events = int(fh.read().split()[0])
         return {"wall": wall, "cpu": cpu, "hwm": hwm, "anon": anon, "events": events}
     finally:
-        for p in (daemon, sink):
-            if p and p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        reap((daemon, sink), tmp)
 
 
 def deliver_replay(a, csink, path, conc):
@@ -207,19 +217,12 @@ def deliver_replay(a, csink, path, conc):
         if rp.returncode != 0:
             raise Failure("replay exited with %s" % rp.returncode)
         rp = None
-        sink.send_signal(signal.SIGTERM)
-        sink.wait(timeout=10)
+        events = sink_events(sink, count)
         sink = None
-        with open(count) as fh:
-            events = int(fh.read().split()[0])
         return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "hwm": hwm, "anon": anon,
                 "events": events}
     finally:
-        for p in (rp, sink):
-            if p and p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        reap((rp, sink), tmp)
 
 
 SYSLOG_NG = "/usr/sbin/syslog-ng"
@@ -303,11 +306,7 @@ def deliver_syslogng(a, csink, path, expected):
                   % (got, expected, expected - got), file=sys.stderr)
         return {"wall": wall, "cpu": cpu, "hwm": hwm, "anon": anon, "events": got}
     finally:
-        for p in (sng, sink):
-            if p and p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        reap((sng, sink), tmp)
 
 
 def main():

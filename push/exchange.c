@@ -253,45 +253,42 @@ static void reset_answer(struct xslot *s)
         buf_reset(s->answer);
 }
 
+/* The outcome of a send or a recv on a plain connection's socket, worded
+ * as libcurl words it. */
+static CURLcode sock_outcome(struct xslot *s, ssize_t r, size_t *n, const char *what, CURLcode fail)
+{
+        if (r >= 0) {
+                *n = (size_t)r;
+                return CURLE_OK;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return CURLE_AGAIN;
+        snprintf(s->errbuf, sizeof s->errbuf, "%s failure: %s", what, strerror(errno));
+        return fail;
+}
+
 /* The bytes of a plain connection go straight to its socket (libcurl's
- * sockets are non-blocking); through TLS, libcurl carries them. Errors are
- * worded as libcurl words them. */
+ * sockets are non-blocking); through TLS, libcurl carries them. */
 static CURLcode conn_send(struct xslot *s, const char *p, size_t len, size_t *n)
 {
         if (!s->x->raw)
                 return curl_easy_send(s->easy, p, len, n);
-        for (;;) {
-                ssize_t r = send(s->fd, p, len, MSG_NOSIGNAL);
-                if (r >= 0) {
-                        *n = (size_t)r;
-                        return CURLE_OK;
-                }
-                if (errno == EINTR)
-                        continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                        return CURLE_AGAIN;
-                snprintf(s->errbuf, sizeof s->errbuf, "Send failure: %s", strerror(errno));
-                return CURLE_SEND_ERROR;
-        }
+        ssize_t r;
+        do
+                r = send(s->fd, p, len, MSG_NOSIGNAL);
+        while (r < 0 && errno == EINTR);
+        return sock_outcome(s, r, n, "Send", CURLE_SEND_ERROR);
 }
 
 static CURLcode conn_recv(struct xslot *s, char *p, size_t len, size_t *n)
 {
         if (!s->x->raw)
                 return curl_easy_recv(s->easy, p, len, n);
-        for (;;) {
-                ssize_t r = recv(s->fd, p, len, 0);
-                if (r >= 0) {
-                        *n = (size_t)r;
-                        return CURLE_OK;
-                }
-                if (errno == EINTR)
-                        continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                        return CURLE_AGAIN;
-                snprintf(s->errbuf, sizeof s->errbuf, "Recv failure: %s", strerror(errno));
-                return CURLE_RECV_ERROR;
-        }
+        ssize_t r;
+        do
+                r = recv(s->fd, p, len, 0);
+        while (r < 0 && errno == EINTR);
+        return sock_outcome(s, r, n, "Recv", CURLE_RECV_ERROR);
 }
 
 static void try_send(struct xslot *s)
