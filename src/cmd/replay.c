@@ -608,9 +608,13 @@ static void show_progress(struct run *r, bool final)
 
 /* Wait until the window has room (or, with all = true, until every batch is
  * acknowledged). Saves the progress now and then. */
+/* Wait while the window is full, or (all) until every submitted batch is
+ * acknowledged: a batch of no events (a file's end, the marks of filtered
+ * records) counts too, its acknowledgement can come after all the events'. */
 static void wait_acks(struct run *r, bool all)
 {
-        while (r->inflight > (all ? 0 : r->window) && !(r->o->stop && *r->o->stop)) {
+        while ((all ? r->sub_head != NULL : r->inflight > r->window) &&
+               !(r->o->stop && *r->o->stop)) {
                 push_wait(r->push, NULL, 0, 1000);
                 if (now_ms() - r->prog.saved_ms >= SAVE_EVERY_MS)
                         progress_save(&r->prog, r->o->log);
@@ -630,7 +634,7 @@ static void drain(struct run *r)
                  "again to stop now)",
                  STOP_DRAIN_MS / 1000, r->inflight);
         int64_t give_up = now_ms() + STOP_DRAIN_MS;
-        while (r->inflight && now_ms() < give_up && *r->o->stop < 2)
+        while (r->sub_head && now_ms() < give_up && *r->o->stop < 2)
                 push_wait(r->push, NULL, 0, 200);
 }
 
@@ -851,7 +855,7 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
         }
         if (!o->dry_run) {
                 wait_acks(&r, true);
-                if (r.inflight && o->stop && *o->stop)
+                if (r.sub_head && o->stop && *o->stop)
                         drain(&r);
                 if (r.inflight)
                         t->interrupted = true;
