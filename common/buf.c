@@ -103,6 +103,29 @@ void buf_consume(struct buf *b, size_t n)
         b->data[b->len] = '\0';
 }
 
+void buf_to_spare(struct buf *spare, struct buf *b, size_t keep)
+{
+        buf_reset(b);
+        buf_shrink(b, keep);
+        if (spare->data || !b->data) {
+                buf_free(b);
+                return;
+        }
+        *spare = *b;
+        buf_init(b, 0);
+}
+
+void buf_from_spare(struct buf *b, struct buf *spare)
+{
+        if (!spare->data)
+                return;
+        size_t cap = b->cap;
+        buf_free(b);
+        *b = *spare;
+        b->cap = cap;
+        buf_init(spare, 0);
+}
+
 void buf_shrink(struct buf *b, size_t keep)
 {
         if (b->len == 0 && b->alloc > keep) {

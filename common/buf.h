@@ -71,4 +71,12 @@ void buf_consume(struct buf *b, size_t n);
  * empty, so that one huge record does not pin its peak size forever. */
 void buf_shrink(struct buf *b, size_t keep);
 
+/* One buffer kept for the next batch: a fresh large one is mmapped and
+ * faulted in page by page. buf_to_spare empties b (shrunk to `keep`) into
+ * *spare when that holds nothing, else frees it; b is left empty either
+ * way. buf_from_spare gives b, just initialised, the spare's memory, b's
+ * own cap kept. */
+void buf_to_spare(struct buf *spare, struct buf *b, size_t keep);
+void buf_from_spare(struct buf *b, struct buf *spare);
+
 #endif

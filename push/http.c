@@ -1174,8 +1174,9 @@ out:
 }
 
 /* The exchange serves plain requests to the URL's own host: through a
- * proxy, or with credentials in the URL, libcurl's transfers do it. */
-static bool exchange_fits(const struct http_push *h)
+ * proxy, or with credentials in the URL, libcurl's transfers do it. *tls:
+ * the URL is https (the parser writes the scheme in lower case). */
+static bool exchange_fits(const struct http_push *h, bool *tls)
 {
         if (!h->o.single || !h->curlu)
                 return false;
@@ -1183,6 +1184,7 @@ static bool exchange_fits(const struct http_push *h)
         bool ok = curl_url_get(h->curlu, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
                   (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
                   curl_url_get(h->curlu, CURLUPART_USER, &user, 0) != CURLUE_OK;
+        *tls = ok && strcmp(scheme, "https") == 0;
         curl_free(scheme);
         curl_free(user);
         static const char *const proxies[] = {"http_proxy", "https_proxy", "HTTPS_PROXY",
@@ -1194,13 +1196,8 @@ static bool exchange_fits(const struct http_push *h)
         return ok;
 }
 
-static int open_exchange(struct http_push *h)
+static int open_exchange(struct http_push *h, bool tls)
 {
-        char *scheme = NULL;
-        if (curl_url_get(h->curlu, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
-                return -1;
-        bool tls = strcmp(scheme, "https") == 0; /* the parser writes it in lower case */
-        curl_free(scheme);
         struct buf head;
         buf_init(&head, 256 * 1024);
         int rc = request_head(h, &head);
@@ -1316,8 +1313,9 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
                 }
                 curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->hdrs[i]);
         }
-        if (ok && exchange_fits(h)) {
-                if (open_exchange(h) < 0)
+        bool tls = false;
+        if (ok && exchange_fits(h, &tls)) {
+                if (open_exchange(h, tls) < 0)
                         ok = false;
                 else
                         log_debug(log,

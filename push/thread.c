@@ -60,6 +60,19 @@ struct thread_push {
         size_t inflight; /* events submitted and not yet acknowledged */
 };
 
+/* Append b to a queue (under the lock); true when it was empty, and its
+ * reader must be woken. */
+static bool enqueue(struct tbatch **head, struct tbatch **tail, struct tbatch *b)
+{
+        bool was_empty = *head == NULL;
+        if (*tail)
+                (*tail)->next = b;
+        else
+                *head = b;
+        *tail = b;
+        return was_empty;
+}
+
 static void wake(int fd)
 {
         uint64_t one = 1;
@@ -131,12 +144,7 @@ static void worker_ack(void *ctx, void *token)
         }
         b->next = NULL;
         pthread_mutex_lock(&t->lock);
-        bool was_empty = t->ack_head == NULL;
-        if (t->ack_tail)
-                t->ack_tail->next = b;
-        else
-                t->ack_head = b;
-        t->ack_tail = b;
+        bool was_empty = enqueue(&t->ack_head, &t->ack_tail, b);
         /* the counts as of this acknowledgement: a caller that has every
          * ack has every count (refused records are counted before theirs) */
         t->shared = t->inner->stats;
@@ -252,12 +260,7 @@ static int thread_submit(struct push *base, const char *lines, size_t len, size_
                 memcpy(b->data + 1, lines, len);
         }
         pthread_mutex_lock(&t->lock);
-        bool was_empty = t->in_head == NULL;
-        if (t->in_tail)
-                t->in_tail->next = b;
-        else
-                t->in_head = b;
-        t->in_tail = b;
+        bool was_empty = enqueue(&t->in_head, &t->in_tail, b);
         pthread_mutex_unlock(&t->lock);
         t->inflight += nevents;
         if (was_empty)

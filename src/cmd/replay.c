@@ -451,14 +451,11 @@ static void close_batch(struct run *r, uint64_t mark, bool last)
         /* The output has its copy. Unless the ack came inside submit (and
          * freed b), its buffer serves the next batch. */
         for (struct rbatch *x = r->sub_head; x; x = x->next) {
-                if (x != b)
-                        continue;
-                if (!r->spare.data && b->lines.data) {
-                        buf_reset(&b->lines);
-                        r->spare = b->lines;
-                        buf_init(&b->lines, 0);
+                if (x == b) {
+                        buf_to_spare(&r->spare, &b->lines,
+                                     2 * r->o->cfg->output.batch_max_bytes + 65536);
+                        break;
                 }
-                break;
         }
 }
 
@@ -470,10 +467,7 @@ static struct rbatch *open_batch(struct run *r)
                         return NULL;
                 size_t rmax = r->o->record_max ? r->o->record_max : PMTA_RECORD_MAX_DEFAULT;
                 buf_init(&b->lines, r->o->cfg->output.batch_max_bytes + 14 * rmax + 65536);
-                if (r->spare.data) {
-                        b->lines = r->spare; /* the same cap: made here too */
-                        buf_init(&r->spare, 0);
-                }
+                buf_from_spare(&b->lines, &r->spare);
                 b->entry = json_incref(r->entry);
                 r->open = b;
         }

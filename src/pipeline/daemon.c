@@ -147,12 +147,7 @@ static struct batch *batch_new(struct daemon *d)
                         rmax = d->cfg->sources[i].record_max;
         }
         buf_init(&b->lines, d->cfg->output.batch_max_bytes + 14 * rmax + 65536);
-        if (d->spare.data) {
-                size_t cap = b->lines.cap;
-                b->lines = d->spare;
-                b->lines.cap = cap;
-                buf_init(&d->spare, 0);
-        }
+        buf_from_spare(&b->lines, &d->spare);
         return b;
 }
 
@@ -160,14 +155,7 @@ static struct batch *batch_new(struct daemon *d)
  * far past a batch's size. */
 static void batch_recycle(struct daemon *d, struct buf *lines)
 {
-        buf_reset(lines);
-        buf_shrink(lines, 2 * d->cfg->output.batch_max_bytes + 65536);
-        if (d->spare.data || !lines->data) {
-                buf_free(lines);
-                return;
-        }
-        d->spare = *lines;
-        buf_init(lines, 0);
+        buf_to_spare(&d->spare, lines, 2 * d->cfg->output.batch_max_bytes + 65536);
 }
 
 static void batch_free(struct batch *b)
