@@ -70,36 +70,32 @@ else
   note "sanitizer build FAILED"; failed=$((failed + 1))
 fi
 
-note "fuzz (${FUZZ_SECONDS:-60}s)"
-fuzz() {
+# run_fuzz TARGET SECONDS MAX_LEN SEED_FILE...: the libFuzzer target on a
+# copy of its seeds (it adds to the corpus it is given).
+run_fuzz() {
+  local target=$1 seconds=$2 max_len=$3
+  shift 3
   if [ ! -f build-fuzz/build.ninja ]; then
     CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
       -Dc_args=-fsanitize=fuzzer-no-link >/dev/null || return 1
   fi
-  ninja -C build-fuzz fuzz/fuzz_csv >/dev/null || return 1
+  ninja -C build-fuzz "fuzz/$target" >/dev/null || return 1
   local corpus
   corpus=$(mktemp -d)
-  cp fuzz/corpus/* tests/fixtures/*.csv "$corpus"/
-  ./build-fuzz/fuzz/fuzz_csv -max_total_time="${FUZZ_SECONDS:-60}" -max_len=8192 \
+  cp "$@" "$corpus"/
+  "./build-fuzz/fuzz/$target" -max_total_time="$seconds" -max_len="$max_len" \
     -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
   local rc=${PIPESTATUS[0]}
   rm -rf "$corpus"
   return "$rc"
 }
+
+note "fuzz (${FUZZ_SECONDS:-60}s)"
+fuzz() { run_fuzz fuzz_csv "${FUZZ_SECONDS:-60}" 8192 fuzz/corpus/* tests/fixtures/*.csv; }
 step "fuzz" fuzz
 
 note "fuzz the HTTP answer reader (${FUZZ_ANSWER_SECONDS:-30}s)"
-fuzz_answer() {
-  ninja -C build-fuzz fuzz/fuzz_answer >/dev/null || return 1
-  local corpus
-  corpus=$(mktemp -d)
-  cp fuzz/corpus-answer/* "$corpus"/
-  ./build-fuzz/fuzz/fuzz_answer -max_total_time="${FUZZ_ANSWER_SECONDS:-30}" -max_len=4096 \
-    -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
-  local rc=${PIPESTATUS[0]}
-  rm -rf "$corpus"
-  return "$rc"
-}
+fuzz_answer() { run_fuzz fuzz_answer "${FUZZ_ANSWER_SECONDS:-30}" 4096 fuzz/corpus-answer/*; }
 step "fuzz-answer" fuzz_answer
 
 note "format"
