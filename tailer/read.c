@@ -1,0 +1,400 @@
+#include "tailer_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Header lines remembered per file between reading and acknowledgement: a
+ * file switches header rarely; past this the oldest pending one is dropped
+ * (its acknowledgements keep the header saved before). */
+#define HEADER_VERSIONS_MAX 16
+
+ssize_t tailer_read(struct tfile *f, uint64_t off, void *buf, size_t len)
+{
+        if (f->fd < 0 && tfile_open(f) < 0)
+                return -1;
+        ssize_t n;
+        do
+                n = pread(f->fd, buf, len, (off_t)off);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+                int e = errno;
+                owed_fail(&f->owed, e, f->path, f->src->name, time(NULL), f->src->t->log);
+                errno = e;
+                return -1;
+        }
+        if (f->owed.err)
+                owed_clear(&f->owed, f->path, f->src->name, time(NULL), f->src->t->log);
+        if (n == 0) {
+                /* At the end of an archived file while newer ones are read:
+                 * its descriptor goes back until the next look, so that a
+                 * backlog of many files holds one or two, not one each. A
+                 * deleted file keeps it: its name no longer leads to it. */
+                struct stat st;
+                if (f->lazy && !f->live && tailer_file_superseded(f) && fstat(f->fd, &st) == 0 &&
+                    st.st_nlink > 0) {
+                        f->size = (uint64_t)st.st_size;
+                        f->mtime = st.st_mtim;
+                        close(f->fd);
+                        f->fd = -1;
+                        f->parked = true;
+                }
+                return 0;
+        }
+        size_t k = (size_t)n < sizeof f->tail ? (size_t)n : sizeof f->tail;
+        memcpy(f->tail, (const char *)buf + n - k, k);
+        f->grew_at = time(NULL);
+        f->tail_len = k;
+        f->tail_end = off + (uint64_t)n;
+        /* A young file's fingerprint grows as it is read, so that a file
+         * rewritten in place is told apart from its first version soon. */
+        if (f->id.fp_len < IDENTITY_FP_MAX && identity_extend(&f->id, f->fd) == 1 && f->entry)
+                entry_from_id(f->entry, &f->id);
+        return n;
+}
+
+uint64_t tailer_file_start(const struct tfile *f)
+{
+        return f->start;
+}
+
+const char *tailer_file_header(const struct tfile *f, size_t *len)
+{
+        if (!f->entry || !f->entry->header || f->start == 0) {
+                *len = 0;
+                return NULL;
+        }
+        *len = f->entry->header_len;
+        return f->entry->header;
+}
+
+static void entry_header(struct tfile *f, const char *header, size_t len)
+{
+        if (!f->entry)
+                return;
+        if (f->entry->header && f->entry->header_len == len &&
+            memcmp(f->entry->header, header, len) == 0)
+                return;
+        struct state_error err;
+        if (state_set_header(f->src->t->state, f->entry, header, len, &err) < 0)
+                log_warn(f->src->t->log, "cannot remember the header: %s", err.msg);
+        f->src->t->dirty = true;
+}
+
+void tailer_file_set_header(struct tfile *f, const char *header, size_t len)
+{
+        entry_header(f, header, len);
+}
+
+void tailer_file_header_seen(struct tfile *f, uint64_t hgen, const char *header, size_t len)
+{
+        struct hver **pp = &f->hv, *last = NULL;
+        while (*pp)
+                last = *pp, pp = &(*pp)->next;
+        if (last && last->hgen == hgen)
+                return;
+        struct hver *h = calloc(1, sizeof *h);
+        if (!h || !(h->raw = malloc(len ? len : 1))) {
+                free(h);
+                return;
+        }
+        memcpy(h->raw, header, len);
+        h->len = len;
+        h->hgen = hgen;
+        *pp = h;
+        if (++f->nhv > HEADER_VERSIONS_MAX) {
+                struct hver *old = f->hv;
+                f->hv = old->next;
+                free(old->raw);
+                free(old);
+                f->nhv--;
+        }
+}
+
+/* The offset acknowledged was read under header generation hgen: that
+ * header is the one to resume with; older ones are no longer needed. */
+static void adopt_header(struct tfile *f, uint64_t hgen)
+{
+        struct hver *h = f->hv;
+        while (h && h->hgen != hgen)
+                h = h->next;
+        if (!h)
+                return;
+        entry_header(f, h->raw, h->len);
+        while (f->hv != h) {
+                struct hver *old = f->hv;
+                f->hv = old->next;
+                free(old->raw);
+                free(old);
+                f->nhv--;
+        }
+}
+
+/* When a rotated file's end may be taken as final: once it has been quiet
+ * for TAILER_QUIET_S after the writer moved on to a newer file, or for the
+ * whole grace period when no newer file shows that. 0 for the live file. */
+time_t tfile_final_at(const struct tfile *f)
+{
+        if (f->live)
+                return 0;
+        time_t quiet_since = f->grew_at > f->rotated_at ? f->grew_at : f->rotated_at;
+        if (tailer_file_superseded(f))
+                return quiet_since + TAILER_QUIET_S;
+        time_t g = f->rotated_at + TAILER_ROTATE_GRACE_S;
+        return g > quiet_since + TAILER_QUIET_S ? g : quiet_since + TAILER_QUIET_S;
+}
+
+bool tailer_file_final(const struct tfile *f)
+{
+        return !f->live && time(NULL) >= tfile_final_at(f);
+}
+
+uint64_t tfile_size_now(const struct tfile *f)
+{
+        struct stat st;
+        if (f->fd >= 0)
+                return fstat(f->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+        return f->size;
+}
+
+bool tailer_file_superseded(const struct tfile *f)
+{
+        if (f->live)
+                return false;
+        for (const struct tfile *g = f->next; g; g = g->next) {
+                if (tfile_size_now(g) > 0)
+                        return true;
+        }
+        return false;
+}
+
+/* A copy of f made before f was truncated in place (copy-and-truncate
+ * rotation): a rotated name holding f's content up to what was acknowledged,
+ * on another inode, not followed yet. Returns a new tfile for it, or NULL. */
+static struct tfile *find_copy(struct tailer *t, struct tfile *f)
+{
+        struct tsource *s = f->src;
+        struct cand_list cl;
+        cand_list_init(&cl);
+        source_list_rotated(t, s, &cl);
+        struct tfile *copy = NULL;
+        struct match_saved sv = {.id = f->id, .offset = f->acked, .finished = false};
+        for (size_t k = 0; k < cl.n && !copy; k++) {
+                struct candidate *c = &cl.v[k];
+                bool followed = false;
+                for (struct tfile *g = s->queue; g && !followed; g = g->next)
+                        followed = g->id.dev == c->dev && g->id.ino == c->ino;
+                if (followed || match_saved(&sv, c) != MATCH_COPIED)
+                        continue;
+                copy = tfile_from_cand(s, c, &c->id, f->acked, NULL);
+        }
+        cand_list_free(&cl);
+        return copy;
+}
+
+bool tailer_file_truncated(struct tfile *f, uint64_t offset)
+{
+        struct stat st;
+        if (f->fd < 0 || fstat(f->fd, &st) < 0)
+                return false;
+        bool shrank = (uint64_t)st.st_size < offset;
+        /* Rewritten in place: its first bytes, or the last ones read, are
+         * not what they were. */
+        bool replaced = !shrank && identity_compare(&f->id, f->fd) != IDENTITY_SAME;
+        if (!shrank && !replaced && f->tail_len && f->tail_end == offset) {
+                unsigned char now[sizeof f->tail];
+                replaced = pread(f->fd, now, f->tail_len, (off_t)(offset - f->tail_len)) !=
+                               (ssize_t)f->tail_len ||
+                           memcmp(now, f->tail, f->tail_len) != 0;
+        }
+        if (!shrank && !replaced)
+                return false;
+        struct tailer *t = f->src->t;
+        char b[512];
+        log_warn(t->log, "file %s, reading it again from 0 file=%s offset=%llu size=%llu",
+                 shrank ? "truncated" : "rewritten", q(b, sizeof b, f->path),
+                 (unsigned long long)offset, (unsigned long long)st.st_size);
+        struct tfile *copy = f->entry ? find_copy(t, f) : NULL;
+        if (copy) {
+                /* The records not yet acknowledged are in the copy: it takes
+                 * over f's offsets (and the header in force there) and is
+                 * read first. */
+                log_info(t->log, "reading the copy made before the truncation file=%s offset=%llu",
+                         q(b, sizeof b, copy->path), (unsigned long long)copy->start);
+                struct state_entry *e = f->entry;
+                uint64_t dev = f->id.dev, ino = f->id.ino;
+                if (state_set_id(t->state, e, copy->id.dev, copy->id.ino, NULL) == 0) {
+                        state_set_path(t->state, e, copy->path, NULL);
+                        copy->entry = e;
+                        copy->rotated_at = time(NULL) - TAILER_ROTATE_GRACE_S;
+                        f->entry = NULL;
+                        struct tfile **pp = &f->src->queue;
+                        while (*pp != f)
+                                pp = &(*pp)->next;
+                        copy->next = f;
+                        *pp = copy;
+                        struct file_id nid;
+                        if (identity_of_fd(f->fd, &nid) == 0 && nid.dev == dev && nid.ino == ino)
+                                f->entry = entry_for_new(t, f->src, &nid, f->path, 0);
+                } else {
+                        tfile_free(copy);
+                }
+        }
+        identity_of_fd(f->fd, &f->id);
+        f->start = 0;
+        f->acked = 0;
+        f->tail_len = 0;
+        f->tail_end = 0;
+        f->gen++;
+        hver_clear(f);
+        t->requeued = true;
+        if (f->entry) {
+                f->entry->offset = 0;
+                entry_from_id(f->entry, &f->id);
+                state_set_header(t->state, f->entry, NULL, 0, NULL);
+        }
+        t->dirty = true;
+        return true;
+}
+
+static bool entry_file_exists(const struct state_entry *e, void *ctx)
+{
+        (void)ctx;
+        struct stat st;
+        return stat(e->path, &st) == 0 && (uint64_t)st.st_dev == e->dev &&
+               (uint64_t)st.st_ino == e->ino;
+}
+
+/* f is read to its end and no longer on its inode anywhere: a copy of the
+ * whole of it in the rotated names (move-to to another file system) is f,
+ * and its entry takes the copy's identity, so that it is known as done. */
+static void find_done_copy(struct tfile *f)
+{
+        struct tsource *s = f->src;
+        struct cand_list cl;
+        cand_list_init(&cl);
+        source_list_rotated(s->t, s, &cl);
+        struct match_saved sv = {.id = f->id, .offset = f->final_end, .finished = true};
+        for (size_t k = 0; k < cl.n && !f->has_copy; k++) {
+                struct candidate *c = &cl.v[k];
+                if (c->size != f->final_end || match_saved(&sv, c) != MATCH_COPIED)
+                        continue;
+                f->has_copy = true;
+                f->copy_dev = c->dev;
+                f->copy_ino = c->ino;
+                tfile_set_path(s->t, f, c->path);
+        }
+        cand_list_free(&cl);
+}
+
+static void finish(struct tfile *f)
+{
+        struct tsource *s = f->src;
+        struct tailer *t = s->t;
+        char b[512];
+        struct stat st;
+        if (f->entry && (stat(f->path, &st) < 0 || (uint64_t)st.st_ino != f->id.ino ||
+                         (uint64_t)st.st_dev != f->id.dev)) {
+                /* Remember the archived name (and, for a copy on another file
+                 * system, its inode), so the next start finds it where it is
+                 * and knows it is done. */
+                char *moved = source_find_moved(s, f->id.dev, f->id.ino);
+                if (moved) {
+                        tfile_set_path(t, f, moved);
+                        free(moved);
+                } else {
+                        if (!f->has_copy)
+                                find_done_copy(f);
+                        if (f->has_copy) {
+                                struct state_entry *other =
+                                    state_find_id(t->state, f->copy_dev, f->copy_ino);
+                                if (other && other != f->entry && other->finished)
+                                        state_remove(t->state, other);
+                                state_set_id(t->state, f->entry, f->copy_dev, f->copy_ino, NULL);
+                        }
+                }
+        }
+        if (f->entry)
+                state_mark_finished(f->entry, f->final_end, time(NULL));
+        /* A daemon that runs for months must not fill the table with
+         * finished files: drop those gone from where we last saw them
+         * (PowerMTA's delete-after) and those past the retention. */
+        state_prune(t->state, time(NULL), TAILER_RETENTION_S, entry_file_exists, NULL);
+        log_info(t->log, "finished file=%s source=%s offset=%llu", q(b, sizeof b, f->path), s->name,
+                 (unsigned long long)f->final_end);
+        queue_unlink(s, f);
+        t->dirty = true;
+        if (f->refs) {
+                /* acknowledgements still to come name it: keep it until the last */
+                f->done = true;
+                f->next = t->zombies;
+                t->zombies = f;
+                close(f->fd);
+                f->fd = -1;
+                return;
+        }
+        tfile_free(f);
+}
+
+void tailer_file_hold(struct tfile *f)
+{
+        f->refs++;
+}
+
+void tailer_file_release(struct tfile *f)
+{
+        if (--f->refs || !f->done)
+                return;
+        struct tailer *t = f->src->t;
+        for (struct tfile **pp = &t->zombies; *pp; pp = &(*pp)->next) {
+                if (*pp == f) {
+                        *pp = f->next;
+                        break;
+                }
+        }
+        tfile_free(f);
+}
+
+void tailer_file_drained(struct tfile *f, uint64_t end)
+{
+        f->drained = true;
+        f->final_end = end;
+        if (f->acked >= end)
+                finish(f);
+}
+
+uint32_t tailer_file_gen(const struct tfile *f)
+{
+        return f->gen;
+}
+
+void tailer_ack_header(struct tfile *f, uint32_t gen, uint64_t offset, uint64_t hgen)
+{
+        if (f->done)
+                return;
+        if (gen != f->gen || offset <= f->acked) {
+                if (gen == f->gen && offset == f->acked && hgen)
+                        adopt_header(f, hgen);
+                if (f->drained && f->acked >= f->final_end)
+                        finish(f);
+                return;
+        }
+        f->acked = offset;
+        if (hgen)
+                adopt_header(f, hgen);
+        if (f->entry) {
+                f->entry->offset = offset;
+                f->entry->seen = (int64_t)time(NULL);
+        }
+        f->src->t->dirty = true;
+        if (f->drained && f->acked >= f->final_end)
+                finish(f);
+}
+
+void tailer_ack(struct tfile *f, uint32_t gen, uint64_t offset)
+{
+        tailer_ack_header(f, gen, offset, 0);
+}

@@ -1,0 +1,185 @@
+/* The tailer's insides, shared by its pieces; callers see tailer.h only.
+ *
+ * A struct tailer owns its sources (src[], nsrc), the offsets table (state)
+ * and the inotify instance (watch). A struct tsource owns its queue of
+ * tfiles, oldest first; s->live points into that queue and owns nothing. A
+ * tfile owns its descriptor (fd, -1 while closed), its path, its header
+ * versions (hv) and its owed streak; its entry belongs to the table, which
+ * frees it (state_remove) — the tfile only drops the pointer. A finished
+ * tfile the caller still holds moves from its queue to t->zombies, and is
+ * freed by the last tailer_file_release.
+ *
+ * Who does what:
+ *   tailer.c   open and close, the caller's loop (fd, events, deadline,
+ *              tick), status, saving the offsets;
+ *   queue.c    a tfile's life: made, queued, renamed, given a table entry,
+ *              opened, dropped when gone; the queue's head for the reader;
+ *   discover.c finding the source's files while running: the live path,
+ *              rotations, files missed between two looks, copies of the
+ *              file being read, where a file went;
+ *   start.c    the start: the saved entries matched to the files found;
+ *   read.c     reading, header lines, truncation and rewrites, when a
+ *              rotated file's end is final, acknowledgements, finishing.
+ *
+ * Nothing here is global: every piece works on the struct tailer it is
+ * given. */
+#ifndef PMTATAIL_TAILER_INT_H
+#define PMTATAIL_TAILER_INT_H
+
+#include "tailer.h"
+
+#include "identity.h"
+#include "match.h"
+#include "owed.h"
+#include "state.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+struct watch;
+
+struct tsource;
+
+/* A header line of a file and the parser's generation for it: the header
+ * in force at an acknowledged offset is saved with that offset. */
+struct hver {
+        uint64_t hgen;
+        char *raw;
+        size_t len;
+        struct hver *next; /* newer */
+};
+
+struct tfile {
+        struct tsource *src;
+        struct tfile *next; /* in the source's queue, oldest first */
+        /* Open only while it is read, or while a writer may still add to it
+         * after a rename; a queued file waits with its identity alone. */
+        int fd;
+        struct file_id id;
+        bool verified; /* its content was checked against id (else: on open) */
+        char *path;
+        uint64_t size; /* as last seen, for a file not open */
+        struct timespec mtime;
+        bool live;         /* the live path points to it */
+        time_t rotated_at; /* when it stopped being live */
+        time_t since;      /* when we began to follow it */
+        time_t grew_at;    /* when a read last found new bytes */
+        bool drained;      /* read to its final end */
+        uint64_t final_end;
+        uint64_t start; /* where reading starts */
+        uint64_t acked;
+        uint32_t gen;
+        struct state_entry *entry; /* its offsets, NULL once truncated away */
+        void *user;
+        /* The last bytes handed out and where they ended: if the file no
+         * longer holds them there, it was rewritten in place, even when it
+         * has grown past the offset meanwhile. */
+        unsigned char tail[64];
+        size_t tail_len;
+        uint64_t tail_end;
+        unsigned refs; /* caller's holds (acknowledgements still to come) */
+        bool done;     /* finished: out of the queue, freed when the last hold goes */
+        bool gone;     /* nowhere to be found: dropped by the queue */
+        bool lazy;     /* queued from a listing: its descriptor is not needed
+                        * to keep it (it has a name), so it is closed between
+                        * reads once the file is superseded */
+        bool parked;   /* closed so at its end: passed over until final */
+        struct owed owed;
+        struct hver *hv; /* headers seen, oldest first, not yet acknowledged past */
+        size_t nhv;
+        /* Where a copy of it was found (move-to to another file system): the
+         * identity its entry takes when it is finished. */
+        bool has_copy;
+        uint64_t copy_dev, copy_ino;
+};
+
+struct tsource {
+        struct tailer *t;
+        char *name;
+        char *path;
+        char *dir;         /* of the live file */
+        char *base;        /* the live file's name */
+        char *stem;        /* "bounces-" for bounces.csv: rotated names start so */
+        char *archive_dir; /* NULL when none */
+        bool start_at_end;
+        int wd;         /* watch of dir, -1 when lost */
+        int archive_wd; /* watch of archive_dir: late writes to rotated files wake us */
+        struct tfile *queue;
+        struct tfile *live;
+        time_t last_live_since; /* since of the last live file, for queue_missed */
+        struct owed live_owed;  /* the live path cannot be opened or is no file */
+};
+
+struct tailer {
+        const struct logger *log;
+        struct state *state;
+        struct watch *watch;
+        struct tsource *src;
+        size_t nsrc;
+        bool dirty;
+        bool requeued;         /* a file was put before one being read */
+        struct tfile *zombies; /* finished, still held by the caller */
+        bool rewatch;          /* a watched directory is gone: retry */
+        time_t rewatch_at;
+        struct log_streak save_failing; /* offsets saves failing in a row */
+        char limit_error[256];          /* a bound reached (the offsets table full), "" when none */
+};
+
+/* s quoted for a log line, in buf. */
+static inline const char *q(char *buf, size_t size, const char *s)
+{
+        return log_quote(buf, size, s, strlen(s));
+}
+
+/* ---- queue.c ---- */
+
+/* Copy a file's fingerprint into its table entry (dev and ino go through
+ * state_set_id). */
+void entry_from_id(struct state_entry *e, const struct file_id *id);
+/* A new tfile (not queued) that owns fd (-1: none) and a copy of path; its
+ * entry may be NULL. NULL when out of memory. */
+struct tfile *tfile_new(struct tsource *s, int fd, const struct file_id *id, const char *path,
+                        uint64_t start, struct state_entry *e);
+struct tfile *tfile_from_cand(struct tsource *s, const struct candidate *c,
+                              const struct file_id *id, uint64_t start, struct state_entry *e);
+void hver_clear(struct tfile *f);
+/* Close and free f (not its entry: the table's). f must be out of every list. */
+void tfile_free(struct tfile *f);
+void queue_append(struct tsource *s, struct tfile *f);
+void queue_unlink(struct tsource *s, struct tfile *f);
+/* Name f (and its entry) by path from now on. */
+void tfile_set_path(struct tailer *t, struct tfile *f, const char *path);
+struct state_entry *entry_for_new(struct tailer *t, struct tsource *s, const struct file_id *id,
+                                  const char *path, uint64_t start);
+int tfile_open(struct tfile *f);
+/* Unlink and free a queued file that is gone (or keep it owed while held). */
+void tfile_drop_gone(struct tfile *f);
+
+/* ---- discover.c ---- */
+
+void source_adopt_live(struct tailer *t, struct tsource *s, bool first_run);
+/* qsort order of tfile pointers: oldest mtime first, then by path. */
+int tfile_cmp_mtime(const void *a, const void *b);
+int source_list_rotated(struct tailer *t, struct tsource *s, struct cand_list *cl);
+/* Queue nothing: the caller appends the tfile returned. */
+struct tfile *queue_new_cand(struct tailer *t, struct tsource *s, struct candidate *c);
+void source_check(struct tailer *t, struct tsource *s);
+/* A new string the caller frees, or NULL. */
+char *source_find_moved(const struct tsource *s, uint64_t dev, uint64_t ino);
+
+/* ---- start.c ---- */
+
+struct match_saved saved_of_entry(const struct state_entry *e);
+/* Queue the source's files at start. Returns 0, or -1 when out of memory. */
+int source_start(struct tailer *t, struct tsource *s);
+
+/* ---- read.c ---- */
+
+time_t tfile_final_at(const struct tfile *f);
+/* f's size now: fstat of its descriptor, or as last seen while closed. */
+uint64_t tfile_size_now(const struct tfile *f);
+
+#endif
