@@ -164,7 +164,7 @@ void source_adopt_live(struct tailer *t, struct tsource *s, bool first_run);
 /* qsort order of tfile pointers: oldest mtime first, then by path. */
 int tfile_cmp_mtime(const void *a, const void *b);
 int source_list_rotated(struct tailer *t, struct tsource *s, struct cand_list *cl);
-/* Queue nothing: the caller appends the tfile returned. */
+/* The tfile is not queued: the caller appends it, in mtime order. */
 struct tfile *queue_new_cand(struct tailer *t, struct tsource *s, struct candidate *c);
 void source_check(struct tailer *t, struct tsource *s);
 /* A new string the caller frees, or NULL. */
