@@ -14,6 +14,7 @@
 #ifndef PMTATAIL_PUSH_H
 #define PMTATAIL_PUSH_H
 
+#include "buf.h"
 #include "log.h"
 
 #include <poll.h>
@@ -76,6 +77,19 @@ int push_thread(struct push **p);
  * (an I/O error, logged): nothing of it was delivered, submit it again
  * later. */
 int push_submit(struct push *p, const char *lines, size_t len, size_t nevents, void *token);
+
+/* The bytes a batch buffer keeps before its events, for the output's
+ * framing (the '[' of a JSON array): see push_submit_buf. */
+#define PUSH_ROOM 1
+
+/* push_submit for a batch built in a buffer: its events are lines->data +
+ * PUSH_ROOM to the end (an empty batch may have no data at all). The output
+ * may take the memory instead of copying the events (the threaded one
+ * does: one copy fewer between the threads); lines then holds memory the
+ * output was done with, or none. On 0, lines is the caller's again (to
+ * reset and reuse) unless on_ack came already and the caller freed it; on
+ * -1 it is as it was. */
+int push_submit_buf(struct push *p, struct buf *lines, size_t nevents, void *token);
 
 /* Wait like poll(2) on the caller's fds and the output's own, at most
  * timeout_ms (-1: no limit), then do the output's work (answers, retries

@@ -13,6 +13,8 @@ struct push_ops {
          * threads. */
         int (*submit_owned)(struct push *p, char *buf, size_t alloc, size_t len, size_t nevents,
                             void *token);
+        /* Optional: push_submit_buf (without it, submit copies). */
+        int (*submit_buf)(struct push *p, struct buf *lines, size_t nevents, void *token);
         int (*wait)(struct push *p, struct pollfd *fds, unsigned nfds, int timeout_ms);
         size_t (*inflight)(const struct push *p);
         void (*close)(struct push *p);

@@ -3,8 +3,9 @@
  * The caller's thread reads, parses and encodes; this one runs the output
  * (HTTP requests, answers, retries, the dead-letter file). Between them two
  * queues under one mutex, each with an eventfd to wake its reader:
- *   inbound   batches submitted, copied (the caller reuses its buffer), in
- *             submission order;
+ *   inbound   batches submitted, in submission order: copied, or (built
+ *             in a buffer, push_submit_buf) the buffer itself, the caller
+ *             given a spare one in exchange;
  *   acks      the batches the output acknowledged, in the order it did
  *             (which is submission order), handed to the caller's on_ack
  *             in the caller's thread, inside push_wait.
@@ -268,6 +269,46 @@ static int thread_submit(struct push *base, const char *lines, size_t len, size_
         return 0;
 }
 
+/* A batch built in the caller's buffer: the buffer itself goes to the
+ * worker (its first byte is the room submit_owned wants), and the caller
+ * gets a spare one back for its next batch. Without submit_owned inside,
+ * or with no events, it is copied as any batch. */
+static int thread_submit_buf(struct push *base, struct buf *lines, size_t nevents, void *token)
+{
+        struct thread_push *t = (struct thread_push *)base;
+        if (lines->len <= PUSH_ROOM || !t->inner->ops->submit_owned)
+                return thread_submit(base, lines->len > PUSH_ROOM ? lines->data + PUSH_ROOM : "",
+                                     lines->len > PUSH_ROOM ? lines->len - PUSH_ROOM : 0, nevents,
+                                     token);
+        struct tbatch *b = calloc(1, sizeof *b);
+        if (!b)
+                return -1;
+        b->token = token;
+        b->nevents = nevents;
+        /* a buf keeps a NUL after its bytes: alloc >= len + 2 as asked */
+        b->data = lines->data;
+        b->alloc = lines->alloc;
+        b->len = lines->len - PUSH_ROOM;
+        pthread_mutex_lock(&t->lock);
+        bool was_empty = enqueue(&t->in_head, &t->in_tail, b);
+        char *spare = NULL;
+        size_t spare_alloc = 0;
+        if (t->nspare > 0) {
+                spare = t->spare[--t->nspare];
+                spare_alloc = t->spare_alloc[t->nspare];
+        }
+        pthread_mutex_unlock(&t->lock);
+        lines->data = spare;
+        lines->alloc = spare ? spare_alloc : 0;
+        lines->len = 0;
+        if (spare)
+                spare[0] = '\0';
+        t->inflight += nevents;
+        if (was_empty)
+                wake(t->in_fd);
+        return 0;
+}
+
 /* Hand the acknowledgements that came to the caller's on_ack, in order. */
 static void deliver_acks(struct thread_push *t)
 {
@@ -351,6 +392,7 @@ static void thread_close(struct push *base)
 
 static const struct push_ops thread_ops = {
     .submit = thread_submit,
+    .submit_buf = thread_submit_buf,
     .wait = thread_wait,
     .inflight = thread_inflight,
     .close = thread_close,

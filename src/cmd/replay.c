@@ -440,16 +440,16 @@ static void close_batch(struct run *r, uint64_t mark, bool last)
                 r->sub_head = b;
         r->sub_tail = b;
         /* a file output that cannot write: wait and try again, never drop */
-        while (push_submit(r->push, b->lines.data ? b->lines.data : "", b->lines.len, b->nevents,
-                           b) < 0) {
+        while (push_submit_buf(r->push, &b->lines, b->nevents, b) < 0) {
                 if (r->o->stop && *r->o->stop) {
                         r->err = EINTR; /* freed with the unacknowledged ones */
                         return;
                 }
                 push_wait(r->push, NULL, 0, 1000);
         }
-        /* The output has its copy. Unless the ack came inside submit (and
-         * freed b), its buffer serves the next batch. */
+        /* The output has the events (a copy, or the buffer itself,
+         * exchanged for one it was done with). Unless the ack came inside
+         * submit (and freed b), what b->lines holds serves the next batch. */
         for (struct rbatch *x = r->sub_head; x; x = x->next) {
                 if (x == b) {
                         buf_to_spare(&r->spare, &b->lines,
@@ -468,6 +468,12 @@ static struct rbatch *open_batch(struct run *r)
                 size_t rmax = r->o->record_max ? r->o->record_max : PMTA_RECORD_MAX_DEFAULT;
                 buf_init(&b->lines, r->o->cfg->output.batch_max_bytes + 14 * rmax + 65536);
                 buf_from_spare(&b->lines, &r->spare);
+                /* the output's room before the events (push_submit_buf) */
+                if (buf_putc(&b->lines, '\0') < 0) {
+                        buf_free(&b->lines);
+                        free(b);
+                        return NULL;
+                }
                 b->entry = json_incref(r->entry);
                 r->open = b;
         }
@@ -525,8 +531,9 @@ static void on_record(void *ctx, const struct pmta_record *rec)
                 return;
         }
         const struct config_output *co = &r->o->cfg->output;
-        if (r->open && (r->open->nevents >= co->batch_max_records ||
-                        r->open->lines.len + 2 * rec->raw_len + 1024 > co->batch_max_bytes))
+        if (r->open &&
+            (r->open->nevents >= co->batch_max_records ||
+             r->open->lines.len - PUSH_ROOM + 2 * rec->raw_len + 1024 > co->batch_max_bytes))
                 close_batch(r, rec->start, false);
         struct rbatch *b = open_batch(r);
         if (!b || event_encode(r->enc, &b->lines, rec, &r->meta) < 0 ||

@@ -148,6 +148,12 @@ static struct batch *batch_new(struct daemon *d)
         }
         buf_init(&b->lines, d->cfg->output.batch_max_bytes + 14 * rmax + 65536);
         buf_from_spare(&b->lines, &d->spare);
+        /* the output's room before the events (push_submit_buf) */
+        if (buf_putc(&b->lines, '\0') < 0) {
+                buf_free(&b->lines);
+                free(b);
+                return NULL;
+        }
         return b;
 }
 
@@ -204,10 +210,11 @@ static void submit(struct daemon *d, struct batch *b)
         else
                 d->sub_head = b;
         d->sub_tail = b;
-        if (push_submit(d->push, b->lines.data ? b->lines.data : "", b->lines.len, b->nevents, b) ==
-            0) {
-                /* The output keeps its own copy: the events are not needed
-                 * here any more (unless the ack came already and freed b). */
+        if (push_submit_buf(d->push, &b->lines, b->nevents, b) == 0) {
+                /* The output has the events (a copy, or this very buffer,
+                 * exchanged for one it was done with): what b->lines holds
+                 * serves the next batch, unless the ack came already and
+                 * freed b. */
                 for (struct batch *x = d->sub_head; x; x = x->next) {
                         if (x == b) {
                                 batch_recycle(d, &b->lines);
@@ -290,7 +297,7 @@ static bool batch_full(const struct daemon *d)
 {
         const struct batch *b = d->open;
         return b && (b->nevents >= d->cfg->output.batch_max_records ||
-                     b->lines.len >= d->cfg->output.batch_max_bytes);
+                     b->lines.len - PUSH_ROOM >= d->cfg->output.batch_max_bytes);
 }
 
 static void on_record(void *ctx, const struct pmta_record *rec)
@@ -311,13 +318,13 @@ static void on_record(void *ctx, const struct pmta_record *rec)
                 return;
         size_t before = b->lines.len;
         if (b->nevents > 0 &&
-            b->lines.len + 2 * rec->raw_len + 1024 > d->cfg->output.batch_max_bytes) {
+            b->lines.len - PUSH_ROOM + 2 * rec->raw_len + 1024 > d->cfg->output.batch_max_bytes) {
                 set_mark(r, rec->start, rec->header);
                 batch_close(d);
                 b = open_batch(d);
                 if (!b)
                         return;
-                before = 0;
+                before = b->lines.len;
         }
         if (event_encode(r->enc, &b->lines, rec, &r->meta) < 0 || buf_putc(&b->lines, '\n') < 0) {
                 /* Cannot happen with the cap above; never lose it silently. */
