@@ -75,6 +75,7 @@ struct pmta_parser {
         bool row_done;
         int row_term; /* the byte that ended the row, -1 at end of file */
         bool oom;
+        bool held; /* on_record could not take the record: read it again */
 
         /* skip mode */
         uint64_t skip_start, skip_line;
@@ -205,13 +206,15 @@ static bool type_forwarded(const struct pmta_parser *p, const char *t, size_t n)
         return false;
 }
 
-static void count_type(struct pmta_parser *p, const char *t, size_t n, bool forwarded)
+static struct pmta_type_count *count_type(struct pmta_parser *p, const char *t, size_t n,
+                                          bool forwarded)
 {
         struct pmta_type_count *slot = type_slot(p, t, n, forwarded);
         if (slot)
                 slot->count++;
         else
                 p->stats.other_types++;
+        return slot;
 }
 
 static void reject(struct pmta_parser *p, enum pmta_reject_reason why, uint64_t start, uint64_t end,
@@ -299,7 +302,7 @@ static int finish_row(struct pmta_parser *p, uint64_t end)
         size_t type_len = p->nspans ? p->spans[0].len : 0;
 
         bool fwd = type_forwarded(p, type, type_len);
-        count_type(p, type, type_len, fwd);
+        struct pmta_type_count *slot = count_type(p, type, type_len, fwd);
         if (!fwd) {
                 p->stats.filtered++;
                 return 0;
@@ -335,7 +338,44 @@ static int finish_row(struct pmta_parser *p, uint64_t end)
         p->stats.records++;
         if (p->on_record)
                 p->on_record(p->ctx, &rec);
+        if (p->held) {
+                /* not taken: it is counted when it is handed again */
+                p->held = false;
+                p->stats.records--;
+                if (slot)
+                        slot->count--;
+                else
+                        p->stats.other_types--;
+                return 1;
+        }
         return 0;
+}
+
+/* Back to the start of the record in progress, where the next feed begins:
+ * after a record held (pmta_parser_hold), or memory that ran out in the
+ * middle of one (whatever of it libcsv took is forgotten, so that feeding
+ * it again does not parse it twice). Between records libcsv is at a row's
+ * start, as a fresh one is. */
+static int rewind_record(struct pmta_parser *p)
+{
+        p->oom = false;
+        p->next_offset = p->rec_start;
+        p->line = p->rec_line;
+        reset_record(p);
+        return libcsv_restart(p);
+}
+
+/* Out of memory inside a record: it is parsed again from its start. */
+static int oom_in_record(struct pmta_parser *p)
+{
+        rewind_record(p);
+        errno = ENOMEM;
+        return -1;
+}
+
+void pmta_parser_hold(struct pmta_parser *p)
+{
+        p->held = true;
 }
 
 /* After a resumed parser has read the first row (the header), go to the
@@ -527,14 +567,12 @@ int pmta_parser_feed(struct pmta_parser *p, const void *data, size_t len)
                         continue; /* now in skip mode */
                 }
                 if (buf_append(&p->raw, s + i, seg) < 0)
-                        return -1;
+                        return -1; /* nothing of the segment taken */
                 if (t && p->first_break == 0 && p->raw.len > 0)
                         p->first_break = p->raw.len;
                 size_t took = csv_parse(&p->csv, s + i, seg, on_field, on_row, p);
-                if (took != seg || p->oom) {
-                        errno = ENOMEM;
-                        return -1;
-                }
+                if (took != seg || p->oom)
+                        return oom_in_record(p);
                 i += seg;
                 p->next_offset += seg;
                 if (t && *t == '\n')
@@ -563,8 +601,11 @@ int pmta_parser_feed(struct pmta_parser *p, const void *data, size_t len)
                 /* The row ended on this segment's last byte. The LF of a CRLF
                  * is left to the between-records path, so a record's end does
                  * not depend on whether the LF came in the same chunk. */
-                if (finish_row(p, p->next_offset) < 0)
-                        return -1;
+                int fr = finish_row(p, p->next_offset);
+                if (fr < 0)
+                        return oom_in_record(p);
+                if (fr > 0)
+                        return rewind_record(p) < 0 ? -1 : PMTA_FEED_REREAD;
                 bool seeking = p->mode == MODE_SEEK_HEADER;
                 reset_record(p);
                 if (seeking) {
@@ -603,15 +644,16 @@ int pmta_parser_finish(struct pmta_parser *p)
                 return PMTA_FEED_REREAD;
         }
         /* A last record without terminator: complete as it stands. */
-        if (csv_fini(&p->csv, on_field, on_row, p) != 0 || p->oom) {
-                errno = ENOMEM;
-                return -1;
-        }
+        if (csv_fini(&p->csv, on_field, on_row, p) != 0 || p->oom)
+                return oom_in_record(p);
         if (p->row_done) {
                 p->row_term = -1;
-                if (finish_row(p, p->next_offset) < 0)
-                        return -1;
+                int fr = finish_row(p, p->next_offset);
+                if (fr < 0)
+                        return oom_in_record(p);
                 p->mode = MODE_NORMAL;
+                if (fr > 0)
+                        return rewind_record(p) < 0 ? -1 : PMTA_FEED_REREAD;
         }
         if (libcsv_restart(p) < 0)
                 return -1;

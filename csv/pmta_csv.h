@@ -173,6 +173,12 @@ enum pmta_feed_result {
  * pmta_feed_result, or -1 with errno ENOMEM. */
 int pmta_parser_feed(struct pmta_parser *p, const void *data, size_t len);
 
+/* From on_record: the record could not be taken now (out of memory). The
+ * feed (or finish) stops after it and returns PMTA_FEED_REREAD, with
+ * pmta_parser_next_offset at the record's start: fed again from there, the
+ * parser hands the same record again. A held record is not counted. */
+void pmta_parser_hold(struct pmta_parser *p);
+
 /* The file is final (renamed away and read to EOF, or a replay input): a
  * last record without terminator is emitted, a runaway quote rejected.
  * Returns PMTA_FEED_OK when done, PMTA_FEED_REREAD when the parser went back

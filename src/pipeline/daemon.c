@@ -47,6 +47,7 @@
 #define COMMIT_EVERY   PMTATAIL_COMMIT_MIN_MS
 #define COMMIT_BACKOFF 1000 /* ms before a failed save (logged) is tried again */
 #define RETRY_MS       1000 /* an output that refused a batch is tried again after this */
+#define HOLD_MS        100  /* a record that could not be taken (memory) is read again after this */
 #define STOP_DRAIN_MS  5000
 #define REPORT_EVERY   2000 /* ms between status.json writes while things change */
 /* One pass of reading gives the loop back after this many bytes or
@@ -108,6 +109,11 @@ struct daemon {
         uint64_t unsaved;     /* events acknowledged since the last good save of the offsets */
         struct log_streak status_failing;
         struct log_streak metrics_failing;
+        /* A record could not be taken (out of memory): reading stops at it
+         * until hold_until_ms, then starts again from it. */
+        bool held;
+        int64_t hold_until_ms;
+        struct log_streak hold_failing;
         char status_line[160];
         size_t blocked_seen; /* owed files blocked at the last look */
 };
@@ -293,6 +299,22 @@ static int set_mark(struct reader *r, uint64_t off, const struct pmta_header *h)
         return 0;
 }
 
+/* The record cannot be taken now (out of memory): the parser hands it again
+ * from its start after a pause, and nothing after it is read before it.
+ * Dropping it would lose it for good: a later mark would settle the offset
+ * past it. */
+static void hold_record(struct reader *r, const struct pmta_record *rec)
+{
+        struct daemon *d = r->d;
+        pmta_parser_hold(r->parser);
+        d->held = true;
+        d->hold_until_ms = now_ms() + HOLD_MS;
+        log_streak_fail(d->log, &d->hold_failing, LOG_ERROR, "taking records",
+                        "out of memory taking a record, reading it again file=%s offset=%llu "
+                        "retry_ms=%d",
+                        r->meta.path, (unsigned long long)rec->start, HOLD_MS);
+}
+
 static bool batch_full(const struct daemon *d)
 {
         const struct batch *b = d->open;
@@ -314,25 +336,39 @@ static void on_record(void *ctx, const struct pmta_record *rec)
                 batch_close(d);
         }
         struct batch *b = open_batch(d);
-        if (!b)
+        if (!b) {
+                hold_record(r, rec);
                 return;
+        }
         size_t before = b->lines.len;
         if (b->nevents > 0 &&
             b->lines.len - PUSH_ROOM + 2 * rec->raw_len + 1024 > d->cfg->output.batch_max_bytes) {
                 set_mark(r, rec->start, rec->header);
                 batch_close(d);
                 b = open_batch(d);
-                if (!b)
+                if (!b) {
+                        hold_record(r, rec);
                         return;
+                }
                 before = b->lines.len;
         }
         if (event_encode(r->enc, &b->lines, rec, &r->meta) < 0 || buf_putc(&b->lines, '\n') < 0) {
-                /* Cannot happen with the cap above; never lose it silently. */
+                int e = errno;
                 b->lines.len = before;
+                if (b->lines.data)
+                        b->lines.data[before] = '\0';
+                if (e == ENOMEM) {
+                        hold_record(r, rec);
+                        return;
+                }
+                /* Past the cap: cannot happen with the room left above;
+                 * never lose it silently. */
                 log_error(d->log, "cannot encode record file=%s offset=%llu error=\"%s\"",
-                          r->meta.path, (unsigned long long)rec->start, strerror(errno));
+                          r->meta.path, (unsigned long long)rec->start, strerror(e));
                 return;
         }
+        if (d->hold_failing.since_ms)
+                log_streak_ok(d->log, &d->hold_failing);
         if (b->nevents++ == 0)
                 b->opened_ms = now_ms();
         int slot = report_type_slot(rec->cells[0].ptr, rec->cells[0].len);
@@ -398,7 +434,7 @@ static struct reader *reader_new(struct daemon *d, struct tfile *f, size_t src)
 
 static bool window_full(const struct daemon *d)
 {
-        return d->stopping || d->waiting ||
+        return d->stopping || d->waiting || d->held ||
                d->inflight + (d->open ? d->open->nevents : 0) >= d->window;
 }
 
@@ -466,7 +502,16 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                         return tailer_file_superseded(f);
                 }
                 if (rc < 0) {
-                        log_error(d->log, "out of memory parsing file=%s", r->meta.path);
+                        /* the parser went back to the record's start: read
+                         * again from there after a pause */
+                        d->held = true;
+                        d->hold_until_ms = now_ms() + HOLD_MS;
+                        log_streak_fail(d->log, &d->hold_failing, LOG_ERROR, "taking records",
+                                        "out of memory parsing, reading again file=%s "
+                                        "offset=%llu retry_ms=%d",
+                                        r->meta.path,
+                                        (unsigned long long)pmta_parser_next_offset(r->parser),
+                                        HOLD_MS);
                         return false;
                 }
                 /* every header line before the settled offset is parsed:
@@ -497,6 +542,13 @@ static void read_source(struct daemon *d, size_t src)
 
 static void read_all(struct daemon *d)
 {
+        if (d->held) {
+                if (now_ms() < d->hold_until_ms) {
+                        d->caught_up = false;
+                        return;
+                }
+                d->held = false;
+        }
         d->budget = READ_BUDGET_BYTES;
         d->budget_until = now_ms() + READ_BUDGET_MS;
         d->more_to_read = false;
@@ -530,6 +582,8 @@ static int poll_timeout(const struct daemon *d)
                 t = d->open->opened_ms + d->cfg->output.linger_ms;
         if (d->waiting && (t < 0 || d->retry_at_ms < t))
                 t = d->retry_at_ms;
+        if (d->held && (t < 0 || d->hold_until_ms < t))
+                t = d->hold_until_ms;
         if (tailer_dirty(d->tailer)) {
                 int64_t c = d->last_commit_ms + COMMIT_EVERY;
                 if (t < 0 || c < t)

@@ -28,7 +28,11 @@ record accepted, content, eventIds, duplicates, secrets):
   full-disk       the state directory on a small tmpfs filled up: the failing
                   saves logged once per streak, with its end and duration; a
                   SIGTERM whose last save fails exits 1 and says how many
-                  records may be sent again.
+                  records may be sent again;
+  memory-short    the running daemon's address space capped just above what
+                  it uses while records come: the records it cannot take
+                  wait and are read again (none dropped), every one delivered
+                  once memory is back.
 
 Environment: PMTATAIL_SAFETY_ONLY (comma-separated scenario names),
 PMTATAIL_SAFETY_OUTAGE_S (default 30), PMTATAIL_SAFETY_HOLE_GIB (default 5),
@@ -40,6 +44,7 @@ import collections
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -60,6 +65,7 @@ HOLE = int(float(os.environ.get("PMTATAIL_SAFETY_HOLE_GIB", "5")) * (1 << 30))
 CPU_MAX = 0.10       # share of one core over the outage; a spinning loop is ~1.0
 STOP_MAX_S = 1.0     # SIGTERM in the middle of the hole: exit within this
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+MEMORY_MARGIN_KIB = 256  # address space left to the daemon in memory-short
 
 
 def cpu_seconds(pid):
@@ -512,7 +518,63 @@ def _full_disk(e):
 full_disk.env = dict(sim_args=dict(filtered_ratio=0.0))
 
 
-SCENARIOS = [outage_cpu, sparse_hole, bad_lines, planted_links, full_disk]
+# ------------------------------------------------------------------ memory
+
+
+def vm_size_kib(pid):
+    with open("/proc/%d/status" % pid) as fh:
+        for line in fh:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1])
+    return None
+
+
+def memory_short(e):
+    """The daemon's address space capped (RLIMIT_AS, set on the running
+    process) a little above what it uses, while records keep coming: the
+    records it cannot take are read again once memory is back, never dropped
+    (a later batch's offset would have settled past them for good)."""
+    if os.environ.get("PMTATAIL_SANITIZED"):
+        # ASan's allocator reserves terabytes and aborts when it cannot map
+        info("memory-short: under the sanitizers: skipped")
+        return
+    e.sim.write(50)
+    p = e.start()
+    ok, _ = e.wait_delivered(timeout=30)
+    check("memory-short: delivered with memory to spare", ok, e.stderr_tail())
+    soft, hard = resource.prlimit(p.pid, resource.RLIMIT_AS)
+    vs = vm_size_kib(p.pid)
+    resource.prlimit(p.pid, resource.RLIMIT_AS, ((vs + MEMORY_MARGIN_KIB) * 1024, hard))
+    for i in range(6):
+        e.sim.write(500)
+        if i == 3:
+            e.sim.rotate()
+        time.sleep(0.3)
+    said = poll_until(lambda: e.said("out of memory"), 20)
+    lines = e.said("out of memory")
+    info("memory-short: %d 'out of memory' lines with %d KiB above VmSize %d KiB; %s" % (
+        len(lines), MEMORY_MARGIN_KIB, vs, lines[:1]))
+    check("memory-short: the daemon ran short of memory and said so", said and lines,
+          e.stderr_tail())
+    check("memory-short: ... and lived", e.alive(), e.stderr_tail())
+    check("memory-short: no record dropped with an error",
+          not e.said("cannot encode record"), e.said("cannot encode record")[:3])
+    resource.prlimit(p.pid, resource.RLIMIT_AS, (soft, hard))
+    ok, t = e.wait_delivered(timeout=60)
+    check("memory-short: every record delivered once memory is back (%.1f s)" % t, ok,
+          e.stderr_tail())
+    poll_until(lambda: e.said("works again"), 10)
+    check("memory-short: the end of the shortage logged", e.said("works again"),
+          e.stderr_tail())
+    e.expect_stop("memory-short")
+    e.verify("memory-short", exact=True)
+
+
+memory_short.env = dict(output={"batch_max_records": "500"},
+                        sim_args=dict(filtered_ratio=0.0))
+
+
+SCENARIOS = [outage_cpu, sparse_hole, bad_lines, planted_links, full_disk, memory_short]
 
 
 def main(argv):

@@ -16,6 +16,8 @@ struct collect {
         char out[1 << 16];
         size_t len;
         struct pmta_parser *p;
+        /* every hold_each-th record handed is held (0: none) */
+        unsigned hold_each, calls, holds;
 };
 
 static void put(struct collect *c, const char *s, size_t n)
@@ -35,6 +37,11 @@ static void put_str(struct collect *c, const char *s)
 static void on_record(void *ctx, const struct pmta_record *r)
 {
         struct collect *c = ctx;
+        if (c->hold_each && ++c->calls % c->hold_each == 0) {
+                c->holds++;
+                pmta_parser_hold(c->p);
+                return;
+        }
         char tmp[64];
         snprintf(tmp, sizeof tmp, "%llu-%llu", (unsigned long long)r->start,
                  (unsigned long long)r->end);
@@ -478,6 +485,49 @@ static void test_type_codes(void)
         CHECK(pmta_type_code("bogus") == NULL);
 }
 
+/* A record on_record cannot take now (out of memory) is held: handed again
+ * from its own start, in every chunking, counted once; what comes out is
+ * what comes out without holds. */
+static void test_hold(void)
+{
+        static const char *const inputs[] = {
+            "type,timeLogged,rcpt\r\nb,1,a@x\r\nrb,2,b@y\r\nd,3,c@z\r\nzz,4,d@w\r\n",
+            "type,dsnDiag\r\nb,\"550, \"\"no\"\" user\r\nsecond line\"\r\nb,x\r\nb,y,z\r\nb,w\r\n",
+            "type,a,b\nb,1,2\ntype,b,a,c\nb,3,4,5\n\n\nb,6,7,8\n",
+            "type,a\nb,1\nb,2", /* the last one handed by finish */
+        };
+        static struct collect plain, held;
+        static char expected[sizeof plain.out];
+        for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+                const char *in = inputs[i];
+                plain.hold_each = 0;
+                snprintf(expected, sizeof expected, "%s",
+                         parse_opts(in, strlen(in), 1 << 20, 1, true, all_types(), &plain));
+                struct pmta_stats want = *pmta_parser_stats(plain.p);
+                pmta_parser_free(plain.p);
+                CHECK(want.records >= 2);
+                for (unsigned each = 2; each <= 3; each++) {
+                        for (unsigned run = 0; run < 8; run++) {
+                                held.hold_each = each;
+                                held.calls = held.holds = 0;
+                                size_t chunk = run == 0 ? 1 << 20 : run == 1 ? 1 : 0;
+                                CHECK_EQ_STR(parse_opts(in, strlen(in), chunk, run, true,
+                                                        all_types(), &held),
+                                             expected);
+                                const struct pmta_stats *got = pmta_parser_stats(held.p);
+                                CHECK(held.holds > 0 || want.records < each);
+                                CHECK_EQ_INT(got->records, want.records);
+                                CHECK_EQ_INT(got->rejected, want.rejected);
+                                CHECK_EQ_INT(got->other_types, want.other_types);
+                                CHECK_EQ_INT(got->ntypes, want.ntypes);
+                                for (size_t k = 0; k < got->ntypes && k < want.ntypes; k++)
+                                        CHECK_EQ_INT(got->types[k].count, want.types[k].count);
+                                pmta_parser_free(held.p);
+                        }
+                }
+        }
+}
+
 int main(void)
 {
         RUN(test_header_and_rows);
@@ -501,5 +551,6 @@ int main(void)
         RUN(test_too_many_cells);
         RUN(test_resume);
         RUN(test_type_codes);
+        RUN(test_hold);
         TEST_MAIN_END;
 }
