@@ -1,6 +1,7 @@
 /* libFuzzer target for the parser and the event encoder.
  *
- * The first two input bytes choose the chunk size and the record cap; the
+ * The first two input bytes choose the chunk size and the record cap (and
+ * how often the chunked run holds a record, as when memory runs out); the
  * rest is the file. Every input is parsed twice (whole, and in small chunks
  * following the parser's next_offset), and the two runs must agree; every
  * record's offsets must be sane and its raw text must be the file's bytes;
@@ -25,11 +26,19 @@ struct run {
         uint64_t last_end;
         uint64_t tail_from; /* records ending past this also go to tail */
         struct buf tail;
+        /* every hold_each-th record handed is held (pmta_parser_hold, as
+         * when memory runs out): the output must not change */
+        unsigned hold_each, calls;
+        struct pmta_parser *p;
 };
 
 static void on_record(void *ctx, const struct pmta_record *r)
 {
         struct run *run = ctx;
+        if (run->hold_each && ++run->calls % run->hold_each == 0) {
+                pmta_parser_hold(run->p);
+                return;
+        }
         if (r->end > run->size || r->start >= r->end || r->start < run->last_end ||
             r->start + r->raw_len > r->end)
                 abort();
@@ -97,6 +106,7 @@ static uint64_t parse_from(struct run *run, size_t chunk, size_t record_max, uin
         struct pmta_parser *p = pmta_parser_new(&o);
         if (!p || !run->enc)
                 abort();
+        run->p = p;
         if (pmta_parser_resume(p, resume, resume_header,
                                resume_header ? strlen(resume_header) : 0) < 0)
                 abort();
@@ -149,6 +159,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 record_max = 1 << 20;
         struct run whole = {.file = data + 2, .size = size - 2};
         struct run pieces = {.file = data + 2, .size = size - 2};
+        unsigned hold = (unsigned)(data[0] / 23) % 4;
+        pieces.hold_each = hold ? hold + 1 : 0;
         /* a run stopped part way, as by a restart, and one resumed where it
          * had settled */
         struct run first = {.file = data + 2, .size = size - 2, .tail_from = UINT64_MAX};
