@@ -20,6 +20,7 @@
 #define XSOCKS     4 /* sockets libcurl may try at once while connecting */
 #define XBODY_MAX  (512u << 20)
 #define XRETRY_MAX (1L << 30) /* a Retry-After beyond this is nonsense */
+#define XLOC_MAX   256        /* of a Location kept for the log (a redirect) */
 
 enum xstate {
         X_DOWN,       /* no connection */
@@ -79,6 +80,7 @@ struct xslot {
         uint64_t remain;
         size_t trailer;
         long status, retry_after;
+        char location[XLOC_MAX]; /* "" when none */
         bool close_after, header_too_big;
         char why[CURL_ERROR_SIZE + 96];
 };
@@ -206,6 +208,7 @@ static void finish(struct xslot *s, CURLcode rc, const char *why)
             .retry_after_s = s->retry_after,
             .header_too_big = s->header_too_big,
             .why = why,
+            .location = s->location[0] ? s->location : NULL,
         };
         void *user = s->user;
         s->user = NULL;
@@ -247,6 +250,7 @@ static void reset_answer(struct xslot *s)
         s->trailer = 0;
         s->status = 0;
         s->retry_after = 0;
+        s->location[0] = '\0';
         s->close_after = false;
         s->header_too_big = false;
         s->got = 0;
@@ -475,6 +479,11 @@ static int parse_head(struct xslot *s, const char *h, size_t len)
                 } else if (nlen == 10 && strncasecmp(p, "Connection", 10) == 0) {
                         if (has_token(v, ve, "close"))
                                 s->close_after = true;
+                } else if (nlen == 8 && strncasecmp(p, "Location", 8) == 0) {
+                        size_t n =
+                            (size_t)(ve - v) < XLOC_MAX - 1 ? (size_t)(ve - v) : XLOC_MAX - 1;
+                        memcpy(s->location, v, n);
+                        s->location[n] = '\0';
                 } else if (nlen == 11 && strncasecmp(p, "Retry-After", 11) == 0) {
                         uint64_t n;
                         char date[128];
@@ -498,6 +507,7 @@ static int parse_head(struct xslot *s, const char *h, size_t len)
                 }
                 s->close_after = false;
                 s->retry_after = 0;
+                s->location[0] = '\0';
                 return 1;
         }
         if (s->status == 204 || s->status == 304)
@@ -824,6 +834,7 @@ int xchg_start(struct xchg *x, size_t slot, void *user, const char *body, size_t
         s->got = 0;
         s->status = 0;
         s->retry_after = 0;
+        s->location[0] = '\0';
         s->header_too_big = false;
         s->deadline_ms = now_ms() + x->timeout_ms;
         if (s->st == X_IDLE) {

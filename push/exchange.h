@@ -30,11 +30,12 @@
 struct xchg;
 
 struct xchg_result {
-        CURLcode rc;         /* CURLE_OK: an answer was read */
-        long status;         /* its HTTP status (0: none) */
-        long retry_after_s;  /* its Retry-After, 0 if none */
-        bool header_too_big; /* the answer's header passed 64 KiB */
-        const char *why;     /* rc != CURLE_OK: the reason, for the log */
+        CURLcode rc;          /* CURLE_OK: an answer was read */
+        long status;          /* its HTTP status (0: none) */
+        long retry_after_s;   /* its Retry-After, 0 if none */
+        bool header_too_big;  /* the answer's header passed 64 KiB */
+        const char *why;      /* rc != CURLE_OK: the reason, for the log */
+        const char *location; /* the answer's Location, as sent (NULL: none) */
 };
 
 /* Called once per request started, when its answer is read or it failed.

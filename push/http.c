@@ -664,6 +664,49 @@ static void delivered(struct http_push *h, struct hpart *pt)
         resolve(h, pt);
 }
 
+/* A URL the peer sent, fit for a log line: any user:password@ dropped (a
+ * relative Location is resolved against our own URL, credentials and all),
+ * bytes outside printable ASCII, quotes and backslashes percent-encoded (a
+ * hostile Location cannot forge a line or a field), cut at `size` with
+ * "...". */
+static void url_for_log(char *dst, size_t size, const char *url)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        const char *skip_from = NULL, *skip_to = NULL, *sch = strstr(url, "://");
+        if (sch) {
+                const char *auth = sch + 3, *at = NULL;
+                for (const char *c = auth; *c && !strchr("/?#", *c); c++)
+                        if (*c == '@')
+                                at = c;
+                if (at) {
+                        skip_from = auth;
+                        skip_to = at + 1;
+                }
+        }
+        size_t k = 0;
+        for (const char *c = url; *c; c++) {
+                if (c == skip_from) {
+                        c = skip_to - 1;
+                        continue;
+                }
+                unsigned char b = (unsigned char)*c;
+                bool plain = b > 0x20 && b < 0x7f && b != '"' && b != '\\';
+                if (k + (plain ? 1 : 3) + 4 > size) {
+                        memcpy(dst + k, "...", 3);
+                        k += 3;
+                        break;
+                }
+                if (plain) {
+                        dst[k++] = (char)b;
+                } else {
+                        dst[k++] = '%';
+                        dst[k++] = hex[b >> 4];
+                        dst[k++] = hex[b & 15];
+                }
+        }
+        dst[k] = '\0';
+}
+
 /* The answer to a part (or the lack of one) decides its fate. */
 static void done(struct http_push *h, struct hpart *pt, const struct xchg_result *r)
 {
@@ -734,7 +777,19 @@ static void done(struct http_push *h, struct hpart *pt, const struct xchg_result
                 refused(h, pt, status, "");
                 return;
         }
-        snprintf(why, sizeof why, "HTTP %ld", status);
+        if (cls == 3) {
+                /* A POST redirected is not followed (most would turn into a
+                 * GET, and the records would be taken as delivered): the
+                 * operator is told where the URL now points. */
+                char loc[160];
+                url_for_log(loc, sizeof loc, r->location ? r->location : "");
+                snprintf(why, sizeof why,
+                         "HTTP %ld: the url redirects%s%s (redirects are not followed: set url "
+                         "to the new address)",
+                         status, loc[0] ? " to " : "", loc);
+        } else {
+                snprintf(why, sizeof why, "HTTP %ld", status);
+        }
         retry_later(h, pt, (long)ra, why);
 }
 
@@ -820,6 +875,8 @@ static void work(struct http_push *h)
                                 curl_off_t ra = 0;
                                 curl_easy_getinfo(pt->easy, CURLINFO_RESPONSE_CODE, &status);
                                 curl_easy_getinfo(pt->easy, CURLINFO_RETRY_AFTER, &ra);
+                                char *loc = NULL; /* a redirect's target, absolute */
+                                curl_easy_getinfo(pt->easy, CURLINFO_REDIRECT_URL, &loc);
                                 /* libcurl refuses a header line over 100 KiB as
                                  * "Out of memory": it is the answer that is wrong */
                                 struct xchg_result r = {
@@ -830,6 +887,7 @@ static void work(struct http_push *h)
                                         pt->header_too_big ||
                                         (rc == CURLE_OUT_OF_MEMORY && pt->header_bytes > 0),
                                     .why = h->errbufs[pt->slot][0] ? h->errbufs[pt->slot] : NULL,
+                                    .location = loc,
                                 };
                                 done(h, pt, &r);
                                 finished++;

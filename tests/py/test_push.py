@@ -9,8 +9,9 @@ directory pmta/archive, state/, logs/), a fake backend on 127.0.0.1
 at it; it starts the real daemon (`PMTATAIL_BINARY -c CONF run`), drives
 pmta_sim.Sim (appends in random chunk sizes, rotations) and scripts the
 backend's answers (503, 429, 408, dropped and reset connections, hung
-requests, 401, 413, 422, 200 with "Success": false, the backend down). It then
-checks what the backend accepted (2xx and not "Success": false):
+requests, 401, 413, 422, 200 with "Success": false, redirects, the backend
+down). It then checks what the backend accepted (2xx and not "Success":
+false):
 
   * every record the writer completed has an accepted event (rcpt uN);
   * no accepted event for a record never written; each accepted event holds
@@ -404,6 +405,55 @@ def single_format(e):
           ["#%d: key %r, eventId %r" % (r.n, r.header("Idempotency-Key"), r.json.get("eventId"))
            for r in off[:3]])
     e.verify("single-format")
+
+
+@scenario(output={"concurrency": "1", "retry_max_s": "1"})
+def redirect(e):
+    """A 301 to https (the panel moved) and a 302 with a relative Location,
+    the URL carrying credentials (libcurl's transfers, which resolve a
+    relative Location against it): each retried, never followed; the log
+    says where the url now points, without the credentials; then everything
+    delivered once."""
+    pw = "pw-%s" % e.secret[4:]
+    e.secrets.append(pw)
+    with open(e.conf) as fh:
+        conf = fh.read()
+    with open(e.conf, "w") as fh:
+        fh.write(conf.replace("url = http://", "url = http://pmtatail:%s@" % pw, 1))
+    e.backend.script(
+        {"status": 301, "headers": {"Location": "https://oempro.example.com/system/x?type=pmta"}},
+        {"status": 302, "headers": {"Location": "/moved/bounce_webhook?type=pmta"}})
+    e.start()
+    e.sim.write(20)
+    ok, t = e.wait_delivered()
+    check("redirect: delivered once the url answers again (%.1f s)" % t, ok, e.request_summary())
+    moved = e.said(r"the url redirects to https://oempro\.example\.com/system/x\?type=pmta ")
+    check("redirect: the 301's target logged", moved, e.stderr_tail())
+    rel = e.said(r"the url redirects to http://127\.0\.0\.1:%d/moved/bounce_webhook\?type=pmta "
+                 % e.backend.port)
+    check("redirect: the 302's relative target logged as an address, credentials left out",
+          rel, e.stderr_tail())
+    paths = [r.path for r in e.backend.requests()]
+    check("redirect: never followed (every request went to the configured path)",
+          all(p == e.path for p in paths), paths[:5])
+    e.expect_stop("redirect")
+    e.verify("redirect")
+
+
+@scenario(output={"format": "single", "concurrency": "1", "retry_max_s": "1"})
+def redirect_single(e):
+    """The same through the exchange (one event per request), with a hostile
+    Location: a quote and a space in it are percent-encoded in the log."""
+    e.backend.script({"status": 308, "headers": {"Location": 'https://x.example/a"b c'}})
+    e.start()
+    e.sim.write(5)
+    ok, t = e.wait_delivered()
+    check("redirect-single: delivered after the 308 (%.1f s)" % t, ok, e.request_summary())
+    said = e.said(r"HTTP 308: the url redirects to https://x\.example/a%22b%20c ")
+    check("redirect-single: the target logged, its quote and space encoded", said,
+          e.stderr_tail())
+    e.expect_stop("redirect-single")
+    e.verify("redirect-single")
 
 
 @scenario(output={"batch_max_records": "10", "concurrency": "4"})
