@@ -984,7 +984,29 @@ static int adopt(struct http_push *h, char *data, size_t alloc, size_t len, size
         b->unresolved = nevents;
         b->owned = owned;
         b->off = malloc((nevents + 1) * sizeof *b->off);
-        if (!b->off) {
+        /* Every part the batch can need is had before the data is touched:
+         * out of memory, nothing has changed and the caller submits it
+         * again later (a batch queued with parts missing would never
+         * resolve, and the window would stay full for good). */
+        size_t step = h->o.single ? 1 : (nevents ? nevents : 1);
+        if (h->o.max_events && step > h->o.max_events)
+                step = h->o.max_events;
+        size_t need = nevents ? (nevents + step - 1) / step : 0, had = 0;
+        struct hpart *fresh = NULL;
+        for (; b->off && had < need; had++) {
+                struct hpart *pt = part_new(h, b, 0, 0);
+                if (!pt)
+                        break;
+                pt->next = fresh;
+                fresh = pt;
+        }
+        if (!b->off || had < need) {
+                while (fresh) {
+                        struct hpart *next = fresh->next;
+                        part_free(h, fresh);
+                        fresh = next;
+                }
+                free(b->off);
                 free(b);
                 return -1;
         }
@@ -1024,18 +1046,24 @@ static int adopt(struct http_push *h, char *data, size_t alloc, size_t len, size
         struct hpart **tail = &h->parts;
         while (*tail)
                 tail = &(*tail)->next;
-        size_t step = h->o.single ? 1 : (k ? k : 1);
+        /* k <= nevents events (a batch ends at its last newline): no more
+         * parts than were had */
+        step = h->o.single ? 1 : (k ? k : 1);
         if (h->o.max_events && step > h->o.max_events)
                 step = h->o.max_events;
         for (size_t i = 0; i < k; i += step) {
-                struct hpart *pt = part_new(h, b, i, k - i < step ? k - i : step);
-                if (!pt) {
-                        /* cannot happen often; the batch would never resolve */
-                        log_error(h->base.log, "out of memory queueing a request");
-                        return 0;
-                }
+                struct hpart *pt = fresh;
+                fresh = pt->next;
+                pt->first = i;
+                pt->count = k - i < step ? k - i : step;
+                pt->next = NULL;
                 *tail = pt;
                 tail = &pt->next;
+        }
+        while (fresh) {
+                struct hpart *next = fresh->next;
+                part_free(h, fresh);
+                fresh = next;
         }
         ack_ready(h); /* an empty marker batch goes at once when it is first */
         start_ready(h);

@@ -57,6 +57,7 @@ struct thread_push {
         /* the worker's alone (then the closer's): batches the inner output
          * holds, in order, for freeing those it drops at close */
         struct tbatch *given_head, *given_tail;
+        struct log_streak take_failing; /* the inner output refusing batches */
         /* the caller's alone */
         size_t inflight; /* events submitted and not yet acknowledged */
 };
@@ -207,8 +208,15 @@ static void *worker(void *arg)
                                         gprev = *gp, gp = &(*gp)->given_next;
                                 *gp = NULL;
                                 t->given_tail = gprev;
+                                log_streak_fail(t->base.log, &t->take_failing, LOG_ERROR,
+                                                "the output taking batches",
+                                                "the output cannot take a batch now (out of "
+                                                "memory), trying again retry_ms=%d",
+                                                RETRY_MS);
                                 break; /* nothing after it goes first */
                         }
+                        if (t->take_failing.since_ms)
+                                log_streak_ok(t->base.log, &t->take_failing);
                         /* copied by the inner output: the buffer goes back
                          * for the next batch */
                         if (data) {

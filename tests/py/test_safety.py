@@ -32,7 +32,8 @@ record accepted, content, eventIds, duplicates, secrets):
   memory-short    the running daemon's address space capped just above what
                   it uses while records come: the records it cannot take
                   wait and are read again (none dropped), every one delivered
-                  once memory is back.
+                  once memory is back (memory-short-single: the same with one
+                  event per request).
 
 Environment: PMTATAIL_SAFETY_ONLY (comma-separated scenario names),
 PMTATAIL_SAFETY_OUTAGE_S (default 30), PMTATAIL_SAFETY_HOLE_GIB (default 5),
@@ -529,19 +530,19 @@ def vm_size_kib(pid):
     return None
 
 
-def memory_short(e):
+def memory_short(e, label="memory-short"):
     """The daemon's address space capped (RLIMIT_AS, set on the running
     process) a little above what it uses, while records keep coming: the
     records it cannot take are read again once memory is back, never dropped
     (a later batch's offset would have settled past them for good)."""
     if os.environ.get("PMTATAIL_SANITIZED"):
         # ASan's allocator reserves terabytes and aborts when it cannot map
-        info("memory-short: under the sanitizers: skipped")
+        info("%s: under the sanitizers: skipped" % label)
         return
     e.sim.write(50)
     p = e.start()
     ok, _ = e.wait_delivered(timeout=30)
-    check("memory-short: delivered with memory to spare", ok, e.stderr_tail())
+    check("%s: delivered with memory to spare" % label, ok, e.stderr_tail())
     soft, hard = resource.prlimit(p.pid, resource.RLIMIT_AS)
     vs = vm_size_kib(p.pid)
     resource.prlimit(p.pid, resource.RLIMIT_AS, ((vs + MEMORY_MARGIN_KIB) * 1024, hard))
@@ -552,29 +553,40 @@ def memory_short(e):
         time.sleep(0.3)
     said = poll_until(lambda: e.said("out of memory"), 20)
     lines = e.said("out of memory")
-    info("memory-short: %d 'out of memory' lines with %d KiB above VmSize %d KiB; %s" % (
-        len(lines), MEMORY_MARGIN_KIB, vs, lines[:1]))
-    check("memory-short: the daemon ran short of memory and said so", said and lines,
+    info("%s: %d 'out of memory' lines with %d KiB above VmSize %d KiB: %s" % (
+        label, len(lines), MEMORY_MARGIN_KIB, vs, "; ".join(lines[:3])))
+    check("%s: the daemon ran short of memory and said so" % label, said and lines,
           e.stderr_tail())
-    check("memory-short: ... and lived", e.alive(), e.stderr_tail())
-    check("memory-short: no record dropped with an error",
+    check("%s: ... and lived" % label, e.alive(), e.stderr_tail())
+    check("%s: no record dropped with an error" % label,
           not e.said("cannot encode record"), e.said("cannot encode record")[:3])
     resource.prlimit(p.pid, resource.RLIMIT_AS, (soft, hard))
     ok, t = e.wait_delivered(timeout=60)
-    check("memory-short: every record delivered once memory is back (%.1f s)" % t, ok,
+    check("%s: every record delivered once memory is back (%.1f s)" % (label, t), ok,
           e.stderr_tail())
     poll_until(lambda: e.said("works again"), 10)
-    check("memory-short: the end of the shortage logged", e.said("works again"),
+    check("%s: the end of the shortage logged" % label, e.said("works again"),
           e.stderr_tail())
-    e.expect_stop("memory-short")
-    e.verify("memory-short", exact=True)
+    e.expect_stop(label)
+    e.verify(label, exact=True)
 
 
 memory_short.env = dict(output={"batch_max_records": "500"},
                         sim_args=dict(filtered_ratio=0.0))
 
 
-SCENARIOS = [outage_cpu, sparse_hole, bad_lines, planted_links, full_disk, memory_short]
+def memory_short_single(e):
+    """The same with one event per request (the exchange, a part per event
+    in the output's thread)."""
+    memory_short(e, "memory-short-single")
+
+
+memory_short_single.env = dict(output={"batch_max_records": "500", "format": "single"},
+                               sim_args=dict(filtered_ratio=0.0))
+
+
+SCENARIOS = [outage_cpu, sparse_hole, bad_lines, planted_links, full_disk, memory_short,
+             memory_short_single]
 
 
 def main(argv):
