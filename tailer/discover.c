@@ -165,8 +165,10 @@ int source_list_rotated(struct tailer *t, struct tsource *s, struct cand_list *c
                 if (cand_scan(cl, dirs[i], is_archive_name, s) < 0 && errno != ENOENT) {
                         char b[512];
                         failed = errno;
-                        log_warn(t->log, "cannot list directory=%s source=%s error=\"%s\"",
-                                 q(b, sizeof b, dirs[i]), s->name, owed_reason(failed));
+                        /* once per streak while a look is owed */
+                        if (!s->list_owed.err)
+                                log_warn(t->log, "cannot list directory=%s source=%s error=\"%s\"",
+                                         q(b, sizeof b, dirs[i]), s->name, owed_reason(failed));
                 }
         }
         return failed;
@@ -267,11 +269,18 @@ struct tfile *queue_new_cand(struct tailer *t, struct tsource *s, struct candida
  * do not follow and never followed, written since `since`. They are queued
  * after what we follow, oldest first, and read whole. Files older than
  * `since` are not opened at all, nor files known by inode and size. */
+/* Queue the rotated files not yet known, written since `since`: files
+ * rotated before they were seen. They go before the live file, in the
+ * order they were written. A listing that fails leaves the look owed
+ * (source_list_again tries it on the owed backoff): a file rotated while
+ * no descriptor was left must not be skipped for good. */
 static void queue_missed(struct tailer *t, struct tsource *s, time_t since)
 {
+        if (s->list_owed.err && s->list_since < since)
+                since = s->list_since; /* a look still owed reaches further back */
         struct cand_list cl;
         cand_list_init(&cl);
-        source_list_rotated(t, s, &cl);
+        int err = source_list_rotated(t, s, &cl);
         struct tfile **found = calloc(cl.n ? cl.n : 1, sizeof *found);
         size_t nf = 0;
         for (size_t k = 0; found && k < cl.n; k++) {
@@ -279,21 +288,55 @@ static void queue_missed(struct tailer *t, struct tsource *s, time_t since)
                 if (c->mtime.tv_sec < since || known_file(t, s, c))
                         continue;
                 struct tfile *f = queue_new_cand(t, s, c);
-                if (!f)
+                if (!f) {
+                        err = err ? err : ENOMEM;
                         continue;
+                }
                 f->rotated_at = time(NULL);
                 found[nf++] = f;
                 char b[512];
                 log_warn(t->log, "reading a file rotated before it was seen file=%s source=%s",
                          q(b, sizeof b, f->path), s->name);
         }
+        if (!found && cl.n)
+                err = ENOMEM;
         if (found) {
                 qsort(found, nf, sizeof *found, tfile_cmp_mtime);
-                for (size_t k = 0; k < nf; k++)
-                        queue_append(s, found[k]);
+                /* before the live file (when a later look found them), and
+                 * the reader starts again from the queue's head */
+                struct tfile **pp = &s->queue;
+                while (*pp && *pp != s->live)
+                        pp = &(*pp)->next;
+                for (size_t k = 0; k < nf; k++) {
+                        found[k]->next = *pp;
+                        *pp = found[k];
+                        pp = &found[k]->next;
+                }
+                if (nf && s->live)
+                        t->requeued = true;
         }
         free(found);
         cand_list_free(&cl);
+        time_t now = time(NULL);
+        const char *dir = s->archive_dir ? s->archive_dir : s->dir;
+        if (err) {
+                s->list_since = since;
+                owed_note(&s->list_owed, err, now);
+        } else if (s->list_owed.err) {
+                char b[512];
+                log_info(t->log,
+                         "directory listed again directory=%s source=%s error_was=\"%s\" "
+                         "lasted=%llds",
+                         q(b, sizeof b, dir), s->name, owed_reason(s->list_owed.err),
+                         (long long)(now - s->list_owed.since));
+                s->list_owed = (struct owed){0};
+                s->list_since = 0;
+        }
+}
+
+void source_list_again(struct tailer *t, struct tsource *s)
+{
+        queue_missed(t, s, s->list_since);
 }
 
 /* Compare the live path with what we follow, and act on the difference. */

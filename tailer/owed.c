@@ -16,11 +16,17 @@ void owed_fail(struct owed *o, int err, const char *path, const char *source, ti
                const struct logger *log)
 {
         char b[512];
-        if (o->err != err) {
+        if (o->err != err)
                 log_warn(log,
                          "cannot read file=%s source=%s error=\"%s\": kept and tried again, "
                          "nothing is dropped",
                          log_quote(b, sizeof b, path, strlen(path)), source, owed_reason(err));
+        owed_note(o, err, now);
+}
+
+void owed_note(struct owed *o, int err, time_t now)
+{
+        if (o->err != err) {
                 if (!o->err)
                         o->since = now;
                 o->err = err;

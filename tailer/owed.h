@@ -42,6 +42,10 @@ const char *owed_reason(int err);
 void owed_fail(struct owed *o, int err, const char *path, const char *source, time_t now,
                const struct logger *log);
 
+/* owed_fail without its log line, for a caller that says it its own way
+ * (a directory that cannot be listed). */
+void owed_note(struct owed *o, int err, time_t now);
+
 /* The file could be opened/read: ends a streak (logged). */
 void owed_clear(struct owed *o, const char *path, const char *source, time_t now,
                 const struct logger *log);

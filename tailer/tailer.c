@@ -186,6 +186,7 @@ static void retry_owed(struct tsource *s)
         for (struct tfile *f = s->queue; f; f = f->next)
                 owed_retry_now(&f->owed);
         owed_retry_now(&s->live_owed);
+        owed_retry_now(&s->list_owed);
 }
 
 static void on_watch_event(void *ctx, const struct watch_event *ev)
@@ -255,6 +256,8 @@ int tailer_deadline_ms(const struct tailer *t)
                 const struct tsource *s = &t->src[i];
                 if (s->live_owed.err && !s->live)
                         earliest(&when, s->live_owed.retry_at);
+                if (s->list_owed.err)
+                        earliest(&when, s->list_owed.retry_at);
                 for (struct tfile *f = s->queue; f; f = f->next) {
                         if (f->owed.err)
                                 earliest(&when, f->owed.retry_at);
@@ -280,7 +283,12 @@ void tailer_tick(struct tailer *t)
         }
         for (size_t i = 0; i < t->nsrc; i++) {
                 struct tsource *s = &t->src[i];
-                if (s->live_owed.err && !owed_waiting(&s->live_owed, now) && !s->live)
+                /* an owed look first: files rotated before the live one
+                 * was opened go before it */
+                bool adopt = s->live_owed.err && !owed_waiting(&s->live_owed, now) && !s->live;
+                if (s->list_owed.err && (adopt || !owed_waiting(&s->list_owed, now)))
+                        source_list_again(t, s);
+                if (adopt)
                         source_adopt_live(t, s, false);
                 /* Owed files whose time came: try them here, so that one
                  * queued behind a file still being read is not waited for

@@ -111,6 +111,11 @@ struct tsource {
         struct tfile *live;
         time_t last_live_since; /* since of the last live file, for queue_missed */
         struct owed live_owed;  /* the live path cannot be opened or is no file */
+        /* A look for files rotated before they were seen could not list
+         * the directories (no descriptors left): what it would have found
+         * is still owed, so it is tried again, for files since list_since. */
+        struct owed list_owed;
+        time_t list_since;
 };
 
 struct tailer {
@@ -167,6 +172,8 @@ int source_list_rotated(struct tailer *t, struct tsource *s, struct cand_list *c
 /* The tfile is not queued: the caller appends it, in mtime order. */
 struct tfile *queue_new_cand(struct tailer *t, struct tsource *s, struct candidate *c);
 void source_check(struct tailer *t, struct tsource *s);
+/* The look for rotated files owed by list_owed, again. */
+void source_list_again(struct tailer *t, struct tsource *s);
 /* A new string the caller frees, or NULL. */
 char *source_find_moved(const struct tsource *s, uint64_t dev, uint64_t ino);
 

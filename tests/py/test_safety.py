@@ -33,7 +33,13 @@ record accepted, content, eventIds, duplicates, secrets):
                   it uses while records come: the records it cannot take
                   wait and are read again (none dropped), every one delivered
                   once memory is back (memory-short-single: the same with one
-                  event per request).
+                  event per request);
+  descriptors-short
+                  RLIMIT_NOFILE of the running daemon lowered to what it has
+                  open while the backend closes idle connections and the
+                  writer rotates twice: a file rotated before it was seen,
+                  while no directory could be listed, is still read (the look
+                  is owed and tried again), every record delivered once.
 
 Environment: PMTATAIL_SAFETY_ONLY (comma-separated scenario names),
 PMTATAIL_SAFETY_OUTAGE_S (default 30), PMTATAIL_SAFETY_HOLE_GIB (default 5),
@@ -585,8 +591,52 @@ memory_short_single.env = dict(output={"batch_max_records": "500", "format": "si
                                sim_args=dict(filtered_ratio=0.0))
 
 
+def open_fds(pid):
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None
+
+
+def descriptors_short(e):
+    """RLIMIT_NOFILE of the running daemon lowered to the descriptors it has
+    open, while the backend closes idle connections and the writer rotates
+    into the archive directory: no connection can be opened again and no
+    rotated file kept open; once the limit is back, everything delivered
+    once."""
+    e.backend.set_idle_close(0.2)
+    e.sim.write(50)
+    p = e.start()
+    ok, _ = e.wait_delivered(timeout=30)
+    check("descriptors-short: delivered with descriptors to spare", ok, e.stderr_tail())
+    soft, hard = resource.prlimit(p.pid, resource.RLIMIT_NOFILE)
+    n = open_fds(p.pid)
+    resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (n, hard))
+    time.sleep(0.5)  # the kept-alive connections are closed by the backend
+    for i in range(6):
+        e.sim.write(200)
+        if i in (1, 3):
+            e.sim.rotate()
+        time.sleep(0.3)
+    time.sleep(1.0)
+    info("descriptors-short: limit %d (open %d), then %s open; log: %s" % (
+        n, n, open_fds(p.pid), "; ".join(e.said("descriptor|Too many open files|EMFILE")[:3])))
+    check("descriptors-short: the daemon ran out of descriptors and said so",
+          e.said("out of file descriptors"), e.stderr_tail())
+    check("descriptors-short: the daemon lived", e.alive(), e.stderr_tail())
+    resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    ok, t = e.wait_delivered(timeout=60)
+    check("descriptors-short: every record delivered once descriptors are back (%.1f s)" % t,
+          ok, e.stderr_tail())
+    e.expect_stop("descriptors-short")
+    e.verify("descriptors-short", exact=True)
+
+
+descriptors_short.env = dict(output={"retry_max_s": "1"}, sim_args=dict(filtered_ratio=0.0))
+
+
 SCENARIOS = [outage_cpu, sparse_hole, bad_lines, planted_links, full_disk, memory_short,
-             memory_short_single]
+             memory_short_single, descriptors_short]
 
 
 def main(argv):
