@@ -14,6 +14,10 @@
 
 ssize_t tailer_read(struct tfile *f, uint64_t off, void *buf, size_t len)
 {
+        if (f->look_err && f->fd >= 0) {
+                errno = f->look_err; /* see tailer_file_undecided */
+                return -1;
+        }
         if (f->fd < 0 && tfile_open(f) < 0)
                 return -1;
         ssize_t n;
@@ -174,12 +178,12 @@ bool tailer_file_superseded(const struct tfile *f)
 /* A copy of f made before f was truncated in place (copy-and-truncate
  * rotation): a rotated name holding f's content up to what was acknowledged,
  * on another inode, not followed yet. Returns a new tfile for it, or NULL. */
-static struct tfile *find_copy(struct tailer *t, struct tfile *f)
+static struct tfile *find_copy(struct tailer *t, struct tfile *f, int *err)
 {
         struct tsource *s = f->src;
         struct cand_list cl;
         cand_list_init(&cl);
-        source_list_rotated(t, s, &cl);
+        *err = source_list_rotated(t, s, &cl);
         struct tfile *copy = NULL;
         struct match_saved sv = {.id = f->id, .offset = f->acked, .finished = false};
         for (size_t k = 0; k < cl.n && !copy; k++) {
@@ -193,6 +197,11 @@ static struct tfile *find_copy(struct tailer *t, struct tfile *f)
         }
         cand_list_free(&cl);
         return copy;
+}
+
+bool tailer_file_undecided(const struct tfile *f)
+{
+        return f->look_err != 0;
 }
 
 bool tailer_file_truncated(struct tfile *f, uint64_t offset)
@@ -210,14 +219,34 @@ bool tailer_file_truncated(struct tfile *f, uint64_t offset)
                                (ssize_t)f->tail_len ||
                            memcmp(now, f->tail, f->tail_len) != 0;
         }
-        if (!shrank && !replaced)
+        if (!shrank && !replaced) {
+                f->look_err = 0; /* nothing left to decide */
                 return false;
+        }
         struct tailer *t = f->src->t;
         char b[512];
+        int list_err = 0;
+        struct tfile *copy = f->entry ? find_copy(t, f, &list_err) : NULL;
+        if (!copy && list_err) {
+                /* The copy a copy-and-truncate made may be there, unseen (no
+                 * descriptor left to list its directory): reading the file
+                 * again from 0 now would skip the records only the copy
+                 * holds. Nothing is read from it until a look works (the
+                 * rewrite is still seen then, however the file grew). */
+                if (!f->look_err)
+                        log_warn(t->log,
+                                 "file %s, cannot look for its copy yet file=%s error=\"%s\": "
+                                 "nothing is read from it until the look works",
+                                 shrank ? "truncated" : "rewritten", q(b, sizeof b, f->path),
+                                 owed_reason(list_err));
+                f->look_err = list_err;
+                f->look_at = time(NULL) + 1;
+                return false;
+        }
+        f->look_err = 0;
         log_warn(t->log, "file %s, reading it again from 0 file=%s offset=%llu size=%llu",
                  shrank ? "truncated" : "rewritten", q(b, sizeof b, f->path),
                  (unsigned long long)offset, (unsigned long long)st.st_size);
-        struct tfile *copy = f->entry ? find_copy(t, f) : NULL;
         if (copy) {
                 /* The records not yet acknowledged are in the copy: it takes
                  * over f's offsets (and the header in force there) and is

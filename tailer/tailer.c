@@ -261,6 +261,8 @@ int tailer_deadline_ms(const struct tailer *t)
                 for (struct tfile *f = s->queue; f; f = f->next) {
                         if (f->owed.err)
                                 earliest(&when, f->owed.retry_at);
+                        if (f->look_err)
+                                earliest(&when, f->look_at);
                         if (f->live || f->drained || f->owed.err)
                                 continue;
                         earliest(&when, tfile_final_at(f));

@@ -145,6 +145,13 @@ bool tailer_file_final(const struct tfile *f);
  * what it parsed and starts again from tailer_file_start (now 0). */
 bool tailer_file_truncated(struct tfile *f, uint64_t offset);
 
+/* True while a truncation or rewrite of f is seen but not yet settled (the
+ * copy a copy-and-truncate made could not be looked for: no descriptor
+ * left). tailer_read refuses f meanwhile; the caller asks
+ * tailer_file_truncated again before each read, and the tailer's deadline
+ * says when the look is tried again. */
+bool tailer_file_undecided(const struct tfile *f);
+
 /* The caller read f to its final end `end`: f is no longer handed out. It
  * stays valid until its acknowledgements reach `end`. */
 void tailer_file_drained(struct tfile *f, uint64_t end);

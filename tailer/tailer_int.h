@@ -94,6 +94,10 @@ struct tfile {
          * identity its entry takes when it is finished. */
         bool has_copy;
         uint64_t copy_dev, copy_ino;
+        /* Rewritten, and its copy could not be looked for yet: the error,
+         * and when to look again (0: nothing pending). */
+        int look_err;
+        time_t look_at;
 };
 
 struct tsource {

@@ -464,7 +464,7 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                 uint64_t off = pmta_parser_next_offset(r->parser);
                 /* After a pause at the end, make sure the file was not
                  * rewritten meanwhile before reading on from the old offset. */
-                if (r->at_end && tailer_file_truncated(f, off)) {
+                if ((r->at_end || tailer_file_undecided(f)) && tailer_file_truncated(f, off)) {
                         tailer_file_set_user(f, NULL);
                         reader_free(r);
                         return false;

@@ -35,11 +35,15 @@ record accepted, content, eventIds, duplicates, secrets):
                   once memory is back (memory-short-single: the same with one
                   event per request);
   descriptors-short
-                  RLIMIT_NOFILE of the running daemon lowered to what it has
-                  open while the backend closes idle connections and the
+                  RLIMIT_NOFILE of the running daemon lowered so that no
+                  descriptor more can be opened, while the backend closes idle connections and the
                   writer rotates twice: a file rotated before it was seen,
                   while no directory could be listed, is still read (the look
-                  is owed and tried again), every record delivered once.
+                  is owed and tried again), every record delivered once;
+  descriptors-copytruncate
+                  a copy-and-truncate of records not yet read, then no
+                  descriptor to be had: the truncation waits for the look
+                  for the copy, whose records are then read, once.
 
 Environment: PMTATAIL_SAFETY_ONLY (comma-separated scenario names),
 PMTATAIL_SAFETY_OUTAGE_S (default 30), PMTATAIL_SAFETY_HOLE_GIB (default 5),
@@ -598,6 +602,20 @@ def open_fds(pid):
         return None
 
 
+def no_new_fds(pid, hard):
+    """Lower pid's RLIMIT_NOFILE so that it cannot open any descriptor more:
+    a new one must be numbered below the limit, so the limit is the lowest
+    of 0-2 not open, else 3 (a descriptor closed later frees a number above
+    it). What is open stays usable. Returns the limit."""
+    try:
+        held = {int(n) for n in os.listdir("/proc/%d/fd" % pid)}
+    except OSError:
+        held = set()
+    limit = min([k for k in range(3) if k not in held] + [3])
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, hard))
+    return limit
+
+
 def descriptors_short(e):
     """RLIMIT_NOFILE of the running daemon lowered to the descriptors it has
     open, while the backend closes idle connections and the writer rotates
@@ -611,7 +629,7 @@ def descriptors_short(e):
     check("descriptors-short: delivered with descriptors to spare", ok, e.stderr_tail())
     soft, hard = resource.prlimit(p.pid, resource.RLIMIT_NOFILE)
     n = open_fds(p.pid)
-    resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (n, hard))
+    limit = no_new_fds(p.pid, hard)
     time.sleep(0.5)  # the kept-alive connections are closed by the backend
     for i in range(6):
         e.sim.write(200)
@@ -620,7 +638,7 @@ def descriptors_short(e):
         time.sleep(0.3)
     time.sleep(1.0)
     info("descriptors-short: limit %d (open %d), then %s open; log: %s" % (
-        n, n, open_fds(p.pid), "; ".join(e.said("descriptor|Too many open files|EMFILE")[:3])))
+        limit, n, open_fds(p.pid), "; ".join(e.said("descriptor|Too many open files|EMFILE")[:3])))
     check("descriptors-short: the daemon ran out of descriptors and said so",
           e.said("out of file descriptors"), e.stderr_tail())
     check("descriptors-short: the daemon lived", e.alive(), e.stderr_tail())
@@ -635,8 +653,46 @@ def descriptors_short(e):
 descriptors_short.env = dict(output={"retry_max_s": "1"}, sim_args=dict(filtered_ratio=0.0))
 
 
+def descriptors_copytruncate(e):
+    """A copy-and-truncate rotation of records the daemon had not read yet
+    (stopped with SIGSTOP meanwhile), then no descriptor more to be had
+    (RLIMIT_NOFILE): the copy cannot be looked for, so the truncation waits for the
+    look instead of reading the live file again from 0 without it; once
+    descriptors are back the copy's records are read, every one once."""
+    e.sim.write(50)
+    p = e.start()
+    ok, _ = e.wait_delivered(timeout=30)
+    check("descriptors-copytruncate: delivered with descriptors to spare", ok, e.stderr_tail())
+    soft, hard = resource.prlimit(p.pid, resource.RLIMIT_NOFILE)
+    os.kill(p.pid, signal.SIGSTOP)
+    try:
+        e.sim.write(100)
+        e.sim.copy_truncate()
+        e.sim.write(20)
+        n = no_new_fds(p.pid, hard)
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+    poll_until(lambda: e.said("cannot look for its copy"), 10)
+    info("descriptors-copytruncate: limit %d; log: %s" % (
+        n, "; ".join(e.said("copy|truncated|out of file descriptors")[:4])))
+    check("descriptors-copytruncate: the truncation waits for the look for the copy",
+          e.said("cannot look for its copy"), e.stderr_tail())
+    check("descriptors-copytruncate: the daemon lived", e.alive(), e.stderr_tail())
+    resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    ok, t = e.wait_delivered(timeout=60)
+    check("descriptors-copytruncate: every record delivered once descriptors are back "
+          "(%.1f s)" % t, ok, e.stderr_tail())
+    check("descriptors-copytruncate: the copy read", e.said("reading the copy made before"),
+          e.stderr_tail())
+    e.expect_stop("descriptors-copytruncate")
+    e.verify("descriptors-copytruncate", exact=True)
+
+
+descriptors_copytruncate.env = dict(sim_args=dict(filtered_ratio=0.0))
+
+
 SCENARIOS = [outage_cpu, sparse_hole, bad_lines, planted_links, full_disk, memory_short,
-             memory_short_single, descriptors_short]
+             memory_short_single, descriptors_short, descriptors_copytruncate]
 
 
 def main(argv):
