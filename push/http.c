@@ -973,6 +973,23 @@ static int http_wait(struct push *base, struct pollfd *fds, unsigned nfds, int t
 /* Queue the batch whose events are in data + 1 (len bytes; alloc >= len + 2):
  * the buffer becomes the batch's. Returns 0, or -1 (out of memory; the
  * buffer is still the caller's). */
+/* Events a part of a batch of n carries: one with one event per request,
+ * else the whole batch, up to max_events. */
+static size_t part_step(const struct http_push *h, size_t n)
+{
+        size_t step = h->o.single ? 1 : (n ? n : 1);
+        return h->o.max_events && step > h->o.max_events ? h->o.max_events : step;
+}
+
+static void parts_free(struct http_push *h, struct hpart *list)
+{
+        while (list) {
+                struct hpart *next = list->next;
+                part_free(h, list);
+                list = next;
+        }
+}
+
 static int adopt(struct http_push *h, char *data, size_t alloc, size_t len, size_t nevents,
                  void *token, bool owned)
 {
@@ -988,9 +1005,7 @@ static int adopt(struct http_push *h, char *data, size_t alloc, size_t len, size
          * out of memory, nothing has changed and the caller submits it
          * again later (a batch queued with parts missing would never
          * resolve, and the window would stay full for good). */
-        size_t step = h->o.single ? 1 : (nevents ? nevents : 1);
-        if (h->o.max_events && step > h->o.max_events)
-                step = h->o.max_events;
+        size_t step = part_step(h, nevents);
         size_t need = nevents ? (nevents + step - 1) / step : 0, had = 0;
         struct hpart *fresh = NULL;
         for (; b->off && had < need; had++) {
@@ -1001,11 +1016,7 @@ static int adopt(struct http_push *h, char *data, size_t alloc, size_t len, size
                 fresh = pt;
         }
         if (!b->off || had < need) {
-                while (fresh) {
-                        struct hpart *next = fresh->next;
-                        part_free(h, fresh);
-                        fresh = next;
-                }
+                parts_free(h, fresh);
                 free(b->off);
                 free(b);
                 return -1;
@@ -1048,9 +1059,7 @@ static int adopt(struct http_push *h, char *data, size_t alloc, size_t len, size
                 tail = &(*tail)->next;
         /* k <= nevents events (a batch ends at its last newline): no more
          * parts than were had */
-        step = h->o.single ? 1 : (k ? k : 1);
-        if (h->o.max_events && step > h->o.max_events)
-                step = h->o.max_events;
+        step = part_step(h, k);
         for (size_t i = 0; i < k; i += step) {
                 struct hpart *pt = fresh;
                 fresh = pt->next;
@@ -1060,11 +1069,7 @@ static int adopt(struct http_push *h, char *data, size_t alloc, size_t len, size
                 *tail = pt;
                 tail = &pt->next;
         }
-        while (fresh) {
-                struct hpart *next = fresh->next;
-                part_free(h, fresh);
-                fresh = next;
-        }
+        parts_free(h, fresh);
         ack_ready(h); /* an empty marker batch goes at once when it is first */
         start_ready(h);
         return 0;
@@ -1119,10 +1124,7 @@ static void http_close(struct push *base)
                         curl_multi_remove_handle(h->multi, pt->easy);
                 part_free(NULL, pt);
         }
-        for (struct hpart *pt = h->pool, *next; pt; pt = next) {
-                next = pt->next;
-                part_free(NULL, pt);
-        }
+        parts_free(NULL, h->pool);
         for (struct hbatch *b = h->batches, *next; b; b = next) {
                 next = b->next;
                 free(b->data);

@@ -10,9 +10,19 @@ int push_submit_buf(struct push *p, struct buf *lines, size_t nevents, void *tok
         if (p->ops->submit_buf)
                 return p->ops->submit_buf(p, lines, nevents, token);
         /* the output copies: lines may be freed inside (a synchronous ack) */
-        if (lines->len <= PUSH_ROOM)
-                return p->ops->submit(p, "", 0, nevents, token);
-        return p->ops->submit(p, lines->data + PUSH_ROOM, lines->len - PUSH_ROOM, nevents, token);
+        return p->ops->submit(p, push_buf_events(lines), push_buf_len(lines), nevents, token);
+}
+
+int push_buf_open(struct buf *lines, size_t cap, struct buf *spare)
+{
+        static const char room[PUSH_ROOM];
+        buf_init(lines, cap);
+        buf_from_spare(lines, spare);
+        if (buf_append(lines, room, PUSH_ROOM) < 0) {
+                buf_free(lines);
+                return -1;
+        }
+        return 0;
 }
 
 int push_wait(struct push *p, struct pollfd *fds, unsigned nfds, int timeout_ms)

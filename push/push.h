@@ -91,6 +91,22 @@ int push_submit(struct push *p, const char *lines, size_t len, size_t nevents, v
  * -1 it is as it was. */
 int push_submit_buf(struct push *p, struct buf *lines, size_t nevents, void *token);
 
+/* A batch buffer for push_submit_buf: lines initialised with `cap`, given
+ * the spare's memory (buf_from_spare) and the room. Returns 0, or -1 (out
+ * of memory; lines is left empty). */
+int push_buf_open(struct buf *lines, size_t cap, struct buf *spare);
+
+/* The events' bytes in such a buffer, and where they start. */
+static inline size_t push_buf_len(const struct buf *lines)
+{
+        return lines->len > PUSH_ROOM ? lines->len - PUSH_ROOM : 0;
+}
+
+static inline const char *push_buf_events(const struct buf *lines)
+{
+        return lines->len > PUSH_ROOM ? lines->data + PUSH_ROOM : "";
+}
+
 /* Wait like poll(2) on the caller's fds and the output's own, at most
  * timeout_ms (-1: no limit), then do the output's work (answers, retries
  * due, acknowledgements). Returns poll's count for the caller's fds, or -1

@@ -284,9 +284,8 @@ static int thread_submit(struct push *base, const char *lines, size_t len, size_
 static int thread_submit_buf(struct push *base, struct buf *lines, size_t nevents, void *token)
 {
         struct thread_push *t = (struct thread_push *)base;
-        if (lines->len <= PUSH_ROOM || !t->inner->ops->submit_owned)
-                return thread_submit(base, lines->len > PUSH_ROOM ? lines->data + PUSH_ROOM : "",
-                                     lines->len > PUSH_ROOM ? lines->len - PUSH_ROOM : 0, nevents,
+        if (push_buf_len(lines) == 0 || !t->inner->ops->submit_owned)
+                return thread_submit(base, push_buf_events(lines), push_buf_len(lines), nevents,
                                      token);
         struct tbatch *b = calloc(1, sizeof *b);
         if (!b)
@@ -296,7 +295,7 @@ static int thread_submit_buf(struct push *base, struct buf *lines, size_t nevent
         /* a buf keeps a NUL after its bytes: alloc >= len + 2 as asked */
         b->data = lines->data;
         b->alloc = lines->alloc;
-        b->len = lines->len - PUSH_ROOM;
+        b->len = push_buf_len(lines);
         pthread_mutex_lock(&t->lock);
         bool was_empty = enqueue(&t->in_head, &t->in_tail, b);
         char *spare = NULL;

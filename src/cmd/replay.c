@@ -466,11 +466,8 @@ static struct rbatch *open_batch(struct run *r)
                 if (!b)
                         return NULL;
                 size_t rmax = r->o->record_max ? r->o->record_max : PMTA_RECORD_MAX_DEFAULT;
-                buf_init(&b->lines, r->o->cfg->output.batch_max_bytes + 14 * rmax + 65536);
-                buf_from_spare(&b->lines, &r->spare);
-                /* the output's room before the events (push_submit_buf) */
-                if (buf_putc(&b->lines, '\0') < 0) {
-                        buf_free(&b->lines);
+                if (push_buf_open(&b->lines, r->o->cfg->output.batch_max_bytes + 14 * rmax + 65536,
+                                  &r->spare) < 0) {
                         free(b);
                         return NULL;
                 }
@@ -533,7 +530,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
         const struct config_output *co = &r->o->cfg->output;
         if (r->open &&
             (r->open->nevents >= co->batch_max_records ||
-             r->open->lines.len - PUSH_ROOM + 2 * rec->raw_len + 1024 > co->batch_max_bytes))
+             push_buf_len(&r->open->lines) + 2 * rec->raw_len + 1024 > co->batch_max_bytes))
                 close_batch(r, rec->start, false);
         struct rbatch *b = open_batch(r);
         if (!b || event_encode(r->enc, &b->lines, rec, &r->meta) < 0 ||
@@ -607,11 +604,10 @@ static void show_progress(struct run *r, bool final)
         }
 }
 
-/* Wait until the window has room (or, with all = true, until every batch is
- * acknowledged). Saves the progress now and then. */
 /* Wait while the window is full, or (all) until every submitted batch is
  * acknowledged: a batch of no events (a file's end, the marks of filtered
- * records) counts too, its acknowledgement can come after all the events'. */
+ * records) counts too, its acknowledgement can come after all the events'.
+ * Saves the progress now and then. */
 static void wait_acks(struct run *r, bool all)
 {
         while ((all ? r->sub_head != NULL : r->inflight > r->window) &&

@@ -152,11 +152,8 @@ static struct batch *batch_new(struct daemon *d)
                 if (d->cfg->sources[i].record_max > rmax)
                         rmax = d->cfg->sources[i].record_max;
         }
-        buf_init(&b->lines, d->cfg->output.batch_max_bytes + 14 * rmax + 65536);
-        buf_from_spare(&b->lines, &d->spare);
-        /* the output's room before the events (push_submit_buf) */
-        if (buf_putc(&b->lines, '\0') < 0) {
-                buf_free(&b->lines);
+        if (push_buf_open(&b->lines, d->cfg->output.batch_max_bytes + 14 * rmax + 65536,
+                          &d->spare) < 0) {
                 free(b);
                 return NULL;
         }
@@ -303,23 +300,27 @@ static int set_mark(struct reader *r, uint64_t off, const struct pmta_header *h)
  * from its start after a pause, and nothing after it is read before it.
  * Dropping it would lose it for good: a later mark would settle the offset
  * past it. */
-static void hold_record(struct reader *r, const struct pmta_record *rec)
+static void hold_reading(struct reader *r, const char *doing, uint64_t offset)
 {
         struct daemon *d = r->d;
-        pmta_parser_hold(r->parser);
         d->held = true;
         d->hold_until_ms = now_ms() + HOLD_MS;
         log_streak_fail(d->log, &d->hold_failing, LOG_ERROR, "taking records",
-                        "out of memory taking a record, reading it again file=%s offset=%llu "
-                        "retry_ms=%d",
-                        r->meta.path, (unsigned long long)rec->start, HOLD_MS);
+                        "out of memory %s, reading it again file=%s offset=%llu retry_ms=%d", doing,
+                        r->meta.path, (unsigned long long)offset, HOLD_MS);
+}
+
+static void hold_record(struct reader *r, const struct pmta_record *rec)
+{
+        pmta_parser_hold(r->parser);
+        hold_reading(r, "taking a record", rec->start);
 }
 
 static bool batch_full(const struct daemon *d)
 {
         const struct batch *b = d->open;
         return b && (b->nevents >= d->cfg->output.batch_max_records ||
-                     b->lines.len - PUSH_ROOM >= d->cfg->output.batch_max_bytes);
+                     push_buf_len(&b->lines) >= d->cfg->output.batch_max_bytes);
 }
 
 static void on_record(void *ctx, const struct pmta_record *rec)
@@ -342,7 +343,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
         }
         size_t before = b->lines.len;
         if (b->nevents > 0 &&
-            b->lines.len - PUSH_ROOM + 2 * rec->raw_len + 1024 > d->cfg->output.batch_max_bytes) {
+            push_buf_len(&b->lines) + 2 * rec->raw_len + 1024 > d->cfg->output.batch_max_bytes) {
                 set_mark(r, rec->start, rec->header);
                 batch_close(d);
                 b = open_batch(d);
@@ -504,14 +505,7 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                 if (rc < 0) {
                         /* the parser went back to the record's start: read
                          * again from there after a pause */
-                        d->held = true;
-                        d->hold_until_ms = now_ms() + HOLD_MS;
-                        log_streak_fail(d->log, &d->hold_failing, LOG_ERROR, "taking records",
-                                        "out of memory parsing, reading again file=%s "
-                                        "offset=%llu retry_ms=%d",
-                                        r->meta.path,
-                                        (unsigned long long)pmta_parser_next_offset(r->parser),
-                                        HOLD_MS);
+                        hold_reading(r, "parsing", pmta_parser_next_offset(r->parser));
                         return false;
                 }
                 /* every header line before the settled offset is parsed:
