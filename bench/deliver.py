@@ -47,13 +47,14 @@ def data_file(n, seed, diag):
     return path
 
 
-def build_csink():
+def build_tool(name):
+    """bench/NAME.c built with `cc -O2` into bench/out/NAME (csink, reqfloor)."""
     os.makedirs(os.path.join(BENCH, "out"), exist_ok=True)
-    out = os.path.join(BENCH, "out", "csink")
-    src = os.path.join(BENCH, "csink.c")
+    out = os.path.join(BENCH, "out", name)
+    src = os.path.join(BENCH, name + ".c")
     if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
         if subprocess.run(["cc", "-O2", "-o", out, src]).returncode != 0:
-            raise Failure("cannot build csink")
+            raise Failure("cannot build " + name)
     return out
 
 
@@ -104,21 +105,56 @@ def start_sink(csink, tmp, salt):
     return sink, count, port
 
 
-def csvwalk(a, path):
+def run_child(argv, stdout=subprocess.DEVNULL):
+    """Run argv to its end: (wall s, CPU s of the child alone, exit code)."""
     t0 = time.monotonic()
-    r = subprocess.run([os.path.join(a.build, "bench", "csvwalk"), path],
-                       stdout=subprocess.DEVNULL)
-    if r.returncode != 0:
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout)
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return time.monotonic() - t0, ru.ru_utime + ru.ru_stime, p.returncode
+
+
+def csvwalk(a, path):
+    """The parse-only baseline: (wall s, CPU s)."""
+    wall, cpu, rc = run_child([os.path.join(a.build, "bench", "csvwalk"), path])
+    if rc != 0:
         raise Failure("csvwalk failed")
-    return time.monotonic() - t0
+    return wall, cpu
 
 
-def sink_events(sink, count):
-    """Stop csink; the events it counted."""
+def deliver_floor(a, reqfloor, csink, n, conc, body_bytes):
+    """reqfloor: n ready-made requests of body_bytes, conc connections, one
+    at a time on each, to csink: what one event per request costs when
+    nothing is read, parsed or encoded."""
+    tmp = tempfile.mkdtemp(prefix="pmtadeliver-")
+    sink = None
+    try:
+        sink, count, port = start_sink(csink, tmp, 13)
+        out = os.path.join(tmp, "out")
+        with open(out, "w") as fh:
+            wall, cpu, rc = run_child([reqfloor, "--port", str(port), "--requests", str(n),
+                                       "--conns", str(conc), "--body-bytes", str(body_bytes)],
+                                      stdout=fh)
+        if rc != 0:
+            raise Failure("reqfloor exited with %s" % rc)
+        got = sink_counts(sink, count)
+        sink = None
+        return {"wall": wall, "cpu": cpu, "hwm": 0, "anon": 0, "events": got[0],
+                "requests": got[1], "body_bytes": got[3]}
+    finally:
+        reap((sink,), tmp)
+
+
+def sink_counts(sink, count):
+    """Stop csink; its counts: events, requests, failed requests, body bytes."""
     sink.send_signal(signal.SIGTERM)
     sink.wait(timeout=10)
     with open(count) as fh:
-        return int(fh.read().split()[0])
+        return [int(v) for v in fh.read().split()[:4]]
+
+
+def sink_events(sink, count):
+    return sink_counts(sink, count)[0]
 
 
 def reap(procs, tmp):
@@ -173,9 +209,10 @@ def deliver(a, csink, path, fmt, conc):
         if daemon.wait(timeout=30) != 0:
             raise Failure("the daemon exited with %s on SIGTERM" % daemon.returncode)
         daemon = None
-        events = sink_events(sink, count)
+        got = sink_counts(sink, count)
         sink = None
-        return {"wall": wall, "cpu": cpu, "hwm": hwm, "anon": anon, "events": events}
+        return {"wall": wall, "cpu": cpu, "hwm": hwm, "anon": anon, "events": got[0],
+                "requests": got[1], "body_bytes": got[3]}
     finally:
         reap((daemon, sink), tmp)
 
@@ -317,10 +354,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--diag", default="mixed", help="gen_records.py --diag")
-    ap.add_argument("--cases", default="batch:4,single:16,replay:4,syslog-ng",
+    ap.add_argument("--cases", default="batch:4,single:16,floor:16,replay:4,syslog-ng",
                     help="FORMAT:CONCURRENCY,... (auto: neither key given); replay:C: "
-                    "`replay FILE`, format batch, concurrency C; syslog-ng: the same file "
-                    "through syslog-ng, when it is installed")
+                    "`replay FILE`, format batch, concurrency C; floor:C: reqfloor, the "
+                    "single case's requests ready-made on C connections; syslog-ng: the same "
+                    "file through syslog-ng, when it is installed")
     ap.add_argument("--extra", default="", help="more [output] lines, \\n between")
     ap.add_argument("--timeout", type=float, default=600)
     a = ap.parse_args()
@@ -329,66 +367,104 @@ def main():
             print("missing %s/%s: build first" % (a.build, b), file=sys.stderr)
             return 2
     try:
-        csink = build_csink()
+        csink = build_tool("csink")
         cases = [(c.split(":")[0], int(c.split(":")[1]) if ":" in c else 0)
                  for c in a.cases.split(",")]
         if ("syslog-ng", 0) in cases and not os.path.exists(SYSLOG_NG):
             print("syslog-ng is not installed (apt-get install syslog-ng-core "
                   "syslog-ng-mod-http): its case is skipped", file=sys.stderr)
             cases.remove(("syslog-ng", 0))
+        reqfloor = build_tool("reqfloor") if any(c[0] == "floor" for c in cases) else None
+        def records_of(fmt):
+            return a.single_records if fmt in ("single", "floor") else a.records
         expected = {}
         files = {}
         for fmt, _ in cases:
-            n = a.single_records if fmt == "single" else a.records
-            files[n] = data_file(n, a.seed, a.diag)
+            files[records_of(fmt)] = data_file(records_of(fmt), a.seed, a.diag)
         res = {c: [] for c in cases}
         walk = {n: [] for n in files}
         for r in range(a.rounds):
             for n, path in files.items():
                 walk[n].append(csvwalk(a, path))
+            last_single = None
             for c in cases:
-                n = a.single_records if c[0] == "single" else a.records
+                n = records_of(c[0])
                 if c[0] == "syslog-ng":
                     if n not in expected:
                         expected[n] = bounce_rows(files[n])
                     x = deliver_syslogng(a, csink, files[n], expected[n])
                 elif c[0] == "replay":
                     x = deliver_replay(a, csink, files[n], c[1])
+                elif c[0] == "floor":
+                    # the single case's own requests and body size when it ran
+                    # this round, else the mixed file's (90,148 of 1,078 bytes
+                    # on average per 100k records)
+                    if last_single:
+                        reqs = last_single["requests"]
+                        body = max(16, last_single["body_bytes"] // max(1, reqs))
+                    else:
+                        reqs, body = n * 90148 // 100000, 1078
+                    x = deliver_floor(a, reqfloor, csink, reqs, c[1], body)
+                    x["single"] = last_single
                 else:
                     x = deliver(a, csink, files[n], *c)
-                x["ratio"] = walk[n][-1] / x["wall"]
+                    if c[0] == "single":
+                        last_single = x
+                wwall, wcpu = walk[n][-1]
+                x["ratio"] = wwall / x["wall"]
+                # CPU per event over the parse-only CPU per record, this round
+                x["cpu_x_walk"] = (x["cpu"] / max(1, x["events"])) / (wcpu / n)
+                x["walk_us"] = wcpu / n * 1e6
                 res[c].append(x)
-                print("round %d %s:%d wall=%.3f cpu=%.3f events=%d hwm=%d anon=%d ratio=%.3f"
+                print("round %d %s:%d wall=%.3f cpu=%.3f events=%d hwm=%d anon=%d ratio=%.3f "
+                      "cpu_x_csvwalk=%.2f"
                       % (r + 1, c[0], c[1], x["wall"], x["cpu"], x["events"], x["hwm"],
-                         x["anon"], x["ratio"]), flush=True)
+                         x["anon"], x["ratio"], x["cpu_x_walk"]), flush=True)
     except Failure as e:
         print("cannot measure: %s" % e, file=sys.stderr)
         return 1
     med = statistics.median
     print("\n| case | N | events | wall s | events/s | CPU s | CPU us/event | VmHWM MiB "
-          "| RssAnon MiB | x csvwalk |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| RssAnon MiB | x csvwalk | CPU x csvwalk |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     line = ["BENCH-DELIVER", "rounds=%d" % a.rounds, "nproc=%d" % os.cpu_count(),
             "diag=%s" % a.diag]
     for n in files:
-        w = med(walk[n])
-        print("| csvwalk | %d | | %.3f | %.0f records/s | | | | | 1.00 |" % (n, w, n / w))
-        line.append("csvwalk_n%d_s=%.4f" % (n, w))
+        w, wc = med([x[0] for x in walk[n]]), med([x[1] for x in walk[n]])
+        print("| csvwalk | %d | | %.3f | %.0f records/s | %.2f | %.2f per record | | | 1.00 | 1.00 |"
+              % (n, w, n / w, wc, wc / n * 1e6))
+        line += ["csvwalk_n%d_s=%.4f" % (n, w), "csvwalk_n%d_cpu_us_per_record=%.3f" % (n, wc / n * 1e6)]
     for (fmt, conc), xs in res.items():
-        n = a.single_records if fmt == "single" else a.records
+        n = records_of(fmt)
         ev = xs[0]["events"]
         wall, cpu = med([x["wall"] for x in xs]), med([x["cpu"] for x in xs])
         hwm, anon = max(x["hwm"] for x in xs), max(x["anon"] for x in xs)
         ratio = med([x["ratio"] for x in xs])
+        cxw = med([x["cpu_x_walk"] for x in xs])
         name = fmt if fmt == "syslog-ng" else "%s c%d" % (fmt, conc)
-        print("| %s | %d | %d | %.3f | %.0f | %.2f | %.2f | %.1f | %.1f | %.2f |"
+        print("| %s | %d | %d | %.3f | %.0f | %.2f | %.2f | %.1f | %.1f | %.3f | %.2f |"
               % (name, n, ev, wall, ev / wall, cpu, cpu / ev * 1e6, hwm / 1024,
-                 anon / 1024, ratio))
+                 anon / 1024, ratio, cxw))
         k = "syslog_ng" if fmt == "syslog-ng" else "%s_c%d" % (fmt, conc)
         line += ["%s_n=%d" % (k, n), "%s_events=%d" % (k, ev), "%s_s=%.4f" % (k, wall),
                  "%s_eps=%.0f" % (k, ev / wall), "%s_cpu_us_per_event=%.2f" % (k, cpu / ev * 1e6),
                  "%s_hwm_kib=%d" % (k, hwm), "%s_anon_kib=%d" % (k, anon),
-                 "%s_ratio=%.3f" % (k, ratio)]
+                 "%s_ratio=%.3f" % (k, ratio), "%s_cpu_x_csvwalk=%.2f" % (k, cxw)]
+    for (fmt, conc), xs in res.items():
+        pairs = [x for x in xs if fmt == "floor" and x["single"]]
+        if not pairs:
+            continue
+        # each round's single case against the floor and csvwalk of that round
+        eps = med([(s_["events"] / s_["wall"]) / (f["events"] / f["wall"])
+                   for f in pairs for s_ in [f["single"]]])
+        floors = med([(s_["cpu"] / s_["events"]) /
+                      (f["cpu"] / f["events"] + f["walk_us"] / 1e6)
+                      for f in pairs for s_ in [f["single"]]])
+        print("\nsingle c%d against the floor (reqfloor c%d), median of the rounds' ratios: "
+              "events/s %.2f of the floor's; CPU per event %.2f x (the floor's per request + "
+              "csvwalk's per record)" % (conc, conc, eps, floors))
+        line += ["single_x_floor_c%d_eps=%.3f" % (conc, eps),
+                 "single_x_floors_c%d_cpu=%.3f" % (conc, floors)]
     sng = res.get(("syslog-ng", 0))
     for c, xs in res.items():
         if not sng or c[0] != "batch":

@@ -429,6 +429,23 @@ class Sim:
         self._pump(st)
         return dest
 
+    def move_other_fs(self, dest_dir=None):
+        """move-to into a directory on another file system, as a move does
+        it there: the writer closes the file, it is copied to the archive
+        name (a new inode), and the original is deleted. The next write
+        creates a new live file. Returns the copy's path."""
+        st = self._open_live()
+        self._close(st)
+        dest = self._archive_name(dest_dir or self.archive_dir)
+        shutil.copyfile(self.live, dest)
+        os.unlink(self.live)
+        st.rec.path = dest  # its records live on in the copy
+        self.paths.add(dest)
+        self.archives.append(dest)
+        self.rotations += 1
+        self.cur = None
+        return dest
+
     def truncate(self, header=True):
         """Truncate the live file to 0 in place; the next write starts with the
         header. The records it held are gone (returned, and in destroyed)."""

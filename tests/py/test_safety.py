@@ -43,7 +43,13 @@ record accepted, content, eventIds, duplicates, secrets):
   descriptors-copytruncate
                   a copy-and-truncate of records not yet read, then no
                   descriptor to be had: the truncation waits for the look
-                  for the copy, whose records are then read, once.
+                  for the copy, whose records are then read, once;
+  descriptors-moveto
+                  a move-to into an archive on another file system (copy,
+                  delete) while no descriptor can be had: the file read to
+                  its end is not finished without its copy, which is known as
+                  that file once descriptors are back, so a restart does not
+                  read the copy again.
 
 Environment: PMTATAIL_SAFETY_ONLY (comma-separated scenario names),
 PMTATAIL_SAFETY_OUTAGE_S (default 30), PMTATAIL_SAFETY_HOLE_GIB (default 5),
@@ -691,8 +697,54 @@ def descriptors_copytruncate(e):
 descriptors_copytruncate.env = dict(sim_args=dict(filtered_ratio=0.0))
 
 
+def descriptors_moveto(e):
+    """A move-to into an archive on another file system (copy, then delete)
+    while no descriptor more can be had: neither the new live file nor the
+    archive can be opened, so the file read to its end is not finished
+    without its copy; once descriptors are back the copy is known as that
+    file, and a restart does not read it again (it was read whole: a second
+    read would repeat every record in it)."""
+    e.sim.write(50)
+    p = e.start()
+    ok, _ = e.wait_delivered(timeout=30)
+    check("descriptors-moveto: delivered with descriptors to spare", ok, e.stderr_tail())
+    soft, hard = resource.prlimit(p.pid, resource.RLIMIT_NOFILE)
+    n = no_new_fds(p.pid, hard)
+    e.sim.move_other_fs()
+    e.sim.write(20)
+    said = poll_until(lambda: e.said("out of file descriptors"), 10)
+    time.sleep(1.0)
+    info("descriptors-moveto: limit %d; log: %s" % (
+        n, "; ".join(e.said("copy|finished|out of file descriptors")[:4])))
+    check("descriptors-moveto: the daemon ran out of descriptors and said so", said,
+          e.stderr_tail())
+    check("descriptors-moveto: the file read to its end not finished meanwhile",
+          not e.said("finished file="), e.said("finished file="))
+    check("descriptors-moveto: the daemon lived", e.alive(), e.stderr_tail())
+    resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    ok, t = e.wait_delivered(timeout=60)
+    check("descriptors-moveto: every record delivered once descriptors are back (%.1f s)" % t,
+          ok, e.stderr_tail())
+    poll_until(lambda: e.said("finished file=.*archive"), 10)
+    check("descriptors-moveto: the copy known as the file read, which is finished under "
+          "the copy's name", e.said("the file being read was copied")
+          and e.said("finished file=.*archive"), e.stderr_tail())
+    e.expect_stop("descriptors-moveto")
+    e.sim.write(10)
+    e.start()
+    ok, t = e.wait_delivered(timeout=30)
+    check("descriptors-moveto: after a restart, the new records delivered", ok, e.stderr_tail())
+    time.sleep(1.5)  # a copy read again would be delivered by now
+    e.expect_stop("descriptors-moveto (restarted)")
+    e.verify("descriptors-moveto", exact=True)
+
+
+descriptors_moveto.env = dict(sim_args=dict(filtered_ratio=0.0))
+
+
 SCENARIOS = [outage_cpu, sparse_hole, bad_lines, planted_links, full_disk, memory_short,
-             memory_short_single, descriptors_short, descriptors_copytruncate]
+             memory_short_single, descriptors_short, descriptors_copytruncate,
+             descriptors_moveto]
 
 
 def main(argv):
