@@ -117,13 +117,22 @@ int push_wait(struct push *p, struct pollfd *fds, unsigned nfds, int timeout_ms)
 size_t push_inflight(const struct push *p);
 
 struct push_stats {
-        uint64_t delivered;   /* events acknowledged */
-        uint64_t refused;     /* events kept in the dead-letter file */
-        uint64_t requests;    /* requests sent (HTTP) */
-        uint64_t retries;     /* requests tried again */
-        uint64_t answers[6];  /* HTTP answers by class: [0] no answer, [1..5] 1xx..5xx */
-        bool retrying;        /* a request is waiting to be tried again */
-        bool credentials;     /* the last answer was 401 or 403 */
+        uint64_t delivered;  /* events acknowledged */
+        uint64_t refused;    /* events kept in the dead-letter file */
+        uint64_t requests;   /* requests sent (HTTP) */
+        uint64_t retries;    /* requests tried again */
+        uint64_t answers[6]; /* HTTP answers by class: [0] no answer, [1..5] 1xx..5xx */
+        bool retrying;       /* a request is waiting to be tried again */
+        bool credentials;    /* the last answer was 401, 403 or 407 refusing our credentials */
+        /* Every recent answer is the same refusal (a wrong path, an HTTP URL
+         * on an HTTPS port, a proxy's 407, a WAF): the endpoint is wrong and
+         * the records are held, never dead-lettered. */
+        bool endpoint_refusing;
+        long endpoint_status; /* that refusal's HTTP status */
+        /* Entries Oempro's batch API received and did not process
+         * ("ErrorCount"): acknowledged, never resent, counted. */
+        uint64_t unprocessed;
+        unsigned window;      /* requests the output lets be in flight now */
         char last_error[256]; /* the last failure, "" if none */
 };
 void push_get_stats(const struct push *p, struct push_stats *out);

@@ -654,6 +654,10 @@ static void report(struct daemon *d)
         char line[sizeof d->status_line];
         if (r.push.credentials)
                 snprintf(line, sizeof line, "STATUS=credentials refused by the backend");
+        else if (r.push.endpoint_refusing)
+                snprintf(line, sizeof line,
+                         "STATUS=the endpoint refuses every request (HTTP %ld): records held",
+                         r.push.endpoint_status);
         else if (r.push.retrying)
                 snprintf(line, sizeof line, "STATUS=retrying: %.120s", r.push.last_error);
         else

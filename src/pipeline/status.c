@@ -52,6 +52,10 @@ int report_write_status(const char *state_dir, const struct report *r)
         json_object_set_new(o, "retries", json_integer((json_int_t)r->push.retries));
         json_object_set_new(o, "retrying", json_boolean(r->push.retrying));
         json_object_set_new(o, "credentials_refused", json_boolean(r->push.credentials));
+        json_object_set_new(o, "endpoint_refusing", json_boolean(r->push.endpoint_refusing));
+        json_object_set_new(o, "endpoint_status", json_integer(r->push.endpoint_status));
+        json_object_set_new(o, "unprocessed", json_integer((json_int_t)r->push.unprocessed));
+        json_object_set_new(o, "window", json_integer(r->push.window));
         json_object_set_new(o, "last_error", json_string(r->push.last_error));
         static const char *const cls[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
         for (int i = 0; i < 6; i++)
@@ -161,6 +165,23 @@ int report_write_metrics(const char *path, const struct report *r)
                 "credentials (401/403).\n# TYPE pmtatail_credentials_refused gauge\n"
                 "pmtatail_credentials_refused %d\n",
                 r->push.credentials ? 1 : 0);
+        fprintf(m,
+                "# HELP pmtatail_endpoint_refusing 1 while every recent answer is the same "
+                "refusal (wrong path, HTTP on an HTTPS port, proxy credentials): records "
+                "held.\n# TYPE pmtatail_endpoint_refusing gauge\n"
+                "pmtatail_endpoint_refusing %d\n",
+                r->push.endpoint_refusing ? 1 : 0);
+        fprintf(m,
+                "# HELP pmtatail_backend_unprocessed_total Entries Oempro's batch API received "
+                "and reported as not processed (ErrorCount).\n"
+                "# TYPE pmtatail_backend_unprocessed_total counter\n"
+                "pmtatail_backend_unprocessed_total %llu\n",
+                (unsigned long long)r->push.unprocessed);
+        fprintf(m,
+                "# HELP pmtatail_requests_window Requests the output lets be in flight now "
+                "(the adaptive window).\n# TYPE pmtatail_requests_window gauge\n"
+                "pmtatail_requests_window %u\n",
+                r->push.window);
         if (fclose(m) != 0) {
                 free(text);
                 return -1;
