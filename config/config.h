@@ -90,7 +90,8 @@ struct config_output {
         bool tls_verify;
         char *ca_file; /* NULL: the system store */
         bool include_message;
-        unsigned concurrency; /* resolved: 16 for one event per request, else 4 */
+        unsigned concurrency; /* the most in flight; resolved: 64 one event per request, else 16 */
+        bool adaptive;        /* the window adapts below concurrency (else pinned at it) */
         unsigned max_rate;    /* events per second across requests, 0: no limit */
         /* resolved: 100 for the batch API unless set, 0: no limit */
         unsigned max_requests_per_minute;

@@ -59,6 +59,7 @@ enum key_id {
         K_OUT_CA_FILE,
         K_OUT_INCLUDE_MESSAGE,
         K_OUT_CONCURRENCY,
+        K_OUT_ADAPTIVE,
         K_OUT_HOST,
         K_OUT_MAX_RATE,
         K_OUT_MAX_REQUESTS_PER_MINUTE,

@@ -34,6 +34,7 @@ const struct key_def cfg_keys[K_COUNT] = {
     [K_OUT_CA_FILE] = {SEC_OUTPUT, "ca_file", 0},
     [K_OUT_INCLUDE_MESSAGE] = {SEC_OUTPUT, "include_message", 0},
     [K_OUT_CONCURRENCY] = {SEC_OUTPUT, "concurrency", 0},
+    [K_OUT_ADAPTIVE] = {SEC_OUTPUT, "adaptive", 0},
     [K_OUT_HOST] = {SEC_OUTPUT, "host", 0},
     [K_OUT_MAX_RATE] = {SEC_OUTPUT, "max_rate", 0},
     [K_OUT_MAX_REQUESTS_PER_MINUTE] = {SEC_OUTPUT, "max_requests_per_minute", 0},
@@ -582,8 +583,11 @@ void cfg_apply(struct parse *p, enum key_id id, const char *v)
                 parse_bool(p, key, v, &o->include_message);
                 break;
         case K_OUT_CONCURRENCY:
-                parse_unsigned(p, key, v, 1, 64, &o->concurrency);
+                parse_unsigned(p, key, v, 1, 512, &o->concurrency);
                 p->concurrency_set = true;
+                break;
+        case K_OUT_ADAPTIVE:
+                parse_bool(p, key, v, &o->adaptive);
                 break;
         case K_OUT_MAX_RATE:
                 parse_unsigned(p, key, v, 0, 1000000, &o->max_rate);

@@ -106,6 +106,7 @@ void config_describe(const struct config *c, FILE *out)
         fprintf(out, "ca_file = %s\n", or_empty(o->ca_file));
         fprintf(out, "include_message = %s\n", yes_no(o->include_message));
         fprintf(out, "concurrency = %u\n", o->concurrency);
+        fprintf(out, "adaptive = %s\n", o->adaptive ? "yes" : "no");
         fprintf(out, "max_rate = %u\n", o->max_rate);
         fprintf(out, "max_requests_per_minute = %u\n", o->max_requests_per_minute);
         fprintf(out, "host = %s\n\n", or_empty(o->host));

@@ -22,6 +22,11 @@ static bool has_oempro_key(json_t *o)
 static void judge_object(json_t *o, bool status_code_250, struct answer *out)
 {
         out->verdict = ANSWER_OK;
+        json_t *pc = json_object_get(o, "ProcessedCount"), *ecn = json_object_get(o, "ErrorCount");
+        if (json_is_integer(pc) && json_integer_value(pc) >= 0)
+                out->processed = json_integer_value(pc);
+        if (json_is_integer(ecn) && json_integer_value(ecn) >= 0)
+                out->errors = json_integer_value(ecn);
         json_t *errors = json_object_get(o, "Errors");
         if (json_is_array(errors) && json_array_size(errors) > 0) {
                 size_t i;
@@ -96,6 +101,7 @@ void answer_judge(const char *data, size_t len, bool status_code_250, struct ans
 {
         out->verdict = ANSWER_SILENT;
         out->why[0] = '\0';
+        out->processed = out->errors = -1;
         if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0) {
                 data += 3;
                 len -= 3;

@@ -18,6 +18,9 @@ enum answer_verdict {
 struct answer {
         enum answer_verdict verdict;
         char why[96]; /* for the log: which key said so (no value from the body) */
+        /* Oempro's batch API: "ProcessedCount" and "ErrorCount", -1 when
+         * the answer has none */
+        long long processed, errors;
 };
 
 /* Judge `len` bytes of an answer (its first 64 KiB). The answer is the first JSON object in it that

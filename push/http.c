@@ -2,26 +2,44 @@
  *
  * A submitted batch is cut into parts: the whole batch as one JSON array
  * (format batch, at most max_events per array), or one part per event
- * (format single). Parts are sent over libcurl's multi interface, up to
- * `concurrency` at a time on kept-alive connections, as the output's pace
- * allows (pace.h: max_rate, max_requests_per_minute, and one backoff for the
- * whole output), and each answer decides the part's fate
- * (backend-contract.md; answer.h finds the JSON in what PHP printed):
+ * (format single). Every part is a libcurl transfer on one multi handle:
+ * kept-alive connections, HTTP/2 where the server offers it (all requests
+ * in flight multiplexed on one TLS connection), proxies from the
+ * environment, framing, 1xx and chunked answers are libcurl's. The easy
+ * handles are kept and reused. How many go at once and when is the
+ * pace's (pace.h: the adaptive window, the backoff, Retry-After, the
+ * rates); what an answer's body says is answer.h's.
+ *
+ * An answer means something only against the other answers of the moment
+ * (backend-contract.md):
  *   2xx                       accepted, unless the answer says Success:false,
- *                             Errors, ErrorCount > 0 or (type=fluentd) a
- *                             StatusCode other than 250
- *   408, 429, 5xx, no answer  sent again, the same body and Idempotency-Key,
- *                             once the output's backoff (capped exponential
- *                             with jitter, or Retry-After) and its own allow;
- *                             meanwhile one request at a time (the part tried
- *                             least) probes the backend
- *   401, 403, Errors Code 1   the same, and said loudly: credentials, not data
+ *                             Errors or (type=fluentd) a StatusCode other
+ *                             than 250; ErrorCount > 0 from Oempro's batch
+ *                             API is accepted too (it received the batch and
+ *                             does not say which entries failed: resending
+ *                             would repeat the others), counted and logged,
+ *                             unless every entry failed
+ *   429, 502, 503, 504, 408,  overload: sent again, no delay of its own; the
+ *   no answer                 window halves, and while every request fails
+ *                             the whole output backs off (one probe a step)
+ *   500 and other 5xx, an     the same when shared; a request failing so
+ *   answer that outlasts      while the backend accepts others is its
+ *   timeout_s                 content: an array is split (at once on a
+ *                             timeout), one event dead-lettered after 5
  *   413                       too large: split in halves
- *   other 4xx, refusals       split until the refused events stand alone,
- *                             then they go to the dead-letter file, all those
- *                             of one pass in one append and one fdatasync
- * Nothing is ever dropped: a part is retried forever, and a refused event is
- * acknowledged only once it is durably in the dead-letter file.
+ *   other 4xx, refusals       the content's when the backend accepts others
+ *                             after it: split until the refused events stand
+ *                             alone, then into the dead-letter file
+ *   401, 403, 407, Errors     credentials when shared; the content's (a WAF
+ *   Code 1                    rule) after 5 refusals while others pass
+ *   3xx                       never followed nor condemned: the URL moved
+ * When nothing was accepted yet, or 20 distinct requests in a row were
+ * refused, the endpoint is wrong (a bad path, HTTP to an HTTPS port, a
+ * proxy's 407): the events are held, never dead-lettered, one loud line
+ * says so, until a request is accepted.
+ * Nothing is ever dropped: a part is retried until it is accepted or kept
+ * in the dead-letter file (all those of one pass in one append and one
+ * fdatasync).
  *
  * A batch is acknowledged when all its events are; acknowledgements go out
  * in the order batches came in, whatever order the answers arrive in. */
@@ -29,7 +47,6 @@
 
 #include "answer.h"
 #include "buf.h"
-#include "exchange.h"
 #include "pace.h"
 
 #include <curl/curl.h>
@@ -61,6 +78,34 @@
 #define PART_POOL        64
 #define PART_KEEP_ANSWER 4096
 #define IDEM_HEADER      "Idempotency-Key: "
+/* Whose fault: failures of one request while the backend accepts others
+ * before it is condemned (split, or dead-lettered alone) */
+#define LONELY_SERVER      5  /* 500 and the like, a timeout of one event */
+#define LONELY_ARRAY       2  /* the same for an array: split sooner */
+#define LONELY_CREDENTIALS 5  /* 401, 403, 407 for it alone: a WAF rule */
+#define LONELY_OVERLOAD    30 /* 429, 502-504, no answer: almost always the backend's */
+/* ...and only while the backend accepts most requests (an EWMA of answers) */
+#define HEALTHY_RATIO 0.75
+/* every request fails: this many in a row, or every one of the moment */
+#define FAIL_RUN_MAX 8
+/* the endpoint is wrong: distinct requests refused in a row */
+#define REFUSAL_STREAK 20
+/* a refused request waits this long for the others' answers to judge it */
+#define VERDICT_WAIT_MS 2000
+/* nothing accepted for this long: as if nothing was accepted yet */
+#define RECENT_ACCEPT_MS 30000
+#define HOLD_MIN_MS      500 /* a held request (endpoint wrong, redirect) waits, growing */
+#define SUMMARY_MS       60000
+#define QUIET_MS         2000 /* failures this far back: the streak is over */
+
+enum fault {
+        F_OVERLOAD,    /* the backend's state */
+        F_SERVER,      /* the backend's, unless it fails for this request alone */
+        F_CREDENTIALS, /* ours, unless refused for this request alone */
+        F_REFUSED,     /* the content's, unless every request is refused */
+        F_REDIRECT,    /* the URL's */
+        F_TOO_LONG,    /* an array the backend could not finish in timeout_s */
+};
 
 struct hbatch {
         void *token;
@@ -81,17 +126,23 @@ struct hpart {
         size_t view_len;
         bool built;
         char idem[33];
-        unsigned attempts;
-        int64_t started_ms;
-        int64_t not_before_ms; /* its own backoff, on top of the output's */
+        unsigned attempts;     /* requests made for it */
+        unsigned lonely;       /* failures while the backend accepted others */
+        int64_t started_ms;    /* of the latest request */
+        uint64_t accepts_at;   /* the output's acceptances when it was sent */
+        unsigned inflight_at;  /* requests in flight with it */
+        int64_t not_before_ms; /* held, or waiting for a verdict until then */
+        unsigned ref_epoch;    /* counted in the refusal streak of that epoch + 1 */
         bool in_flight;
-        bool dl_pending; /* refused alone, waiting for the dead-letter write */
+        bool pending;          /* refused: the others' answers will judge it */
+        uint64_t pending_mark; /* the output's acceptances when it was refused */
+        enum fault pending_kind;
+        bool dl_pending; /* condemned alone, waiting for the dead-letter write */
         long dl_status;
-        CURL *easy;
+        int slot; /* its easy handle, while in flight */
         struct buf answer;
         size_t header_bytes;
         bool header_too_big;
-        size_t slot; /* its easy handle's, while in flight and until handled */
         struct hpart *next;
 };
 
@@ -102,21 +153,15 @@ struct http_push {
         struct push_header *headers;
         CURLM *multi;
         CURLU *curlu; /* the URL parsed once, not at every request */
-        /* One event per request: libcurl opens the connections, the
-         * exchange on them is ours (exchange.h); NULL: libcurl transfers. */
-        struct xchg *x;
-        bool x_owned;        /* the exchange has the easy handles */
-        struct pollfd *pfds; /* the caller's and the exchange's, for poll */
-        unsigned pfds_max;
-        CURL **easies; /* one per concurrency slot, reused: keeps connections warm */
-        /* libcurl's reason, per slot rather than per part: a backlog of
-         * single-event parts stays small */
+        /* One easy handle per request in flight, made when first needed and
+         * reused: its headers are built once, only the Idempotency-Key's 32
+         * digits written in place per request. */
+        CURL **easies;
         char (*errbufs)[CURL_ERROR_SIZE];
-        /* Each slot's request headers, built once: only the Idempotency-Key
-         * changes, written in place over its 32 hex digits. */
         struct curl_slist **hdrs;
         char **idem_at;
-        bool *easy_busy;
+        int *free_slots; /* a stack of the slots without a request */
+        unsigned nfree, nmade;
         /* The buffers of acknowledged batches, for the next ones: a fresh
          * one is mmapped and faulted in page by page. Acknowledgements come
          * in bursts, so a few are kept, never more than the window held. */
@@ -129,12 +174,31 @@ struct http_push {
         size_t npool;
         size_t in_flight;
         size_t inflight_events;
+        size_t npending; /* parts waiting for a verdict */
         unsigned seed;
-        unsigned failing; /* consecutive failed attempts, for the log */
         struct pace pace;
-        size_t dl_pending;   /* parts waiting for the dead-letter write */
-        int64_t dl_retry_ms; /* when the write may be tried again */
-        int64_t dl_delay_ms; /* grows while it keeps failing */
+        /* the answers of the moment */
+        uint64_t accepts; /* acceptances so far */
+        int64_t last_accept_ms;
+        bool ever_accepted;
+        unsigned fail_run;   /* answers in a row that were no acceptance */
+        double ok_ratio;     /* EWMA of answers that were acceptances */
+        unsigned ref_streak; /* distinct requests refused in a row */
+        unsigned ref_epoch;  /* a new streak, a new epoch */
+        long ref_status;
+        bool ref_creds;    /* that refusal is of our credentials */
+        char ref_why[200]; /* what the latest refusal likely means */
+        bool endpoint_refusing;
+        int64_t endpoint_since_ms, endpoint_summary_ms;
+        /* a failure streak, for the log: one line when it starts, a
+         * summary a minute, one line when it ends */
+        bool troubled;
+        int64_t trouble_since_ms, trouble_last_ms, trouble_summary_ms;
+        uint64_t trouble_failed, trouble_accepted;
+        uint64_t trouble_by[6]; /* none, 3xx, 4xx, 429, 5xx, timeouts */
+        size_t dl_pending;      /* parts waiting for the dead-letter write */
+        int64_t dl_retry_ms;    /* when the write may be tried again */
+        int64_t dl_delay_ms;    /* grows while it keeps failing */
         bool dl_failing;
         int dl_errno; /* the reason of the failure streak */
 };
@@ -199,7 +263,7 @@ static struct hpart *part_new(struct http_push *h, struct hbatch *b, size_t firs
                         return NULL;
                 buf_init(&answer, ANSWER_MAX);
         }
-        *pt = (struct hpart){.b = b, .first = first, .count = count, .answer = answer};
+        *pt = (struct hpart){.b = b, .first = first, .count = count, .answer = answer, .slot = -1};
         buf_init(&pt->body, BODY_MAX);
         return pt;
 }
@@ -304,37 +368,69 @@ static int build_body(struct http_push *h, struct hpart *pt)
         return 0;
 }
 
-static int start_part_x(struct http_push *h, struct hpart *pt)
+static void easy_setup(struct http_push *h, CURL *e, size_t i)
 {
-        int slot = xchg_free_slot(h->x);
-        if (slot < 0)
+        if (h->curlu)
+                curl_easy_setopt(e, CURLOPT_CURLU, h->curlu);
+        else
+                curl_easy_setopt(e, CURLOPT_URL, h->url);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)h->o.timeout_s);
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT,
+                         (long)(h->o.timeout_s < 10 ? h->o.timeout_s : 10));
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        /* HTTP/2 where TLS offers it (ALPN), HTTP/1.1 otherwise; a new
+         * request waits for a connection that can multiplex it rather than
+         * open one more */
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->o.tls_verify ? 1L : 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->o.tls_verify ? 2L : 0L);
+        if (h->ca_file)
+                curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbufs[i]);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->hdrs[i]);
+}
+
+static int slot_headers(struct http_push *h, size_t i);
+
+/* A slot without a request: its easy handle made the first time. -1: none
+ * free, or out of memory. */
+static int take_slot(struct http_push *h)
+{
+        if (h->nfree > 0)
+                return h->free_slots[--h->nfree];
+        if (h->nmade == h->o.concurrency)
                 return -1;
-        if (!pt->built && build_body(h, pt) < 0) {
-                log_error(h->base.log, "cannot build a request body: %s", strerror(errno));
+        size_t i = h->nmade;
+        CURL *e = curl_easy_init();
+        if (!e)
+                return -1;
+        if (slot_headers(h, i) < 0) {
+                curl_easy_cleanup(e);
                 return -1;
         }
-        if (xchg_start(h->x, (size_t)slot, pt, pt->view, pt->view_len, pt->idem, &pt->answer) < 0)
-                return -1;
-        pt->slot = (size_t)slot;
-        return 0;
+        h->easies[i] = e;
+        easy_setup(h, e, i);
+        h->nmade++;
+        return (int)i;
 }
 
 static int start_part(struct http_push *h, struct hpart *pt)
 {
-        if (h->x) {
-                if (start_part_x(h, pt) < 0)
-                        return -1;
-                goto started;
-        }
-        size_t slot = 0;
-        while (slot < h->o.concurrency && h->easy_busy[slot])
-                slot++;
-        if (slot == h->o.concurrency)
-                return -1;
         if (!pt->built && build_body(h, pt) < 0) {
                 log_error(h->base.log, "cannot build a request body: %s", strerror(errno));
                 return -1;
         }
+        int slot = take_slot(h);
+        if (slot < 0)
+                return -1;
         CURL *e = h->easies[slot];
         memcpy(h->idem_at[slot], pt->idem, 32);
         buf_reset(&pt->answer);
@@ -346,32 +442,30 @@ static int start_part(struct http_push *h, struct hpart *pt)
         pt->header_too_big = false;
         curl_easy_setopt(e, CURLOPT_HEADERDATA, pt);
         curl_easy_setopt(e, CURLOPT_PRIVATE, pt);
-        if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
+        if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+                h->free_slots[h->nfree++] = slot;
                 return -1;
-        h->easy_busy[slot] = true;
+        }
         pt->slot = slot;
-        pt->easy = e;
-started:
         pt->in_flight = true;
         pt->started_ms = now_ms();
+        pt->accepts_at = h->accepts;
         pace_started(&h->pace, pt->started_ms, pt->count);
         h->in_flight++;
+        pt->inflight_at = (unsigned)h->in_flight;
         h->base.stats.requests++;
-        if (pt->attempts > 0)
+        if (pt->attempts++ > 0)
                 h->base.stats.retries++;
         return 0;
 }
 
 static void release_easy(struct http_push *h, struct hpart *pt)
 {
-        if (pt->easy) {
-                curl_multi_remove_handle(h->multi, pt->easy);
-                for (size_t i = 0; i < h->o.concurrency; i++) {
-                        if (h->easies[i] == pt->easy)
-                                h->easy_busy[i] = false;
-                }
+        if (pt->slot >= 0) {
+                curl_multi_remove_handle(h->multi, h->easies[pt->slot]);
+                h->free_slots[h->nfree++] = pt->slot;
         }
-        pt->easy = NULL;
+        pt->slot = -1;
         pt->in_flight = false;
         h->in_flight--;
 }
@@ -416,27 +510,6 @@ static void resolve(struct http_push *h, struct hpart *pt)
         pt->b->unresolved -= pt->count;
         unlink_part(h, pt);
         part_free(h, pt);
-}
-
-/* Not delivered: the part waits in its place for the whole output's
- * backoff (pace.h), which this failure may push back. */
-static void retry_later(struct http_push *h, struct hpart *pt, long retry_after_s, const char *why)
-{
-        pt->attempts++;
-        int64_t now = now_ms();
-        int64_t delay = pace_failed(&h->pace, now, pt->started_ms, retry_after_s);
-        /* and the part itself waits its own growing delay: a body that
-         * fails alone (a 500 for it only) comes back ever more rarely, and
-         * pushes the others back once each time */
-        pt->not_before_ms = now + pace_part_delay_ms(&h->pace, pt->attempts);
-        h->base.stats.retrying = true;
-        snprintf(h->base.stats.last_error, sizeof h->base.stats.last_error, "%s", why);
-        if (h->failing++ == 0)
-                log_warn(h->base.log, "delivery failing, retrying until it works reason=\"%s\"",
-                         why);
-        else
-                log_debug(h->base.log, "retrying in_ms=%lld attempt=%u reason=\"%s\"",
-                          (long long)delay, pt->attempts, why);
 }
 
 /* The start of an answer as a JSON string literal, for a dead letter. */
@@ -507,8 +580,9 @@ static int dl_line(struct buf *out, struct hpart *pt)
         gmtime_r(&t, &tm);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
         answer_snippet(&pt->answer, answer, sizeof answer);
-        snprintf(head, sizeof head, "{\"time\":\"%s\",\"status\":%ld,\"answer\":", when,
-                 pt->dl_status);
+        snprintf(head, sizeof head,
+                 "{\"time\":\"%s\",\"status\":%ld,\"attempts\":%u,\"answer\":", when, pt->dl_status,
+                 pt->attempts);
         if (buf_puts(out, head) < 0 || buf_puts(out, answer) < 0 ||
             buf_puts(out, ",\"event\":") < 0 || buf_append(out, ev, evlen) < 0 ||
             buf_puts(out, "}\n") < 0)
@@ -532,8 +606,6 @@ static int write_all(int fd, const char *s, size_t n)
         }
         return 0;
 }
-
-static void resolve(struct http_push *h, struct hpart *pt);
 
 /* Keep every event refused on its own since the last call for good: all of
  * them in one append and one fdatasync, before any counts as done. On a
@@ -614,8 +686,8 @@ static void dl_flush(struct http_push *h)
                 const char *id = strstr(ev, "\"eventId\":\"");
                 log_warn(h->base.log,
                          "record refused by the backend, kept in the dead-letter file "
-                         "status=%ld eventId=%.32s file=%s",
-                         pt->dl_status, id ? id + 11 : "?", h->dead_letter);
+                         "status=%ld attempts=%u eventId=%.32s file=%s",
+                         pt->dl_status, pt->attempts, id ? id + 11 : "?", h->dead_letter);
                 h->base.stats.refused++;
                 h->dl_pending--;
                 resolve(h, pt);
@@ -631,37 +703,13 @@ static int split(struct http_push *h, struct hpart *pt)
                 return -1;
         pt->count = half;
         pt->attempts = 0;
+        pt->lonely = 0;
         pt->not_before_ms = 0;
         pt->built = false;
         buf_reset(&pt->body);
         b->next = pt->next;
         pt->next = b;
         return 0;
-}
-
-static void refused(struct http_push *h, struct hpart *pt, long status, const char *what)
-{
-        if (pt->count > 1) {
-                log_info(h->base.log,
-                         "backend refused a batch, splitting it status=%ld records=%zu%s%s", status,
-                         pt->count, what[0] ? " answer=" : "", what);
-                if (split(h, pt) < 0)
-                        retry_later(h, pt, 0, "out of memory");
-                return;
-        }
-        pt->dl_pending = true;
-        pt->dl_status = status;
-        h->dl_pending++;
-}
-
-static void delivered(struct http_push *h, struct hpart *pt)
-{
-        if (h->failing) {
-                log_info(h->base.log, "delivering again after failed_attempts=%u", h->failing);
-                h->failing = 0;
-        }
-        h->base.stats.retrying = false;
-        resolve(h, pt);
 }
 
 /* A URL the peer sent, fit for a log line: any user:password@ dropped (a
@@ -707,90 +755,454 @@ static void url_for_log(char *dst, size_t size, const char *url)
         dst[k] = '\0';
 }
 
-/* The answer to a part (or the lack of one) decides its fate. */
-static void done(struct http_push *h, struct hpart *pt, const struct xchg_result *r)
+/* --- the log of a failure streak --------------------------------------- */
+
+static void trouble_count(struct http_push *h, long status, bool timed_out)
 {
-        CURLcode rc = r->rc;
-        long status = r->status, ra = r->retry_after_s;
+        int k = timed_out       ? 5
+                : status == 429 ? 3
+                : status >= 500 ? 4
+                : status >= 400 ? 2
+                : status >= 300 ? 1
+                                : 0;
+        h->trouble_by[k]++;
+}
+
+static void trouble_counts(const struct http_push *h, char *out, size_t size)
+{
+        static const char *const names[6] = {"no_answer", "3xx", "4xx", "429", "5xx", "timeout"};
+        size_t k = 0;
+        out[0] = '\0';
+        for (int i = 0; i < 6 && k < size; i++) {
+                if (h->trouble_by[i])
+                        k += (size_t)snprintf(out + k, size - k, "%s%s=%llu", k ? " " : "",
+                                              names[i], (unsigned long long)h->trouble_by[i]);
+        }
+}
+
+/* A request failed (not accepted): a streak starts with one line. */
+static void trouble(struct http_push *h, int64_t now, long status, bool timed_out, const char *why)
+{
+        h->base.stats.retrying = true;
+        snprintf(h->base.stats.last_error, sizeof h->base.stats.last_error, "%s", why);
+        if (!h->troubled) {
+                h->troubled = true;
+                h->trouble_since_ms = now;
+                h->trouble_summary_ms = now + SUMMARY_MS;
+                h->trouble_failed = h->trouble_accepted = 0;
+                memset(h->trouble_by, 0, sizeof h->trouble_by);
+                log_warn(h->base.log, "delivery failing, retrying until it works reason=\"%s\"",
+                         why);
+        }
+        h->trouble_last_ms = now;
+        h->trouble_failed++;
+        trouble_count(h, status, timed_out);
+}
+
+/* The streak's minute summaries, and its end once a request is accepted
+ * and nothing failed for a while. Returns the ms until the next call is
+ * due, or -1. */
+static int64_t trouble_tick(struct http_push *h, int64_t now, bool accepted)
+{
+        if (!h->troubled)
+                return -1;
+        char counts[160];
+        if (accepted && now - h->trouble_last_ms >= QUIET_MS) {
+                trouble_counts(h, counts, sizeof counts);
+                log_info(h->base.log,
+                         "delivering again after failed_attempts=%llu for_s=%lld accepted=%llu %s",
+                         (unsigned long long)h->trouble_failed,
+                         (long long)((now - h->trouble_since_ms) / 1000),
+                         (unsigned long long)h->trouble_accepted, counts);
+                h->troubled = false;
+                h->base.stats.retrying = false;
+                return -1;
+        }
+        if (now >= h->trouble_summary_ms) {
+                trouble_counts(h, counts, sizeof counts);
+                log_warn(h->base.log,
+                         "delivery still failing for_s=%lld failed=%llu accepted=%llu %s "
+                         "window=%u in_flight=%zu reason=\"%s\"",
+                         (long long)((now - h->trouble_since_ms) / 1000),
+                         (unsigned long long)h->trouble_failed,
+                         (unsigned long long)h->trouble_accepted, counts, pace_window(&h->pace),
+                         h->in_flight, h->base.stats.last_error);
+                h->trouble_summary_ms = now + SUMMARY_MS;
+        }
+        return h->trouble_summary_ms - now;
+}
+
+/* --- the endpoint ------------------------------------------------------- */
+
+/* What a refusal of every request likely means, for the operator. */
+static const char *meaning(long status)
+{
+        switch (status) {
+        case 400:
+                return "a bad request for every event: an http:// URL on an HTTPS port, or not "
+                       "Oempro's webhook";
+        case 401:
+                return "credentials refused: check the signature header (header_file)";
+        case 403:
+                return "forbidden: credentials, or a firewall rule (WAF) before the backend";
+        case 404:
+                return "not found: a wrong path in url";
+        case 405:
+                return "method not allowed: url does not name the webhook";
+        case 407:
+                return "the proxy wants credentials: set user:password in http_proxy/https_proxy";
+        case 410:
+                return "gone: the webhook was removed";
+        default:
+                if (status >= 300 && status < 400)
+                        return "the url redirects: set url to the new address";
+                return "every request refused";
+        }
+}
+
+static void endpoint_declare(struct http_push *h, int64_t now)
+{
+        h->endpoint_refusing = true;
+        h->endpoint_since_ms = now;
+        h->endpoint_summary_ms = now + SUMMARY_MS;
+        h->base.stats.endpoint_refusing = true;
+        h->base.stats.endpoint_status = h->ref_status;
+        bool creds = h->ref_creds;
+        h->base.stats.credentials = creds;
+        log_error(h->base.log,
+                  "%sendpoint refuses every request, holding the records (never dead-lettered) "
+                  "status=%ld refused=%u meaning=\"%s\"%s",
+                  creds ? "credentials refused: " : "", h->ref_status, h->ref_streak,
+                  h->ref_why[0] ? h->ref_why : meaning(h->ref_status),
+                  h->ever_accepted ? "" : " accepted=0");
+        /* those waiting for a verdict are held: once the endpoint works,
+         * their content is judged afresh */
+        for (struct hpart *pt = h->parts; pt; pt = pt->next) {
+                if (pt->pending) {
+                        pt->pending = false;
+                        h->npending--;
+                        pt->lonely = 0;
+                }
+        }
+}
+
+/* A request refused (4xx, 3xx, credentials): one more in the streak, unless
+ * this part was counted in it already. */
+static void refusal_streak(struct http_push *h, struct hpart *pt, long status, bool creds,
+                           int64_t now, const char *why)
+{
+        if (pt->ref_epoch != h->ref_epoch + 1) {
+                pt->ref_epoch = h->ref_epoch + 1;
+                h->ref_streak++;
+        }
+        h->ref_status = status;
+        h->ref_creds = creds;
+        snprintf(h->ref_why, sizeof h->ref_why, "%s", why);
+        if (h->endpoint_refusing) {
+                h->base.stats.endpoint_status = status;
+                if (now >= h->endpoint_summary_ms) {
+                        log_error(h->base.log,
+                                  "endpoint still refuses every request for_s=%lld status=%ld "
+                                  "meaning=\"%s\"",
+                                  (long long)((now - h->endpoint_since_ms) / 1000), status,
+                                  h->ref_why[0] ? h->ref_why : meaning(status));
+                        h->endpoint_summary_ms = now + SUMMARY_MS;
+                }
+                return;
+        }
+        /* nothing accepted for a while, and nothing else out to say
+         * otherwise: the same as nothing accepted yet */
+        bool stale = !h->ever_accepted || now - h->last_accept_ms >= RECENT_ACCEPT_MS;
+        if (h->ref_streak >= REFUSAL_STREAK || (stale && h->in_flight == 0))
+                endpoint_declare(h, now);
+}
+
+/* --- outcomes ----------------------------------------------------------- */
+
+static void hold(struct http_push *h, struct hpart *pt, int64_t now)
+{
+        int64_t d = HOLD_MIN_MS;
+        for (unsigned i = 1; i < pt->attempts && d < (int64_t)h->o.retry_max_s * 1000; i++)
+                d *= 2;
+        if (d > (int64_t)h->o.retry_max_s * 1000)
+                d = (int64_t)h->o.retry_max_s * 1000;
+        pt->not_before_ms = now + d;
+}
+
+static int split(struct http_push *h, struct hpart *pt);
+
+/* The request's content is what fails: an array is split, one event goes
+ * to the dead-letter file. */
+static void condemn(struct http_push *h, struct hpart *pt, long status, const char *why)
+{
+        if (pt->count > 1) {
+                log_info(h->base.log,
+                         "backend refused a batch, splitting it status=%ld records=%zu "
+                         "attempts=%u%s%s",
+                         status, pt->count, pt->attempts, why[0] ? " answer=" : "", why);
+                if (split(h, pt) < 0)
+                        hold(h, pt, now_ms());
+                return;
+        }
+        pt->dl_pending = true;
+        pt->dl_status = status;
+        h->dl_pending++;
+}
+
+static void accepted(struct http_push *h, struct hpart *pt, int64_t now)
+{
+        h->accepts++;
+        h->last_accept_ms = now;
+        h->ever_accepted = true;
+        h->fail_run = 0;
+        h->ok_ratio += (1.0 - h->ok_ratio) / 32;
+        h->ref_streak = 0;
+        h->ref_epoch++;
+        if (h->endpoint_refusing) {
+                log_info(h->base.log, "endpoint accepts requests again after_s=%lld status_was=%ld",
+                         (long long)((now - h->endpoint_since_ms) / 1000), h->ref_status);
+                h->endpoint_refusing = false;
+                h->base.stats.endpoint_refusing = false;
+        }
+        h->base.stats.credentials = false;
+        bool full = h->in_flight + 1 >= pace_window(&h->pace);
+        pace_accepted(&h->pace, now, pt->started_ms, now - pt->started_ms, full);
+        if (h->troubled)
+                h->trouble_accepted++;
+        trouble_tick(h, now, true);
+        resolve(h, pt);
+}
+
+/* Not accepted. `kind` says whose fault it may be; the answers of the
+ * moment decide. */
+static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long status,
+                   long retry_after_s, bool timed_out, const char *why)
+{
+        int64_t now = now_ms();
+        /* the backend accepted others while this one was out */
+        bool lonely = h->accepts > pt->accepts_at;
+        h->fail_run++;
+        h->ok_ratio -= h->ok_ratio / 32;
+        trouble(h, now, status, timed_out, why);
+        log_debug(h->base.log, "not accepted attempt=%u lonely=%d window=%u reason=\"%s\"",
+                  pt->attempts, lonely, pace_window(&h->pace), why);
+        if (retry_after_s > 0)
+                pace_retry_after(&h->pace, now, retry_after_s);
+        if (status == 429)
+                pace_rate_limited(&h->pace, now, pt->started_ms);
+        if (!lonely) {
+                /* every request of the moment fails: the backend's state */
+                unsigned all = pt->inflight_at < FAIL_RUN_MAX ? pt->inflight_at : FAIL_RUN_MAX;
+                if (h->fail_run >= (all ? all : 1))
+                        pace_backoff(&h->pace, now, pt->started_ms);
+                else if (kind == F_OVERLOAD)
+                        pace_overload(&h->pace, now, pt->started_ms);
+        } else if (kind == F_OVERLOAD) {
+                pace_overload(&h->pace, now, pt->started_ms);
+        }
+        bool healthy = h->ok_ratio >= HEALTHY_RATIO;
+        switch (kind) {
+        case F_OVERLOAD:
+        case F_SERVER: {
+                unsigned limit = kind == F_OVERLOAD ? LONELY_OVERLOAD
+                                 : pt->count > 1    ? LONELY_ARRAY
+                                                    : LONELY_SERVER;
+                if (lonely && healthy && ++pt->lonely >= limit)
+                        condemn(h, pt, status, why);
+                return;
+        }
+        case F_TOO_LONG:
+                log_info(h->base.log,
+                         "an array outlasted timeout_s, splitting it records=%zu timeout_s=%u",
+                         pt->count, h->o.timeout_s);
+                if (split(h, pt) < 0)
+                        hold(h, pt, now);
+                return;
+        case F_REDIRECT:
+                refusal_streak(h, pt, status, false, now, why);
+                hold(h, pt, now);
+                return;
+        case F_CREDENTIALS:
+        case F_REFUSED:
+                refusal_streak(h, pt, status, kind == F_CREDENTIALS, now, why);
+                if (h->endpoint_refusing || !h->ever_accepted) {
+                        hold(h, pt, now);
+                        return;
+                }
+                /* the answers to the others, from now on, judge it */
+                pt->pending = true;
+                pt->pending_kind = kind;
+                pt->pending_mark = h->accepts;
+                pt->dl_status = status;
+                hold(h, pt, now);
+                if (pt->not_before_ms < now + VERDICT_WAIT_MS)
+                        pt->not_before_ms = now + VERDICT_WAIT_MS;
+                h->npending++;
+                return;
+        }
+}
+
+/* Any part besides `self` that could still bring an answer. */
+static bool others_may_answer(const struct http_push *h, const struct hpart *self)
+{
+        if (h->in_flight > 0)
+                return true;
+        for (const struct hpart *pt = h->parts; pt; pt = pt->next)
+                if (pt != self && !pt->pending && !pt->dl_pending)
+                        return true;
+        return false;
+}
+
+/* The refused parts whose verdict the others' answers now give. */
+static void judge_pending(struct http_push *h)
+{
+        if (h->npending == 0)
+                return;
+        int64_t now = now_ms();
+        for (struct hpart *pt = h->parts, *next; pt; pt = next) {
+                next = pt->next;
+                if (!pt->pending)
+                        continue;
+                bool content = h->accepts > pt->pending_mark;
+                bool alone = !others_may_answer(h, pt);
+                /* nothing else can answer: judge by the acceptances that came
+                 * while it was out */
+                if (!content && alone && pt->pending_kind == F_REFUSED &&
+                    h->accepts > pt->accepts_at && h->ref_streak < REFUSAL_STREAK)
+                        content = true;
+                if (content) {
+                        pt->pending = false;
+                        h->npending--;
+                        if (pt->pending_kind == F_REFUSED || ++pt->lonely >= LONELY_CREDENTIALS) {
+                                condemn(h, pt, pt->dl_status, "refused while others were accepted");
+                        } else {
+                                pt->not_before_ms = 0;
+                        }
+                } else if (alone && now >= pt->not_before_ms) {
+                        /* no verdict, and none can come from others: ask
+                         * again (later each time) */
+                        pt->pending = false;
+                        h->npending--;
+                        pt->not_before_ms = 0;
+                }
+        }
+}
+
+/* The answer to a part (or the lack of one) decides its fate. */
+static void done(struct http_push *h, struct hpart *pt, CURLcode rc)
+{
+        CURL *e = h->easies[pt->slot];
+        long status = 0, connect_status = 0;
+        curl_off_t ra = 0, sent = 0;
+        char *loc = NULL; /* a redirect's target, absolute */
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(e, CURLINFO_HTTP_CONNECTCODE, &connect_status);
+        curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &ra);
+        curl_easy_getinfo(e, CURLINFO_SIZE_UPLOAD_T, &sent);
+        curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc);
+        char errbuf[CURL_ERROR_SIZE];
+        snprintf(errbuf, sizeof errbuf, "%s", h->errbufs[pt->slot]);
+        char location[160];
+        url_for_log(location, sizeof location, loc ? loc : "");
+        /* libcurl refuses a header line over 100 KiB as "Out of memory": it
+         * is the answer that is wrong */
+        bool too_big = pt->header_too_big || (rc == CURLE_OUT_OF_MEMORY && pt->header_bytes > 0);
         release_easy(h, pt);
-        char why[CURL_ERROR_SIZE + 160];
+        char why[CURL_ERROR_SIZE + 200];
         if (rc != CURLE_OK) {
                 h->base.stats.answers[0]++;
-                if (r->header_too_big)
+                if (connect_status >= 300) {
+                        /* the proxy answered CONNECT: a proxy's 407 is a
+                         * credentials answer like the backend's 401 */
+                        snprintf(why, sizeof why, "HTTP %ld from the proxy (CONNECT): %s",
+                                 connect_status, meaning(connect_status));
+                        failed(h, pt, connect_status == 407 ? F_CREDENTIALS : F_REFUSED,
+                               connect_status, 0, false, why);
+                        return;
+                }
+                if (too_big) {
                         snprintf(why, sizeof why,
                                  "the answer's header is too large (over %d KiB), HTTP %ld",
-                                 (pt->header_too_big || h->x ? HEADER_MAX : 100 * 1024) / 1024,
-                                 status);
-                else
-                        snprintf(why, sizeof why, "%s", r->why ? r->why : curl_easy_strerror(rc));
-                retry_later(h, pt, 0, why);
+                                 (pt->header_too_big ? HEADER_MAX : 100 * 1024) / 1024, status);
+                        failed(h, pt, F_OVERLOAD, status, 0, false, why);
+                        return;
+                }
+                snprintf(why, sizeof why, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+                /* the whole body went and no answer came in time: the backend
+                 * is working on it, and an array may be too much to do in
+                 * timeout_s: halves are */
+                bool processing =
+                    rc == CURLE_OPERATION_TIMEDOUT && sent >= (curl_off_t)pt->view_len;
+                if (processing && pt->count > 1) {
+                        failed(h, pt, F_TOO_LONG, 0, 0, true, why);
+                        return;
+                }
+                failed(h, pt, processing ? F_SERVER : F_OVERLOAD, 0, 0,
+                       rc == CURLE_OPERATION_TIMEDOUT, why);
                 return;
         }
         int cls = status >= 100 && status < 600 ? (int)(status / 100) : 0;
         h->base.stats.answers[cls]++;
         struct answer an;
         answer_judge(pt->answer.data, pt->answer.len, h->o.status_code_250, &an);
-        bool creds = status == 401 || status == 403 || an.verdict == ANSWER_CREDENTIALS;
-        h->base.stats.credentials = creds;
-        if (creds) {
-                if (an.verdict == ANSWER_CREDENTIALS)
-                        snprintf(why, sizeof why,
-                                 "HTTP %ld: the backend refuses our credentials (Errors Code 1: "
-                                 "check the admin API key in header_file)",
-                                 status);
-                else
-                        snprintf(why, sizeof why,
-                                 "HTTP %ld: the backend refuses our credentials (check the "
-                                 "signature header)",
-                                 status);
-                /* loud on every new streak: data is never condemned for it */
-                if (!h->failing)
-                        log_error(
-                            h->base.log, "credentials refused by the backend status=%ld%s", status,
-                            an.verdict == ANSWER_CREDENTIALS ? " answer=\"Errors Code 1\"" : "");
-                retry_later(h, pt, (long)ra, why);
+        if (an.verdict == ANSWER_CREDENTIALS) {
+                snprintf(why, sizeof why,
+                         "HTTP %ld: the backend refuses our credentials (Errors Code 1: check the "
+                         "admin API key in header_file)",
+                         status);
+                failed(h, pt, F_CREDENTIALS, status, (long)ra, false, why);
                 return;
         }
         if (cls == 2) {
-                pace_succeeded(&h->pace);
-                if (an.verdict == ANSWER_REFUSED || an.verdict == ANSWER_PARTIAL) {
-                        refused(h, pt, status, an.why);
+                if (an.verdict == ANSWER_REFUSED ||
+                    (an.verdict == ANSWER_PARTIAL && an.processed == 0)) {
+                        snprintf(why, sizeof why, "HTTP %ld refused: %s", status, an.why);
+                        failed(h, pt, F_REFUSED, status, 0, false, why);
                         return;
                 }
-                delivered(h, pt);
-                return;
-        }
-        if (status == 413) {
-                pace_succeeded(&h->pace);
-                if (pt->count > 1) {
-                        log_info(h->base.log, "request too large, splitting it records=%zu",
-                                 pt->count);
-                        if (split(h, pt) < 0)
-                                retry_later(h, pt, 0, "out of memory");
-                        return;
+                if (an.verdict == ANSWER_PARTIAL) {
+                        uint64_t n = an.errors > 0 ? (uint64_t)an.errors : 0;
+                        if (n > pt->count)
+                                n = pt->count;
+                        h->base.stats.unprocessed += n;
+                        log_warn(h->base.log,
+                                 "the backend did not process some entries of a batch "
+                                 "(not resent: it does not say which) unprocessed=%llu "
+                                 "records=%zu processed=%lld",
+                                 (unsigned long long)n, pt->count, an.processed);
                 }
-                refused(h, pt, status, "");
+                accepted(h, pt, now_ms());
                 return;
         }
-        if (cls == 4 && status != 408 && status != 429) {
-                pace_succeeded(&h->pace);
-                refused(h, pt, status, "");
+        if (status == 413 && pt->count > 1) {
+                log_info(h->base.log, "request too large, splitting it records=%zu", pt->count);
+                if (split(h, pt) < 0)
+                        hold(h, pt, now_ms());
                 return;
         }
-        if (cls == 3) {
+        snprintf(why, sizeof why, "HTTP %ld", status);
+        if (status == 401 || status == 403 || status == 407) {
+                snprintf(why, sizeof why, "HTTP %ld: %s", status, meaning(status));
+                failed(h, pt, F_CREDENTIALS, status, (long)ra, false, why);
+        } else if (status == 408 || status == 429 || status == 502 || status == 503 ||
+                   status == 504) {
+                failed(h, pt, F_OVERLOAD, status, (long)ra, false, why);
+        } else if (cls == 5) {
+                failed(h, pt, F_SERVER, status, (long)ra, false, why);
+        } else if (cls == 3) {
                 /* A POST redirected is not followed (most would turn into a
                  * GET, and the records would be taken as delivered): the
                  * operator is told where the URL now points. */
-                char loc[160];
-                url_for_log(loc, sizeof loc, r->location ? r->location : "");
                 snprintf(why, sizeof why,
                          "HTTP %ld: the url redirects%s%s (redirects are not followed: set url "
                          "to the new address)",
-                         status, loc[0] ? " to " : "", loc);
+                         status, location[0] ? " to " : "", location);
+                failed(h, pt, F_REDIRECT, status, (long)ra, false, why);
+        } else if (cls == 4) {
+                failed(h, pt, F_REFUSED, status, (long)ra, false, why);
         } else {
-                snprintf(why, sizeof why, "HTTP %ld", status);
+                failed(h, pt, F_OVERLOAD, status, (long)ra, false, why);
         }
-        retry_later(h, pt, (long)ra, why);
 }
 
 /* Start every part that may go now, in queue order, as the pace allows:
@@ -800,13 +1212,15 @@ static void done(struct http_push *h, struct hpart *pt, const struct xchg_result
 static int start_ready(struct http_push *h)
 {
         int64_t now = now_ms(), next = -1;
+        unsigned window = pace_window(&h->pace);
+        h->base.stats.window = window;
         if (pace_failing(&h->pace)) {
                 /* The probe is the part tried least: a body the backend
-                 * chokes on (a 500 for it alone) must not keep the others
-                 * behind it for ever; one success ends the backoff. */
+                 * chokes on must not keep the others behind it; one
+                 * acceptance ends the backoff. */
                 struct hpart *probe = NULL;
                 for (struct hpart *pt = h->parts; pt && h->in_flight == 0; pt = pt->next) {
-                        if (pt->in_flight || pt->dl_pending)
+                        if (pt->in_flight || pt->pending || pt->dl_pending)
                                 continue;
                         if (pt->not_before_ms > now) {
                                 if (next < 0 || pt->not_before_ms - now < next)
@@ -826,9 +1240,8 @@ static int start_ready(struct http_push *h)
                                 next = -1; /* its answer will wake us */
                 }
         } else {
-                for (struct hpart *pt = h->parts; pt && h->in_flight < h->o.concurrency;
-                     pt = pt->next) {
-                        if (pt->in_flight || pt->dl_pending)
+                for (struct hpart *pt = h->parts; pt && h->in_flight < window; pt = pt->next) {
+                        if (pt->in_flight || pt->pending || pt->dl_pending)
                                 continue;
                         if (pt->not_before_ms > now) {
                                 if (next < 0 || pt->not_before_ms - now < next)
@@ -837,15 +1250,31 @@ static int start_ready(struct http_push *h)
                         }
                         int64_t w = pace_wait_ms(&h->pace, now, pt->count);
                         if (w > 0) {
-                                next = w;
+                                if (next < 0 || w < next)
+                                        next = w;
                                 break;
                         }
                         if (start_part(h, pt) < 0)
                                 break;
                 }
         }
+        for (struct hpart *pt = h->parts; h->npending && pt; pt = pt->next) {
+                if (pt->pending) {
+                        int64_t w = pt->not_before_ms > now ? pt->not_before_ms - now : 0;
+                        if (next < 0 || w < next)
+                                next = w;
+                }
+        }
         if (h->dl_pending > 0) {
                 int64_t w = h->dl_retry_ms > now ? h->dl_retry_ms - now : 0;
+                if (next < 0 || w < next)
+                        next = w;
+        }
+        int64_t t = trouble_tick(h, now, false);
+        if (t >= 0 && (next < 0 || t < next))
+                next = t;
+        if (h->endpoint_refusing) {
+                int64_t w = h->endpoint_summary_ms > now ? h->endpoint_summary_ms - now : 0;
                 if (next < 0 || w < next)
                         next = w;
         }
@@ -870,29 +1299,11 @@ static void work(struct http_push *h)
                         struct hpart *pt = NULL;
                         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pt);
                         if (pt) {
-                                CURLcode rc = m->data.result;
-                                long status = 0;
-                                curl_off_t ra = 0;
-                                curl_easy_getinfo(pt->easy, CURLINFO_RESPONSE_CODE, &status);
-                                curl_easy_getinfo(pt->easy, CURLINFO_RETRY_AFTER, &ra);
-                                char *loc = NULL; /* a redirect's target, absolute */
-                                curl_easy_getinfo(pt->easy, CURLINFO_REDIRECT_URL, &loc);
-                                /* libcurl refuses a header line over 100 KiB as
-                                 * "Out of memory": it is the answer that is wrong */
-                                struct xchg_result r = {
-                                    .rc = rc,
-                                    .status = status,
-                                    .retry_after_s = (long)ra,
-                                    .header_too_big =
-                                        pt->header_too_big ||
-                                        (rc == CURLE_OUT_OF_MEMORY && pt->header_bytes > 0),
-                                    .why = h->errbufs[pt->slot][0] ? h->errbufs[pt->slot] : NULL,
-                                    .location = loc,
-                                };
-                                done(h, pt, &r);
+                                done(h, pt, m->data.result);
                                 finished++;
                         }
                 }
+                judge_pending(h);
                 dl_flush(h);
                 ack_ready(h);
                 size_t before = h->in_flight;
@@ -902,48 +1313,9 @@ static void work(struct http_push *h)
         }
 }
 
-/* An answer read (or not) on one of the exchange's connections. */
-static void exchanged(void *ctx, void *user, const struct xchg_result *r)
-{
-        done(ctx, user, r);
-}
-
-/* The wait of the exchange: one poll over the caller's fds and the
- * connections'; libcurl only drives the connections being opened. */
-static int http_wait_x(struct http_push *h, struct pollfd *fds, unsigned nfds, int timeout_ms)
-{
-        if (nfds > 8)
-                nfds = 8;
-        int next = start_ready(h);
-        if (next >= 0 && (timeout_ms < 0 || next < timeout_ms))
-                timeout_ms = next;
-        if (nfds > 0)
-                memcpy(h->pfds, fds, nfds * sizeof *fds);
-        unsigned nx = xchg_pollfds(h->x, h->pfds + nfds, h->pfds_max - nfds, &timeout_ms);
-        int rc = poll(h->pfds, nfds + nx, timeout_ms);
-        if (rc < 0 && errno != EINTR)
-                return -1;
-        int n = 0;
-        for (unsigned i = 0; i < nfds + nx; i++) {
-                if (rc < 0)
-                        h->pfds[i].revents = 0;
-                if (i < nfds) {
-                        fds[i].revents = h->pfds[i].revents;
-                        n += fds[i].revents != 0;
-                }
-        }
-        xchg_work(h->x, h->pfds + nfds, nx);
-        dl_flush(h);
-        ack_ready(h);
-        start_ready(h);
-        return n;
-}
-
 static int http_wait(struct push *base, struct pollfd *fds, unsigned nfds, int timeout_ms)
 {
         struct http_push *h = (struct http_push *)base;
-        if (h->x)
-                return http_wait_x(h, fds, nfds, timeout_ms);
         struct curl_waitfd wfd[8];
         if (nfds > 8)
                 nfds = 8;
@@ -952,6 +1324,7 @@ static int http_wait(struct push *base, struct pollfd *fds, unsigned nfds, int t
                 wfd[i].events = fds[i].events;
                 wfd[i].revents = 0;
         }
+        judge_pending(h);
         int next = start_ready(h);
         if (next >= 0 && (timeout_ms < 0 || next < timeout_ms))
                 timeout_ms = next;
@@ -1116,12 +1489,10 @@ static size_t http_inflight(const struct push *base)
 static void http_close(struct push *base)
 {
         struct http_push *h = (struct http_push *)base;
-        /* first: its connections hold the parts' bodies */
-        xchg_close(h->x);
         for (struct hpart *pt = h->parts, *next; pt; pt = next) {
                 next = pt->next;
-                if (pt->in_flight && pt->easy)
-                        curl_multi_remove_handle(h->multi, pt->easy);
+                if (pt->in_flight && pt->slot >= 0)
+                        curl_multi_remove_handle(h->multi, h->easies[pt->slot]);
                 part_free(NULL, pt);
         }
         parts_free(NULL, h->pool);
@@ -1131,12 +1502,11 @@ static void http_close(struct push *base)
                 free(b->off);
                 free(b);
         }
-        for (size_t i = 0; !h->x_owned && h->easies && i < h->o.concurrency; i++)
+        for (size_t i = 0; h->easies && i < h->nmade; i++)
                 curl_easy_cleanup(h->easies[i]);
-        free(h->pfds);
         curl_multi_cleanup(h->multi);
         curl_url_cleanup(h->curlu);
-        for (size_t i = 0; h->hdrs && i < h->o.concurrency; i++) {
+        for (size_t i = 0; h->hdrs && i < h->nmade; i++) {
                 /* the secrets do not linger in freed memory */
                 for (struct curl_slist *l = h->hdrs[i]; l; l = l->next)
                         explicit_bzero(l->data, strlen(l->data));
@@ -1155,7 +1525,7 @@ static void http_close(struct push *base)
         free(h->headers);
         free(h->easies);
         free(h->errbufs);
-        free(h->easy_busy);
+        free(h->free_slots);
         free(h->url);
         free(h->ca_file);
         free(h->dead_letter);
@@ -1199,110 +1569,6 @@ static int slot_headers(struct http_push *h, size_t i)
         return 0;
 }
 
-static bool custom_header(const struct http_push *h, const char *name)
-{
-        for (size_t k = 0; k < h->o.nheaders; k++)
-                if (strcasecmp(h->headers[k].name, name) == 0)
-                        return true;
-        return false;
-}
-
-/* Every request's header up to the Idempotency-Key's digits, as libcurl
- * would write it: a configured header replaces ours of the same name, but
- * the framing (Content-Length) stays ours. */
-static int request_head(struct http_push *h, struct buf *out)
-{
-        char *path = NULL, *query = NULL, *host = NULL, *port = NULL;
-        int rc = -1;
-        if (curl_url_get(h->curlu, CURLUPART_PATH, &path, 0) != CURLUE_OK ||
-            curl_url_get(h->curlu, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-                goto out;
-        (void)curl_url_get(h->curlu, CURLUPART_QUERY, &query, 0);
-        (void)curl_url_get(h->curlu, CURLUPART_PORT, &port, 0); /* only when the URL says it */
-        static const char *const fixed[][2] = {
-            {"User-Agent", NULL},
-            {"Accept", "*/*"},
-            {"Content-Type", "application/json"},
-        };
-        if (buf_puts(out, "POST ") < 0 || buf_puts(out, path) < 0 ||
-            (query && (buf_putc(out, '?') < 0 || buf_puts(out, query) < 0)) ||
-            buf_puts(out, " HTTP/1.1\r\n") < 0)
-                goto out;
-        if (!custom_header(h, "Host") &&
-            (buf_puts(out, "Host: ") < 0 || buf_puts(out, host) < 0 ||
-             (port && (buf_putc(out, ':') < 0 || buf_puts(out, port) < 0)) ||
-             buf_puts(out, "\r\n") < 0))
-                goto out;
-        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-                const char *v = fixed[i][1] ? fixed[i][1] : h->user_agent;
-                if (custom_header(h, fixed[i][0]))
-                        continue;
-                if (buf_puts(out, fixed[i][0]) < 0 || buf_puts(out, ": ") < 0 ||
-                    buf_puts(out, v) < 0 || buf_puts(out, "\r\n") < 0)
-                        goto out;
-        }
-        if (h->o.gzip && buf_puts(out, "Content-Encoding: gzip\r\n") < 0)
-                goto out;
-        for (size_t k = 0; k < h->o.nheaders; k++) {
-                const char *name = h->headers[k].name;
-                if (strcasecmp(name, "Content-Length") == 0 ||
-                    strcasecmp(name, "Transfer-Encoding") == 0 || strcasecmp(name, "Expect") == 0)
-                        continue;
-                if (buf_puts(out, name) < 0 || buf_puts(out, ": ") < 0 ||
-                    buf_puts(out, h->headers[k].value) < 0 || buf_puts(out, "\r\n") < 0)
-                        goto out;
-        }
-        rc = buf_puts(out, IDEM_HEADER);
-out:
-        curl_free(path);
-        curl_free(query);
-        curl_free(host);
-        curl_free(port);
-        return rc;
-}
-
-/* The exchange serves plain requests to the URL's own host: through a
- * proxy, or with credentials in the URL, libcurl's transfers do it. *tls:
- * the URL is https (the parser writes the scheme in lower case). */
-static bool exchange_fits(const struct http_push *h, bool *tls)
-{
-        if (!h->o.single || !h->curlu)
-                return false;
-        char *scheme = NULL, *user = NULL;
-        bool ok = curl_url_get(h->curlu, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-                  (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
-                  curl_url_get(h->curlu, CURLUPART_USER, &user, 0) != CURLUE_OK;
-        *tls = ok && strcmp(scheme, "https") == 0;
-        curl_free(scheme);
-        curl_free(user);
-        static const char *const proxies[] = {"http_proxy", "https_proxy", "HTTPS_PROXY",
-                                              "all_proxy", "ALL_PROXY"};
-        for (size_t i = 0; ok && i < sizeof proxies / sizeof proxies[0]; i++) {
-                const char *v = getenv(proxies[i]);
-                ok = !v || !*v;
-        }
-        return ok;
-}
-
-static int open_exchange(struct http_push *h, bool tls)
-{
-        struct buf head;
-        buf_init(&head, 256 * 1024);
-        int rc = request_head(h, &head);
-        if (rc == 0)
-                rc = xchg_open(&h->x, h->easies, h->o.concurrency, tls, head.data, head.len,
-                               h->o.timeout_s, exchanged, h);
-        if (head.data)
-                explicit_bzero(head.data, head.len); /* it holds the secrets */
-        buf_free(&head);
-        if (rc < 0)
-                return -1;
-        h->x_owned = true;
-        h->pfds_max = 8 + xchg_maxfds(h->x);
-        h->pfds = calloc(h->pfds_max, sizeof *h->pfds);
-        return h->pfds ? 0 : -1;
-}
-
 static const struct push_ops http_ops = {
     .submit = http_submit,
     .submit_owned = http_submit_owned,
@@ -1314,7 +1580,8 @@ static const struct push_ops http_ops = {
 int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_fn on_ack, void *ctx,
                    const struct logger *log, char *err, size_t errlen)
 {
-        /* TLS set-up costs several MiB of memory: only for https URLs */
+        /* TLS set-up costs several MiB of memory: only for https URLs, or a
+         * proxy (which may be reached through TLS, or tunnel to one) */
         long init = strncmp(o->url, "https:", 6) == 0 ? CURL_GLOBAL_DEFAULT : CURL_GLOBAL_NOTHING;
         if (curl_global_init(init) != CURLE_OK) {
                 snprintf(err, errlen, "cannot initialise libcurl");
@@ -1333,21 +1600,23 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
         h->o = *o;
         if (h->o.concurrency == 0)
                 h->o.concurrency = 1;
+        h->ok_ratio = 1.0;
         h->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
-        if (pace_init(&h->pace, o->max_rate, o->max_requests_per_minute, o->retry_max_s, h->seed) <
-            0) {
+        if (pace_init(&h->pace, h->o.concurrency, !o->fixed_concurrency, o->max_rate,
+                      o->max_requests_per_minute, o->retry_max_s, h->seed) < 0) {
                 free(h);
                 curl_global_cleanup();
                 snprintf(err, errlen, "out of memory");
                 return -1;
         }
+        h->base.stats.window = pace_window(&h->pace);
         h->url = strdup(o->url);
         h->dead_letter = strdup(o->dead_letter);
         h->user_agent = strdup(o->user_agent);
         h->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
         h->headers = calloc(o->nheaders ? o->nheaders : 1, sizeof *h->headers);
         h->easies = calloc(h->o.concurrency, sizeof *h->easies);
-        h->easy_busy = calloc(h->o.concurrency, sizeof *h->easy_busy);
+        h->free_slots = calloc(h->o.concurrency, sizeof *h->free_slots);
         h->errbufs = calloc(h->o.concurrency, sizeof *h->errbufs);
         h->hdrs = calloc(h->o.concurrency, sizeof *h->hdrs);
         h->idem_at = calloc(h->o.concurrency, sizeof *h->idem_at);
@@ -1359,7 +1628,7 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
                 h->curlu = NULL;
         }
         bool ok = h->url && h->dead_letter && h->user_agent && h->headers && h->easies &&
-                  h->easy_busy && h->errbufs && h->hdrs && h->idem_at && h->multi &&
+                  h->free_slots && h->errbufs && h->hdrs && h->idem_at && h->multi &&
                   (!o->ca_file || h->ca_file);
         h->o.nheaders = 0;
         for (size_t i = 0; ok && i < o->nheaders; i++) {
@@ -1368,56 +1637,19 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
                 ok = h->headers[i].name && h->headers[i].value;
                 h->o.nheaders = i + 1;
         }
-        for (size_t i = 0; ok && i < h->o.concurrency; i++) {
-                CURL *e = curl_easy_init();
-                h->easies[i] = e;
-                if (!e) {
-                        ok = false;
-                        break;
-                }
-                if (h->curlu)
-                        curl_easy_setopt(e, CURLOPT_CURLU, h->curlu);
-                else
-                        curl_easy_setopt(e, CURLOPT_URL, h->url);
-                curl_easy_setopt(e, CURLOPT_POST, 1L);
-                curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
-                curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
-                curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-                curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)o->timeout_s);
-                curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT,
-                                 (long)(o->timeout_s < 10 ? o->timeout_s : 10));
-                curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-                curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-                curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-                curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, o->tls_verify ? 1L : 0L);
-                curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, o->tls_verify ? 2L : 0L);
-                if (h->ca_file)
-                        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
-                curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-                curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbufs[i]);
-                if (slot_headers(h, i) < 0) {
-                        ok = false;
-                        break;
-                }
-                curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->hdrs[i]);
-        }
-        bool tls = false;
-        if (ok && exchange_fits(h, &tls)) {
-                if (open_exchange(h, tls) < 0)
-                        ok = false;
-                else
-                        log_debug(log,
-                                  "one event per request: the HTTP/1.1 exchange on "
-                                  "connections=%u kept alive",
-                                  h->o.concurrency);
-        }
-        if (!ok) {
+        /* the first handle now: a URL libcurl cannot use fails at start */
+        int first = ok ? take_slot(h) : -1;
+        if (first < 0) {
                 http_close(&h->base);
                 snprintf(err, errlen, "cannot set up the HTTP output (out of memory)");
                 return -1;
         }
-        /* keep-alive connections for every request in flight */
+        h->free_slots[h->nfree++] = first;
+        /* keep-alive connections for every request in flight; HTTP/2
+         * multiplexes them on one */
         curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->o.concurrency);
+        curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+        curl_multi_setopt(h->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)h->o.concurrency);
         *out = &h->base;
         return 0;
 }

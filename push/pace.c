@@ -1,23 +1,50 @@
 /* Pacing one output (see pace.h). */
 #include "pace.h"
 
+#include <limits.h>
 #include <stdlib.h>
 
 #define BACKOFF_MIN_MS    500
 #define RETRY_AFTER_MAX_S 3600
 #define MINUTE_MS         60000
+#define WINDOW_START      4
+/* Latency "well above its baseline": half as much again, and 5 ms of
+ * slack, so that a fast local backend's jitter is no signal. A backend
+ * whose queue builds answers later long before it answers 502. */
+#define LATENCY_RATIO    1.5
+#define LATENCY_SLACK_MS 5.0
+#define BASE_PERIOD_MS   30000 /* the baseline forgets what is older than two of these */
+/* A learnt rate relaxes by a quarter percent a second (from 95 % of the
+ * limit, back to it in 20 s), and is forgotten after two minutes without
+ * a 429. */
+#define LEARNT_MARGIN  0.95
+#define LEARNT_RELAX   0.0025
+#define LEARNT_FORGET  120000
+#define RATE_BUCKET_MS 10
 
-int pace_init(struct pace *p, unsigned max_rate, unsigned per_minute, unsigned retry_max_s,
-              unsigned seed)
+int pace_init(struct pace *p, unsigned max, bool adaptive, unsigned max_rate, unsigned per_minute,
+              unsigned retry_max_s, unsigned seed)
 {
-        *p = (struct pace){.max_ms = (int64_t)retry_max_s * 1000, .seed = seed};
+        if (max == 0)
+                max = 1;
+        *p = (struct pace){
+            .adaptive = adaptive,
+            .max = max,
+            .max_ms = (int64_t)retry_max_s * 1000,
+            .seed = seed,
+            .decreased_ms = INT64_MIN,
+            .limited_ms = INT64_MIN,
+        };
+        p->cwnd = adaptive && max > WINDOW_START ? WINDOW_START : max;
+        p->ssthresh = max;
         if (p->max_ms < BACKOFF_MIN_MS)
                 p->max_ms = BACKOFF_MIN_MS;
         p->rate = max_rate;
-        /* a tenth of a second's worth: a 10 s window sees at most 1 % more
-         * than the rate */
+        /* a tenth of a second's worth; it starts with one token, not a full
+         * bucket, so that no window from the start sees more than the rate
+         * and the burst */
         p->burst = max_rate >= 10 ? max_rate / 10.0 : 1.0;
-        p->tokens = p->burst;
+        p->tokens = 1.0;
         p->filled_ms = -1;
         p->budget = per_minute;
         if (per_minute) {
@@ -34,6 +61,14 @@ void pace_free(struct pace *p)
         p->starts = NULL;
 }
 
+unsigned pace_window(const struct pace *p)
+{
+        if (p->streak > 0)
+                return 1;
+        unsigned w = (unsigned)p->cwnd;
+        return w < 1 ? 1 : w > p->max ? p->max : w;
+}
+
 static void refill(struct pace *p, int64_t now)
 {
         if (p->filled_ms >= 0 && now > p->filled_ms) {
@@ -44,11 +79,39 @@ static void refill(struct pace *p, int64_t now)
         p->filled_ms = now;
 }
 
+static void learnt_refill(struct pace *p, int64_t now)
+{
+        if (p->learnt <= 0)
+                return;
+        if (now - p->learnt_ms > LEARNT_FORGET) {
+                p->learnt = 0;
+                return;
+        }
+        if (now > p->learnt_filled_ms) {
+                double dt = (double)(now - p->learnt_filled_ms) / 1000.0;
+                double relax = p->learnt * LEARNT_RELAX * dt;
+                p->learnt += relax > 0.25 * dt ? relax : 0.25 * dt;
+                p->learnt_tokens += p->learnt * dt;
+                double burst = p->learnt / 20 > 1 ? p->learnt / 20 : 1;
+                if (p->learnt_tokens > burst)
+                        p->learnt_tokens = burst;
+        }
+        p->learnt_filled_ms = now;
+}
+
 int64_t pace_wait_ms(struct pace *p, int64_t now, size_t nev)
 {
         int64_t wait = 0;
-        if (p->until_ms > now)
+        if (p->streak > 0 && p->until_ms > now)
                 wait = p->until_ms - now;
+        if (p->floor_ms > now && p->floor_ms - now > wait)
+                wait = p->floor_ms - now;
+        learnt_refill(p, now);
+        if (p->learnt > 0 && p->learnt_tokens < 1.0) {
+                int64_t w = (int64_t)((1.0 - p->learnt_tokens) * 1000.0 / p->learnt) + 1;
+                if (w > wait)
+                        wait = w;
+        }
         if (p->rate > 0) {
                 refill(p, now);
                 /* a request bigger than the bucket waits for a full bucket
@@ -68,8 +131,32 @@ int64_t pace_wait_ms(struct pace *p, int64_t now, size_t nev)
         return wait;
 }
 
+/* The per-10 ms counts of request starts, moved on to `slot`: the slots
+ * that passed since the latest start are emptied. */
+static void starts_advance(struct pace *p, int64_t slot)
+{
+        if (slot <= p->starts_slot)
+                return;
+        int64_t gap = slot - p->starts_slot;
+        if (gap >= PACE_RATE_BUCKETS) {
+                for (int i = 0; i < PACE_RATE_BUCKETS; i++)
+                        p->starts_per[i] = 0;
+        } else {
+                for (int64_t s = p->starts_slot + 1; s <= slot; s++)
+                        p->starts_per[s % PACE_RATE_BUCKETS] = 0;
+        }
+        p->starts_slot = slot;
+}
+
 void pace_started(struct pace *p, int64_t now, size_t nev)
 {
+        int64_t slot = now / RATE_BUCKET_MS;
+        starts_advance(p, slot);
+        p->starts_per[slot % PACE_RATE_BUCKETS]++;
+        if (p->learnt > 0) {
+                learnt_refill(p, now);
+                p->learnt_tokens -= 1.0;
+        }
         if (p->rate > 0) {
                 refill(p, now);
                 p->tokens -= (double)nev;
@@ -86,6 +173,65 @@ void pace_started(struct pace *p, int64_t now, size_t nev)
         }
 }
 
+static void decrease(struct pace *p, int64_t now, double factor)
+{
+        p->cwnd *= factor;
+        if (p->cwnd < 1)
+                p->cwnd = 1;
+        p->ssthresh = p->cwnd;
+        p->decreased_ms = now;
+}
+
+void pace_accepted(struct pace *p, int64_t now, int64_t started, int64_t rtt_ms, bool full)
+{
+        if (p->streak > 0) {
+                /* in flight before the latest step: the backend took what it
+                 * had, which says nothing of now */
+                if (started < p->armed_ms)
+                        return;
+                p->streak = 0;
+                p->until_ms = 0;
+        }
+        double rtt = rtt_ms > 0 ? (double)rtt_ms : 0.5;
+        p->srtt = p->srtt > 0 ? p->srtt + (rtt - p->srtt) / 8 : rtt;
+        if (now - p->base_period_ms >= BASE_PERIOD_MS) {
+                p->base_ms = p->base_next_ms;
+                p->base_next_ms = 0;
+                p->base_period_ms = now;
+        }
+        if (!p->base_next_ms || rtt_ms < p->base_next_ms)
+                p->base_next_ms = rtt_ms > 0 ? rtt_ms : 1;
+        if (!p->base_ms || rtt_ms < p->base_ms)
+                p->base_ms = rtt_ms > 0 ? rtt_ms : 1;
+        if (p->samples < 8)
+                p->samples++;
+        if (!p->adaptive)
+                return;
+        /* the first answers carry the connections' set-up (TCP, TLS): no
+         * baseline yet to judge them by */
+        if (p->samples >= 8 && p->srtt > (double)p->base_ms * LATENCY_RATIO + LATENCY_SLACK_MS) {
+                /* once per round trip: the requests sent before the last
+                 * decrease still carry the old queue */
+                if (started >= p->decreased_ms)
+                        decrease(p, now, 0.9);
+                return;
+        }
+        if (!full)
+                return;
+        if (p->cwnd < p->ssthresh)
+                p->cwnd += 1;
+        else
+                p->cwnd += 1 / p->cwnd;
+        if (p->cwnd > p->max)
+                p->cwnd = p->max;
+}
+
+void pace_overload(struct pace *p, int64_t now, int64_t started)
+{
+        if (p->adaptive && started >= p->decreased_ms)
+                decrease(p, now, 0.5);
+}
+
 /* Step n of the capped exponential, with jitter so that many daemons do
  * not hit a recovering backend in step. */
 static int64_t step_ms(struct pace *p, unsigned n)
@@ -98,38 +244,62 @@ static int64_t step_ms(struct pace *p, unsigned n)
         return delay / 2 + (int64_t)(rand_r(&p->seed) % (unsigned)(delay / 2 + 1));
 }
 
-int64_t pace_part_delay_ms(struct pace *p, unsigned attempts)
-{
-        return step_ms(p, attempts);
-}
-
-int64_t pace_failed(struct pace *p, int64_t now, int64_t started, long retry_after_s)
+int64_t pace_backoff(struct pace *p, int64_t now, int64_t started)
 {
         /* in flight when the output was pushed back: the same outage, the
          * step already taken */
         if (p->streak == 0 || started >= p->armed_ms) {
+                if (p->streak == 0 && p->adaptive) {
+                        /* after it, slow start again up to half the window
+                         * that met the failure */
+                        p->ssthresh = p->cwnd / 2 > 1 ? p->cwnd / 2 : 1;
+                        p->cwnd = 1;
+                        p->decreased_ms = now;
+                }
                 p->streak++;
                 int64_t delay = step_ms(p, p->streak);
                 if (now + delay > p->until_ms)
                         p->until_ms = now + delay;
                 p->armed_ms = now;
         }
-        if (retry_after_s > 0) {
-                if (retry_after_s > RETRY_AFTER_MAX_S)
-                        retry_after_s = RETRY_AFTER_MAX_S;
-                if (now + retry_after_s * 1000 > p->until_ms)
-                        p->until_ms = now + retry_after_s * 1000;
-        }
         return p->until_ms > now ? p->until_ms - now : 0;
 }
 
-void pace_succeeded(struct pace *p)
+void pace_retry_after(struct pace *p, int64_t now, long seconds)
 {
-        p->streak = 0;
-        p->until_ms = 0;
+        if (seconds <= 0)
+                return;
+        if (seconds > RETRY_AFTER_MAX_S)
+                seconds = RETRY_AFTER_MAX_S;
+        if (now + seconds * 1000 > p->floor_ms)
+                p->floor_ms = now + seconds * 1000;
+}
+
+void pace_rate_limited(struct pace *p, int64_t now, int64_t started)
+{
+        if (started < p->limited_ms)
+                return;
+        /* the requests started in the last second: after a pause (a
+         * Retry-After), those the backend let through since, and the ones
+         * it refused: the limit, as a sliding window counts it */
+        starts_advance(p, now / RATE_BUCKET_MS);
+        uint64_t n = 0;
+        for (int i = 0; i < PACE_RATE_BUCKETS; i++)
+                n += p->starts_per[i];
+        double r = (double)n * LEARNT_MARGIN;
+        p->learnt = r > 1 ? r : 1;
+        p->learnt_tokens = 0;
+        p->learnt_ms = now;
+        p->learnt_filled_ms = now;
+        p->limited_ms = now;
 }
 
 bool pace_failing(const struct pace *p)
 {
         return p->streak > 0;
+}
+
+double pace_learnt_rate(const struct pace *p)
+{
+        return p->learnt;
 }

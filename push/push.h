@@ -41,7 +41,8 @@ struct push_http_opts {
         const char *url;
         bool single;                      /* one event per request, else a JSON array per batch */
         unsigned max_events;              /* at most this many events per array, 0: a whole batch */
-        unsigned concurrency;             /* requests in flight */
+        unsigned concurrency;             /* most requests in flight */
+        bool fixed_concurrency;           /* always `concurrency` (adaptive = no) */
         unsigned max_rate;                /* events per second across all requests, 0: no limit */
         unsigned max_requests_per_minute; /* requests started in any 60 s, 0: no limit */
         /* Oempro's type=fluentd: a 2xx JSON answer must say "StatusCode": 250 */

@@ -207,6 +207,56 @@ static void resend_one(void *ctx, json_t *j)
                 push_wait(r->push, NULL, 0, 1000);
 }
 
+/* Append a taken file's entries to the current file again, under its
+ * lock, durably, before the taken one goes: nothing of it was delivered. */
+static int put_back_file(const char *path, const char *state_dir, const struct logger *log)
+{
+        char cur[4096];
+        snprintf(cur, sizeof cur, "%s/dead-letter.ndjson", state_dir);
+        int in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (in < 0)
+                return -1;
+        int out = dead_letter_open(cur, false);
+        if (out < 0) {
+                close(in);
+                return -1;
+        }
+        struct stat st;
+        off_t start = fstat(out, &st) == 0 ? st.st_size : -1;
+        char buf[65536];
+        ssize_t k;
+        int rc = start < 0 ? -1 : 0;
+        while (rc == 0 && (k = read(in, buf, sizeof buf)) != 0) {
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        rc = -1;
+                        break;
+                }
+                for (ssize_t off = 0; off < k;) {
+                        ssize_t w = write(out, buf + off, (size_t)(k - off));
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w <= 0) {
+                                rc = -1;
+                                break;
+                        }
+                        off += w;
+                }
+        }
+        if (rc == 0 && fdatasync(out) < 0)
+                rc = -1;
+        if (rc < 0) {
+                log_error(log, "cannot put the entries back file=%s error=\"%s\" (they stay in %s)",
+                          cur, strerror(errno), path);
+                if (start >= 0 && ftruncate(out, start) < 0)
+                        log_error(log, "cannot cut the dead-letter file back file=%s", cur);
+        }
+        close(out);
+        close(in);
+        return rc;
+}
+
 /* Take the current file's entries under the daemon's lock. */
 static int take_current(const char *state_dir, const struct logger *log)
 {
@@ -287,18 +337,32 @@ int dead_letter_resend(const struct config *cfg, volatile sig_atomic_t *stop,
                 }
                 close(bad_fd);
         }
-        while (!r.failed && r.acked_batches < r.submitted_batches && !(stop && *stop))
-                push_wait(push, NULL, 0, 1000);
         struct push_stats st;
         push_get_stats(push, &st);
+        /* An endpoint that refuses every request judges none of them: the
+         * wait would never end, and the entries are kept as they are. */
+        while (!r.failed && r.acked_batches < r.submitted_batches && !(stop && *stop) &&
+               !st.endpoint_refusing) {
+                push_wait(push, NULL, 0, 1000);
+                push_get_stats(push, &st);
+        }
         bool all = !r.failed && r.acked_batches == r.submitted_batches;
+        bool put_back = !all && st.endpoint_refusing && st.delivered == 0 && st.refused == 0;
         for (size_t i = 0; i < n; i++) {
-                if (paths[i] && all && rc == 0)
+                if (paths[i] && ((all && rc == 0) ||
+                                 (put_back && put_back_file(paths[i], state_dir, log) == 0)))
                         unlink(paths[i]);
                 free(paths[i]);
         }
+        if (put_back)
+                fprintf(stderr,
+                        "the endpoint refuses every request (HTTP %ld): the %zu entries stay in "
+                        "the dead-letter file\n",
+                        st.endpoint_status, r.sent);
         fprintf(stderr, "resent=%zu refused_again=%llu%s\n", r.sent, (unsigned long long)st.refused,
-                all ? "" : " (interrupted: run it again)");
+                all        ? ""
+                : put_back ? " (kept: run it again later)"
+                           : " (interrupted: run it again)");
         buf_free(&r.batch);
         push_close(push);
         return all && rc == 0 ? 0 : -1;

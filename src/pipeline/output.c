@@ -24,6 +24,7 @@ int output_open(const struct config *cfg, push_ack_fn on_ack, void *ctx, const s
             .single = config_output_single(o),
             .max_events = config_output_max_events(o),
             .concurrency = o->concurrency,
+            .fixed_concurrency = !o->adaptive,
             .max_rate = o->max_rate,
             .max_requests_per_minute = o->max_requests_per_minute,
             .status_code_250 = config_url_endpoint(o->url) == CONFIG_ENDPOINT_FLUENTD,

@@ -242,7 +242,8 @@ static void t_defaults_when_missing(void)
         CHECK(c.output.tls_verify);
         CHECK(c.output.include_message);
         CHECK(c.output.ca_file == NULL);
-        CHECK_EQ_INT(c.output.concurrency, 4);
+        CHECK_EQ_INT(c.output.concurrency, 16);
+        CHECK(c.output.adaptive);
         char host[256] = "";
         gethostname(host, sizeof host);
         host[sizeof host - 1] = '\0';
@@ -376,7 +377,7 @@ static void t_bad_values(void)
                  "[output]\n"                            /* 6 */
                  "batch_max_records = 12x\n"             /* 7 */
                  "batch_max_bytes = -5\n"                /* 8 */
-                 "concurrency = 65\n"                    /* 9 */
+                 "concurrency = 513\n"                   /* 9 */
                  "timeout_s = 0\n"                       /* 10 */
                  "gzip = maybe\n"                        /* 11 */
                  "format = batches\n"                    /* 12 */
@@ -396,7 +397,7 @@ static void t_bad_values(void)
         CHECK(error_at(&L, 5, "record_max: \"1G\" is not a size"));
         CHECK(error_at(&L, 7, "batch_max_records: \"12x\" is not a whole number"));
         CHECK(error_at(&L, 8, "batch_max_bytes: \"-5\" is not a size"));
-        CHECK(error_at(&L, 9, "concurrency: \"65\" is out of range (1 to 64)"));
+        CHECK(error_at(&L, 9, "concurrency: \"513\" is out of range (1 to 512)"));
         CHECK(error_at(&L, 10, "timeout_s: \"0\" is out of range"));
         CHECK(error_at(&L, 11, "gzip: \"maybe\" is not yes or no"));
         CHECK(error_at(&L, 12, "format: \"batches\" is not auto, batch or single"));
@@ -690,7 +691,8 @@ static void t_endpoints_and_pacing(void)
         CHECK_EQ_INT(L.c.output.format, CONFIG_FORMAT_AUTO);
         CHECK(config_output_single(&L.c.output));
         CHECK_EQ_INT(config_output_max_events(&L.c.output), 1);
-        CHECK_EQ_INT(L.c.output.concurrency, 16);
+        CHECK_EQ_INT(L.c.output.concurrency, 64);
+        CHECK(L.c.output.adaptive);
         CHECK_EQ_INT(L.c.output.max_rate, 0);
         CHECK_EQ_INT(L.c.output.max_requests_per_minute, 0);
         char *d = describe(&L.c);
@@ -705,7 +707,7 @@ static void t_endpoints_and_pacing(void)
         CHECK_EQ_INT(L.rc, 0);
         CHECK(!config_output_single(&L.c.output));
         CHECK_EQ_INT(config_output_max_events(&L.c.output), 1000);
-        CHECK_EQ_INT(L.c.output.concurrency, 4);
+        CHECK_EQ_INT(L.c.output.concurrency, 16);
         d = describe(&L.c);
         CHECK(d && strstr(d, "warning: batch_max_records = 5000 is capped to 1000"));
         free(d);
@@ -735,10 +737,12 @@ static void t_endpoints_and_pacing(void)
         CHECK(d && strstr(d, "warning: format = batch sends JSON arrays"));
         free(d);
         config_free(&L.c);
-        load(&L, "[output]\nurl = https://collector.example/in\nformat = single\n");
+        load(&L, "[output]\nurl = https://collector.example/in\nformat = single\n"
+                 "adaptive = no\n");
         CHECK_EQ_INT(L.rc, 0);
         CHECK(config_output_single(&L.c.output));
-        CHECK_EQ_INT(L.c.output.concurrency, 16);
+        CHECK_EQ_INT(L.c.output.concurrency, 64);
+        CHECK(!L.c.output.adaptive);
         config_free(&L.c);
         load(&L, "[output]\nurl = https://collector.example/in\n");
         CHECK_EQ_INT(L.rc, 0);
