@@ -40,6 +40,11 @@ void push_get_stats(const struct push *p, struct push_stats *out)
         *out = p->stats;
 }
 
+unsigned push_window(const struct push *p)
+{
+        return p->stats.window;
+}
+
 void push_close(struct push *p)
 {
         if (p)

@@ -138,6 +138,11 @@ struct push_stats {
 };
 void push_get_stats(const struct push *p, struct push_stats *out);
 
+/* Requests the output lets be in flight now (its adaptive window, as of
+ * its last pass), 0 when it has no such limit (a file). The reader holds
+ * no more than that many requests' worth of events. */
+unsigned push_window(const struct push *p);
+
 void push_close(struct push *p);
 
 /* The dead-letter file (refused events, one JSON object a line:

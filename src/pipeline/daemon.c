@@ -85,7 +85,8 @@ struct daemon {
         struct batch *sub_head, *sub_tail; /* taken by the output, not yet acknowledged */
         int64_t retry_at_ms;
         size_t inflight; /* events submitted, not yet acknowledged */
-        size_t window;
+        size_t window; /* the least events read ahead (window_events) */
+        bool single;   /* one event per request */
         int64_t last_commit_ms;
         char *chunk;
         /* The last submitted batch's buffer, kept for the next batch: a
@@ -433,10 +434,28 @@ static struct reader *reader_new(struct daemon *d, struct tfile *f, size_t src)
         return r;
 }
 
+/* The events read and not yet acknowledged that keep the output busy: a
+ * batch for every request its window lets be in flight, one being
+ * answered and one being filled (one event per request: a slot holds one
+ * event, not a batch, and two batches keep every slot busy). The window
+ * follows the output's: while the backend is slow or down, the files hold
+ * the backlog, not memory. */
+static size_t window_events(const struct daemon *d)
+{
+        size_t w = push_window(d->push);
+        if (w == 0) /* a file: written and synced a few batches at a time */
+                w = 4;
+        if (w > d->cfg->output.concurrency)
+                w = d->cfg->output.concurrency;
+        size_t batch = d->cfg->output.batch_max_records;
+        size_t n = d->single ? 2 * batch + w : (w + 2) * batch;
+        return n < d->window ? d->window : n;
+}
+
 static bool window_full(const struct daemon *d)
 {
         return d->stopping || d->waiting || d->held ||
-               d->inflight + (d->open ? d->open->nevents : 0) >= d->window;
+               d->inflight + (d->open ? d->open->nevents : 0) >= window_events(d);
 }
 
 /* Read file f until its end or until the window is full. Returns true when
@@ -787,16 +806,9 @@ enum daemon_result daemon_run(const struct config *cfg, const char *config_path,
                 classifier_free(d.classifier);
                 return DAEMON_FAILED;
         }
-        /* room for a batch in every request slot, one being answered and
-         * one being filled: the output never waits for the reader */
-        d.window = ((size_t)cfg->output.concurrency + 2) * cfg->output.batch_max_records;
-        /* One event per request: a slot holds one event, not a batch. Two
-         * batches' worth (one filling, one being sent) keep every slot busy;
-         * more would only hold memory. */
-        if (cfg->output.kind == CONFIG_OUTPUT_URL && config_output_single(&cfg->output))
-                d.window = 2 * (size_t)cfg->output.batch_max_records + cfg->output.concurrency;
-        if (d.window < 1000)
-                d.window = 1000;
+        /* the least window (see window_events) */
+        d.single = cfg->output.kind == CONFIG_OUTPUT_URL && config_output_single(&cfg->output);
+        d.window = 1000;
         d.last_commit_ms = now_ms();
         d.started = time(NULL);
         if (cfg->metrics_textfile)
