@@ -503,7 +503,10 @@ static const char *record_fields(const char *code)
 void admin_pmta_config(const struct config *cfg, FILE *out)
 {
         fprintf(out, "# PowerMTA accounting files for pmtatail, generated from its own "
-                     "configuration\n# (pmtatail pmta-config). Paste into /etc/pmta/config.\n");
+                     "configuration\n# (pmtatail pmta-config). Paste into /etc/pmta/config.\n"
+                     "# PowerMTA applies delete-after only when move-to is not set: the move-to\n"
+                     "# directories are cleaned by systemd-tmpfiles (an age rule, e.g.\n"
+                     "# /usr/share/doc/pmtatail/pmtatail-archives.tmpfiles.conf).\n");
         for (size_t i = 0; i < cfg->n_sources; i++) {
                 const struct config_source *s = &cfg->sources[i];
                 bool fbl = s->n_records == 1 && strcmp(s->records[0], "f") == 0;
@@ -523,6 +526,8 @@ void admin_pmta_config(const struct config *cfg, FILE *out)
                                 "    # no archive_dir in [source %s]: set one and add "
                                 "move-to\n",
                                 s->name);
-                fprintf(out, "    delete-after 8d\n    world-readable yes\n</acct-file>\n");
+                /* no delete-after: PowerMTA ignores it beside move-to; the
+                 * archives are cleaned by systemd-tmpfiles */
+                fprintf(out, "    world-readable yes\n</acct-file>\n");
         }
 }
