@@ -62,7 +62,7 @@ static const struct command_help commands[] = {
      "  Follows every [source] and delivers to the [output] until SIGTERM or SIGINT\n"
      "  (what is in flight is delivered, the offsets committed); SIGHUP re-reads the\n"
      "  configuration. Exit 78 when the configuration cannot run.\n"},
-    {"replay", "replay [OPTIONS] PATH...", "deliver archived files (--dry-run: print them)",
+    {"replay", "replay [OPTIONS] PATH...", "deliver archived files (--dry-run: print)",
      "  --dry-run          print the events as NDJSON on stdout instead of sending\n"
      "  --since TIME       only records with timeLogged (else timeQueued) >= TIME\n"
      "  --until TIME       only records with timeLogged (else timeQueued) < TIME\n"
@@ -77,8 +77,7 @@ static const struct command_help commands[] = {
      "  --record-max BYTES longest record accepted (default 1048576)\n"
      "  --no-message       leave the raw record out of the events\n"
      "  --keep-rejects     print refused records as events with \"parseError\"\n"},
-    {"status", "status [--json] [--max-behind S]",
-     "health and progress; exit 0 ok to 3 not running",
+    {"status", "status [--json] [--max-behind S]", "health and progress (exit 0 ok .. 3 unknown)",
      "  --json             the same as one JSON object (verdict, exit, summary)\n"
      "  --max-behind S     records waiting S seconds with nothing delivered are\n"
      "                     critical (default 600)\n"
@@ -88,7 +87,7 @@ static const struct command_help commands[] = {
      "  (behind longer than --max-behind, files blocked, the endpoint or the\n"
      "  credentials refused), 3 unknown (the daemon not running, offsets\n"
      "  unreadable).\n"},
-    {"check-config", "check-config", "validate; cross-check PowerMTA's configuration",
+    {"check-config", "check-config", "validate, cross-check PowerMTA's config",
      "  Prints the resolved configuration (secrets masked), checks every path, reads\n"
      "  PowerMTA's configuration ([pmta] config) and names each problem with its file\n"
      "  and line. Exit 1 when there is a problem.\n"},
