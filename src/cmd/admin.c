@@ -137,6 +137,15 @@ __attribute__((format(printf, 3, 4))) static void finding(struct findings *f, en
         f->level[f->n++] = v;
 }
 
+/* The first reason of the verdict's level, NULL when all is well. */
+static const char *worst_reason(const struct findings *f)
+{
+        for (size_t i = 0; i < f->n; i++)
+                if (f->level[i] == f->verdict)
+                        return f->text[i];
+        return NULL;
+}
+
 /* "PMTATAIL CRITICAL - reason; reason | perfdata": the reasons worst first
  * (in the order found within a level), or a short account when all is well. */
 static void summary_line(const struct findings *f, bool running, uint64_t behind, size_t dead,
@@ -280,10 +289,7 @@ int admin_status(const struct config *cfg, const struct status_opts *opts, FILE 
                 json_object_set_new(jo, "problems", jprob);
                 /* healthy: nothing above a warning */
                 json_object_set_new(jo, "healthy", json_boolean(f.verdict <= V_WARNING));
-                const char *worst = NULL;
-                for (size_t i = 0; i < f.n && !worst; i++)
-                        if (f.level[i] == f.verdict)
-                                worst = f.text[i];
+                const char *worst = worst_reason(&f);
                 json_object_set_new(jo, "problem", worst ? json_string(worst) : json_null());
                 json_object_set_new(jo, "running", json_boolean(running));
                 json_object_set_new(jo, "state_dir", json_string(cfg->state_dir));
@@ -363,7 +369,12 @@ int admin_status(const struct config *cfg, const struct status_opts *opts, FILE 
                 else if (live && jstr(live, "last_error")[0])
                         fprintf(out, "last error: %s\n", jstr(live, "last_error"));
                 fprintf(out, "dead letters: %zu\n", dead);
-                fprintf(out, "health: %s\n", verdict_names[f.verdict]);
+                /* the last line as it always was: "ok", or the worst reason */
+                const char *worst = worst_reason(&f);
+                if (worst)
+                        fprintf(out, "health: %s: %s\n", verdict_names[f.verdict], worst);
+                else
+                        fprintf(out, "health: ok\n");
         }
         if (!as_json)
                 json_decref(jsrc); /* only the JSON output took it */
