@@ -268,6 +268,21 @@ static bool cell_is(const struct pmta_parser *p, size_t i, const char *s)
         return p->spans[i].len == n && memcmp(p->cellbuf.data + p->spans[i].off, s, n) == 0;
 }
 
+/* Every record type PowerMTA writes, and the configured ones. */
+static bool known_type(const struct pmta_parser *p, const unsigned char *s, size_t n)
+{
+        static const char *const codes[] = {"b", "rb", "f", "d", "t", "tq", "r", "rs"};
+        for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+                if (strlen(codes[i]) == n && memcmp(codes[i], s, n) == 0)
+                        return true;
+        }
+        for (size_t i = 0; i < p->ntypes; i++) {
+                if (strlen(p->types[i]) == n && memcmp(p->types[i], s, n) == 0)
+                        return true;
+        }
+        return false;
+}
+
 /* A complete row sits in raw/cellbuf; `end` is the offset past its
  * terminator. Decide what it is and tell the caller. */
 static int finish_row(struct pmta_parser *p, uint64_t end)
@@ -302,6 +317,18 @@ static int finish_row(struct pmta_parser *p, uint64_t end)
         size_t type_len = p->nspans ? p->spans[0].len : 0;
 
         bool fwd = type_forwarded(p, type, type_len);
+        /* A row of no record type PowerMTA writes whose cells do not fit
+         * the header (half of a record broken across lines, a stray line)
+         * is no record at all: rejected, never counted as filtered. A row
+         * of a type not forwarded but known, or of an unknown type with the
+         * header's cells, is a record we do not want. */
+        if (!fwd && !known_type(p, (const unsigned char *)type, type_len) &&
+            (p->header.generation == 0 || p->nspans != p->header.ncols)) {
+                reject(p,
+                       p->header.generation == 0 ? PMTA_REJECT_NO_HEADER : PMTA_REJECT_CELL_COUNT,
+                       p->rec_start, end, p->rec_line, raw, raw_len, p->nspans);
+                return 0;
+        }
         struct pmta_type_count *slot = count_type(p, type, type_len, fwd);
         if (!fwd) {
                 p->stats.filtered++;
@@ -442,20 +469,6 @@ static size_t skip_scan(struct pmta_parser *p, const unsigned char *s, size_t n,
         if (t && *t == '\n')
                 p->line++;
         return t ? (size_t)(t - s) + 1 : n;
-}
-
-static bool known_type(const struct pmta_parser *p, const unsigned char *s, size_t n)
-{
-        static const char *const codes[] = {"b", "rb", "f", "d", "t", "tq", "r", "rs"};
-        for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-                if (strlen(codes[i]) == n && memcmp(codes[i], s, n) == 0)
-                        return true;
-        }
-        for (size_t i = 0; i < p->ntypes; i++) {
-                if (strlen(p->types[i]) == n && memcmp(p->types[i], s, n) == 0)
-                        return true;
-        }
-        return false;
 }
 
 /* Is this line (no terminator), read on its own, a whole record of the

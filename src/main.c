@@ -46,35 +46,108 @@ static void on_stop_signal(int sig)
                 stop_requested = stop_requested + 1;
 }
 
-static const char usage_text[] =
-    "usage: pmtatail [-c FILE] COMMAND [OPTIONS]\n"
-    "\n"
-    "commands:\n"
-    "  replay --dry-run [OPTIONS] FILE...   parse accounting files and print their\n"
-    "                                       events as NDJSON on stdout\n"
-    "      --host NAME        host name put in events (default: this machine's)\n"
-    "      --records LIST     record types to forward (default b,rb,f)\n"
-    "      --columns LIST     column names for files without a header line\n"
-    "      --record-max BYTES longest record accepted (default 1048576)\n"
-    "      --no-message       leave the raw record out of the events\n"
-    "      --keep-rejects     print refused records as events with \"parseError\"\n"
-    "      --rate N           deliver at most N events per second (default [output]\n"
-    "                         max_rate)\n"
-    "  report [--json] PATH...              summarise accounting files: time range,\n"
-    "                                       types, bounces per bounceCat, top domains\n"
-    "                                       by hard bounces, unclassified texts\n"
-    "  import-sincedb [--dry-run] FILE      seed the offsets from a Logstash file-input\n"
-    "                                       sincedb (take over from Logstash)\n"
-    "  reload                               make the running daemon re-read the\n"
-    "                                       configuration; wait until it runs on it\n"
-    "\n"
-    "options:\n"
-    "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
-    "  -h, --help             show this help\n"
-    "  -V, --version          show the version\n"
-    "\n"
-    "exit status: 0 success, 1 failure or rejected records, 2 usage error,\n"
-    "             78 configuration error (run, reload)\n";
+/* Every command, in the order --help lists them: its synopsis, one line
+ * saying what it does, and its options. The man page, README's command
+ * table and the bash completion list the same commands (tests/py/test_cli.py
+ * holds them to it). */
+struct command_help {
+        const char *name;
+        const char *synopsis; /* after "pmtatail [-c FILE] " */
+        const char *summary;  /* one line */
+        const char *options;  /* "" when none */
+};
+
+static const struct command_help commands[] = {
+    {"run", "run", "the daemon: follow the live files and deliver",
+     "  Follows every [source] and delivers to the [output] until SIGTERM or SIGINT\n"
+     "  (what is in flight is delivered, the offsets committed); SIGHUP re-reads the\n"
+     "  configuration. Exit 78 when the configuration cannot run.\n"},
+    {"replay", "replay [OPTIONS] PATH...", "deliver archived files (--dry-run: print)",
+     "  --dry-run          print the events as NDJSON on stdout instead of sending\n"
+     "  --since TIME       only records with timeLogged (else timeQueued) >= TIME\n"
+     "  --until TIME       only records with timeLogged (else timeQueued) < TIME\n"
+     "                     (TIME: epoch seconds or YYYY-MM-DD HH:MM:SS+hhmm)\n"
+     "  --from-start       ignore what an earlier replay of the same files recorded\n"
+     "  --rate N           deliver at most N events per second (default [output]\n"
+     "                     max_rate)\n"
+     "  --host NAME        host name put in events (default: this machine's)\n"
+     "  --records LIST     record types to forward (default: the sources', else\n"
+     "                     b,rb,f)\n"
+     "  --columns LIST     column names for files without a header line\n"
+     "  --record-max BYTES longest record accepted (default 1048576)\n"
+     "  --no-message       leave the raw record out of the events\n"
+     "  --keep-rejects     print refused records as events with \"parseError\"\n"},
+    {"status", "status [--json] [--max-behind S]", "health and progress (exit 0 ok .. 3 unknown)",
+     "  --json             the same as one JSON object (verdict, exit, summary)\n"
+     "  --max-behind S     records waiting S seconds with nothing delivered are\n"
+     "                     critical (default 600)\n"
+     "  The first line is a verdict a monitoring check can show as is\n"
+     "  (PMTATAIL OK|WARNING|CRITICAL|UNKNOWN - ...). Exit status as monitoring\n"
+     "  plugins expect: 0 ok, 1 warning (dead letters waiting), 2 critical\n"
+     "  (behind longer than --max-behind, files blocked, the endpoint or the\n"
+     "  credentials refused), 3 unknown (the daemon not running, offsets\n"
+     "  unreadable).\n"},
+    {"check-config", "check-config", "validate, cross-check PowerMTA's config",
+     "  Prints the resolved configuration (secrets masked), checks every path, reads\n"
+     "  PowerMTA's configuration ([pmta] config) and names each problem with its file\n"
+     "  and line. Exit 1 when there is a problem.\n"},
+    {"report", "report [--json] PATH...", "what is in accounting files (types, bounces)",
+     "  --json             one JSON object instead of text\n"},
+    {"reload", "reload", "make the daemon re-read its configuration",
+     "  A bad configuration is refused (exit 78) and the daemon goes on. Exit 1 when\n"
+     "  no daemon runs or it did not come back within 60 s.\n"},
+    {"dead-letter", "dead-letter list|resend", "show or send again the events refused",
+     "  list               time, status, eventId, recipient, start of the answer\n"
+     "  resend             send them again: accepted ones leave the file\n"},
+    {"import-sincedb", "import-sincedb [--dry-run] FILE", "take the offsets over from Logstash",
+     "  --dry-run          say what would be imported, write nothing\n"},
+    {"pmta-config", "pmta-config", "print the <acct-file> blocks for PowerMTA",
+     "  One block per [source], with the record-fields Oempro reads, move-to its\n"
+     "  archive_dir and world-readable yes.\n"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct command_help *find_command(const char *name)
+{
+        for (size_t i = 0; i < N_COMMANDS; i++)
+                if (strcmp(commands[i].name, name) == 0)
+                        return &commands[i];
+        return NULL;
+}
+
+static void print_usage(FILE *out)
+{
+        fputs("usage: pmtatail [-c FILE] COMMAND [OPTIONS]\n\ncommands:\n", out);
+        for (size_t i = 0; i < N_COMMANDS; i++)
+                fprintf(out, "  %-32s %s\n", commands[i].synopsis, commands[i].summary);
+        fputs("\n'pmtatail COMMAND --help' shows a command's options.\n"
+              "\n"
+              "options:\n"
+              "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
+              "  -h, --help             show this help\n"
+              "  -V, --version          show the version\n"
+              "\n"
+              "exit status: 0 success, 1 failure or rejected records, 2 usage error,\n"
+              "             78 configuration error (run, reload); status: 0 to 3 (see\n"
+              "             'pmtatail status --help')\n",
+              out);
+}
+
+static void print_command_help(const struct command_help *c, FILE *out)
+{
+        fprintf(out, "usage: pmtatail [-c FILE] %s\n\n%s\n", c->synopsis, c->summary);
+        if (c->options[0])
+                fprintf(out, "\n%s", c->options);
+}
+
+/* Does the command's argument list ask for its help (before any "--")? */
+static bool wants_help(int argc, char **argv)
+{
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+                        return true;
+        return false;
+}
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -233,7 +306,7 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
                         o.keep_rejects = true;
                         break;
                 case 'h':
-                        fputs(usage_text, stdout);
+                        print_command_help(find_command("replay"), stdout);
                         return EXIT_OK;
                 default:
                         return usage_error("%s", "replay: bad option");
@@ -289,7 +362,7 @@ static int cmd_report(int argc, char **argv, const struct config *cfg, const str
                         json = true;
                         break;
                 case 'h':
-                        fputs(usage_text, stdout);
+                        print_command_help(find_command("report"), stdout);
                         return EXIT_OK;
                 default:
                         return usage_error("%s", "report: bad option");
@@ -301,6 +374,33 @@ static int cmd_report(int argc, char **argv, const struct config *cfg, const str
                               (size_t)(argc - optind), stdout, lg) == 0
                    ? EXIT_OK
                    : EXIT_FAIL;
+}
+
+/* status [--json] [--max-behind SECONDS] */
+static int parse_status_args(int argc, char **argv, struct status_opts *o)
+{
+        static const struct option longopts[] = {
+            {"json", no_argument, NULL, 'j'},
+            {"max-behind", required_argument, NULL, 'b'},
+            {NULL, 0, NULL, 0},
+        };
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+                if (c == 'j') {
+                        o->json = true;
+                } else if (c == 'b') {
+                        char *end;
+                        errno = 0;
+                        long v = strtol(optarg, &end, 10);
+                        if (errno || end == optarg || *end || v < 1 || v > 86400 * 365)
+                                return -1;
+                        o->max_behind_s = v;
+                } else {
+                        return -1;
+                }
+        }
+        return optind == argc ? 0 : -1;
 }
 
 static int cmd_run(int argc, const struct config *cfg, const char *config_path,
@@ -422,7 +522,7 @@ int main(int argc, char **argv)
                         config_path_given = true;
                         break;
                 case 'h':
-                        fputs(usage_text, stdout);
+                        print_usage(stdout);
                         return EXIT_OK;
                 case 'V':
                         printf("pmtatail %s\n", PMTATAIL_VERSION);
@@ -437,22 +537,28 @@ int main(int argc, char **argv)
         int sub_argc = argc - optind;
         char **sub_argv = argv + optind;
         if (strcmp(cmd, "help") == 0) {
-                fputs(usage_text, stdout);
+                /* "help COMMAND": that command's; "help": all */
+                const struct command_help *h = sub_argc > 1 ? find_command(sub_argv[1]) : NULL;
+                if (sub_argc > 1 && !h)
+                        return usage_error("unknown command \"%s\"", sub_argv[1]);
+                if (h)
+                        print_command_help(h, stdout);
+                else
+                        print_usage(stdout);
                 return EXIT_OK;
         }
-        static const char *const commands[] = {
-            "replay",      "run",    "dead-letter",    "status", "check-config",
-            "pmta-config", "report", "import-sincedb", "reload"};
-        bool known = false;
-        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-                known |= strcmp(cmd, commands[i]) == 0;
-        if (!known)
+        const struct command_help *help = find_command(cmd);
+        if (!help)
                 return usage_error("unknown command \"%s\"", cmd);
-        bool as_json = false;
+        if (wants_help(sub_argc, sub_argv)) {
+                print_command_help(help, stdout);
+                return EXIT_OK;
+        }
+        struct status_opts sopts = {.max_behind_s = STATUS_MAX_BEHIND_DEFAULT};
         if (strcmp(cmd, "status") == 0) {
-                if (sub_argc > 2 || (sub_argc == 2 && strcmp(sub_argv[1], "--json") != 0))
-                        return usage_error("%s", "usage: pmtatail status [--json]");
-                as_json = sub_argc == 2;
+                if (parse_status_args(sub_argc, sub_argv, &sopts) < 0)
+                        return usage_error("%s",
+                                           "usage: pmtatail status [--json] [--max-behind S]");
         } else if ((strcmp(cmd, "check-config") == 0 || strcmp(cmd, "pmta-config") == 0 ||
                     strcmp(cmd, "reload") == 0) &&
                    sub_argc != 1) {
@@ -495,7 +601,7 @@ int main(int argc, char **argv)
                  * (90 s by default): give up before it does. */
                 rc = (int)reload_command(cfg, 60, stderr);
         } else if (strcmp(cmd, "status") == 0) {
-                rc = admin_status(cfg, as_json, stdout);
+                rc = admin_status(cfg, &sopts, stdout);
         } else if (strcmp(cmd, "pmta-config") == 0) {
                 admin_pmta_config(cfg, stdout);
                 rc = EXIT_OK;

@@ -21,9 +21,11 @@ The rules, in brief (what each fixture exercises: tests/fixtures/make_fixtures.p
     second `"` is kept literally *together with that quote*, and the field
     stays quoted (libcsv's non-strict behaviour).
   * A row whose first cell is `type` (BOM-prefixed allowed at offset 0) is a
-    header and (re)defines the columns. Other rows: type not in {b, rb, f} ->
-    filtered silently; else no header yet -> rejected; else cell count !=
-    header -> rejected; else an event.
+    header and (re)defines the columns. Other rows: a type none of the known
+    ones (below) with no header yet or a cell count != header -> rejected (no
+    record at all); else type not in {b, rb, f} -> filtered silently; else
+    no header yet -> rejected; else cell count != header -> rejected; else an
+    event.
   * A last record without terminator is a record. A quote still open at EOF
     rejects that record; parsing resumes after the first line terminator
     inside it, so the lines it swallowed are recovered.
@@ -328,8 +330,13 @@ def parse(data):
             continue
         if _is_header(cells, pos):
             columns = [b"type"] + cells[1:]  # drop a BOM from the first name
+        elif cells[0] not in FORWARDED_TYPES and cells[0] not in KNOWN_TYPES and (
+                columns is None or len(cells) != len(columns)):
+            # no record type and cells that do not fit: no record at all
+            # (half of one broken across lines), rejected
+            yield ("reject", lines.line(pos), NO_HEADER if columns is None else CELL_COUNT)
         elif cells[0] not in FORWARDED_TYPES:
-            pass  # filtered: checked before the header and the cell count
+            pass  # a known type not forwarded: filtered before the header and cell count
         elif columns is None:
             yield ("reject", lines.line(pos), NO_HEADER)
         elif len(cells) != len(columns):

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A backlog not moving for this long while records wait is a stall. */
-#define STALL_S 300
 /* Without figures from the daemon, a record is taken to be this long. */
 #define RECORD_BYTES_GUESS 300
 
@@ -107,8 +106,78 @@ static void source_from_state(struct state *st, const struct config_source *cs,
         }
 }
 
-int admin_status(const struct config *cfg, bool as_json, FILE *out)
+/* The monitoring-plugin verdicts, worst last; the value is the exit
+ * status Nagios, Icinga and their kin expect. */
+enum verdict { V_OK = 0, V_WARNING = 1, V_CRITICAL = 2, V_UNKNOWN = 3 };
+
+static const char *const verdict_names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+
+#define MAX_REASONS 8
+
+/* What is wrong, each with how bad it is; the worst decides the verdict
+ * and comes first in the summary. */
+struct findings {
+        enum verdict verdict;
+        size_t n;
+        enum verdict level[MAX_REASONS];
+        char text[MAX_REASONS][512];
+};
+
+__attribute__((format(printf, 3, 4))) static void finding(struct findings *f, enum verdict v,
+                                                          const char *fmt, ...)
 {
+        if (v > f->verdict)
+                f->verdict = v;
+        if (f->n == MAX_REASONS)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(f->text[f->n], sizeof f->text[f->n], fmt, ap);
+        va_end(ap);
+        f->level[f->n++] = v;
+}
+
+/* The first reason of the verdict's level, NULL when all is well. */
+static const char *worst_reason(const struct findings *f)
+{
+        for (size_t i = 0; i < f->n; i++)
+                if (f->level[i] == f->verdict)
+                        return f->text[i];
+        return NULL;
+}
+
+/* "PMTATAIL CRITICAL - reason; reason | perfdata": the reasons worst first
+ * (in the order found within a level), or a short account when all is well. */
+static void summary_line(const struct findings *f, bool running, uint64_t behind, size_t dead,
+                         int64_t last_delivery, time_t now, char *buf, size_t len)
+{
+        size_t used = (size_t)snprintf(buf, len, "PMTATAIL %s - ", verdict_names[f->verdict]);
+        bool first = true;
+        for (int v = V_UNKNOWN; v > V_OK; v--)
+                for (size_t i = 0; i < f->n && used < len; i++)
+                        if (f->level[i] == (enum verdict)v) {
+                                used += (size_t)snprintf(buf + used, len - used, "%s%s",
+                                                         first ? "" : "; ", f->text[i]);
+                                first = false;
+                        }
+        if (first && used < len) {
+                used += (size_t)snprintf(buf + used, len - used, "%s, %llu bytes behind",
+                                         running ? "running" : "not running",
+                                         (unsigned long long)behind);
+                if (last_delivery && used < len)
+                        used +=
+                            (size_t)snprintf(buf + used, len - used, ", last delivery %llds ago",
+                                             (long long)(now - last_delivery));
+        }
+        /* performance data, after '|', for the plugins that graph it */
+        if (used < len)
+                snprintf(buf + used, len - used, " | bytes_behind=%lluB dead_letters=%zu",
+                         (unsigned long long)behind, dead);
+}
+
+int admin_status(const struct config *cfg, const struct status_opts *opts, FILE *out)
+{
+        bool as_json = opts->json;
         struct state *st = NULL;
         struct state_error serr;
         bool state_ok = state_open(&st, cfg->state_dir, STATE_OPEN_READONLY, &serr) == 0;
@@ -121,10 +190,12 @@ int admin_status(const struct config *cfg, bool as_json, FILE *out)
         time_t now = time(NULL);
 
         int64_t last_delivery = ds ? jint(ds, "last_delivery") : 0;
-        int64_t updated = ds ? jint(ds, "updated") : 0;
-        bool credentials =
-            ds && running && json_is_true(json_object_get(ds, "credentials_refused"));
-        bool retrying = ds && running && json_is_true(json_object_get(ds, "retrying"));
+        /* what a running daemon says of its output; a dead one's last
+         * words are history */
+        json_t *live = ds && running ? ds : NULL;
+        bool credentials = live && json_is_true(json_object_get(live, "credentials_refused"));
+        bool refusing = live && json_is_true(json_object_get(live, "endpoint_refusing"));
+        bool retrying = live && json_is_true(json_object_get(live, "retrying"));
         /* average record size from the daemon's counters, for the estimate */
         double rec_bytes = RECORD_BYTES_GUESS;
 
@@ -132,7 +203,7 @@ int admin_status(const struct config *cfg, bool as_json, FILE *out)
         json_t *jsrc = json_array();
         uint64_t total_behind = 0;
         struct src_status ss[CONFIG_MAX_SOURCES];
-        json_t *dsrc = ds && running ? json_object_get(ds, "sources") : NULL;
+        json_t *dsrc = live ? json_object_get(live, "sources") : NULL;
         for (size_t i = 0; i < cfg->n_sources; i++) {
                 source_from_state(state_ok ? st : NULL, &cfg->sources[i], &ss[i]);
                 /* a running daemon's own view is fresher than the offsets it
@@ -156,42 +227,81 @@ int admin_status(const struct config *cfg, bool as_json, FILE *out)
                 }
                 total_behind += ss[i].behind;
         }
-        /* Unhealthy: offsets unreadable, credentials refused, or a backlog
-         * that does not move (daemon gone, or nothing delivered lately). */
-        const char *problem = NULL;
-        char blocked[512] = "";
-        for (size_t i = 0; i < cfg->n_sources && !blocked[0]; i++) {
-                if (ss[i].error[0])
-                        snprintf(blocked, sizeof blocked, "source %s: %s", ss[i].name, ss[i].error);
-                else if (ss[i].blocked)
-                        snprintf(blocked, sizeof blocked, "blocked: %s (%zu file%s of source %s)",
-                                 ss[i].blocked_reason, ss[i].blocked, ss[i].blocked > 1 ? "s" : "",
-                                 ss[i].name);
+        /* How long the records behind have waited with nothing delivered:
+         * from when the backlog appeared or the last delivery, whichever is
+         * later (a daemon without behind_since: from its start). A backlog
+         * that arrived a second ago after a quiet hour has not waited. */
+        int64_t waited = 0;
+        if (live && total_behind > 0) {
+                int64_t since = jint(live, "behind_since");
+                if (!json_object_get(live, "behind_since"))
+                        since = jint(live, "started");
+                if (last_delivery > since)
+                        since = last_delivery;
+                waited = since > 0 && now > since ? (int64_t)(now - since) : 0;
         }
+
+        struct findings f = {0};
         if (!state_ok)
-                problem = "offsets unreadable";
-        else if (credentials)
-                problem = "credentials refused by the backend";
-        else if (blocked[0])
-                problem = blocked;
-        else if (total_behind > 0 && !running)
-                problem = "records waiting and the daemon is not running";
-        else if (total_behind > 0 && running && last_delivery && now - last_delivery > STALL_S &&
-                 now - updated < STALL_S)
-                problem = "records waiting and nothing delivered for over 5 minutes";
+                finding(&f, V_UNKNOWN, "offsets unreadable: %s", serr.msg);
+        if (!running) {
+                if (total_behind > 0)
+                        finding(&f, V_UNKNOWN, "daemon not running, %llu bytes waiting",
+                                (unsigned long long)total_behind);
+                else
+                        finding(&f, V_UNKNOWN, "daemon not running");
+        }
+        if (credentials)
+                finding(&f, V_CRITICAL, "credentials refused by the backend");
+        if (refusing)
+                finding(&f, V_CRITICAL, "the endpoint refuses every request (HTTP %lld)",
+                        (long long)jint(live, "endpoint_status"));
+        for (size_t i = 0; i < cfg->n_sources; i++) {
+                if (ss[i].error[0])
+                        finding(&f, V_CRITICAL, "source %s: %s", ss[i].name, ss[i].error);
+                else if (ss[i].blocked)
+                        finding(&f, V_CRITICAL, "blocked: %s (%zu file%s of source %s)",
+                                ss[i].blocked_reason, ss[i].blocked, ss[i].blocked > 1 ? "s" : "",
+                                ss[i].name);
+        }
+        if (waited > opts->max_behind_s)
+                finding(&f, V_CRITICAL,
+                        "behind: records waiting and nothing delivered for %lld min "
+                        "(over %lld)",
+                        (long long)(waited / 60), (long long)(opts->max_behind_s / 60));
+        if (dead)
+                finding(&f, V_WARNING, "%zu dead letter%s waiting (pmtatail dead-letter list)",
+                        dead, dead == 1 ? "" : "s");
+        char summary[2048];
+        summary_line(&f, running, total_behind, dead, last_delivery, now, summary, sizeof summary);
 
         if (as_json) {
-                json_object_set_new(jo, "healthy", json_boolean(problem == NULL));
-                json_object_set_new(jo, "problem", problem ? json_string(problem) : json_null());
+                json_object_set_new(jo, "verdict", json_string(verdict_names[f.verdict]));
+                json_object_set_new(jo, "exit", json_integer(f.verdict));
+                json_object_set_new(jo, "summary", json_string(summary));
+                json_t *jprob = json_array();
+                for (size_t i = 0; i < f.n; i++) {
+                        json_t *p = json_object();
+                        json_object_set_new(p, "level", json_string(verdict_names[f.level[i]]));
+                        json_object_set_new(p, "text", json_string(f.text[i]));
+                        json_array_append_new(jprob, p);
+                }
+                json_object_set_new(jo, "problems", jprob);
+                /* healthy: nothing above a warning */
+                json_object_set_new(jo, "healthy", json_boolean(f.verdict <= V_WARNING));
+                const char *worst = worst_reason(&f);
+                json_object_set_new(jo, "problem", worst ? json_string(worst) : json_null());
                 json_object_set_new(jo, "running", json_boolean(running));
                 json_object_set_new(jo, "state_dir", json_string(cfg->state_dir));
                 if (!state_ok)
                         json_object_set_new(jo, "state_error", json_string(serr.msg));
                 json_object_set_new(jo, "last_delivery", json_integer(last_delivery));
+                json_object_set_new(jo, "behind_seconds", json_integer(waited));
                 json_object_set_new(jo, "retrying", json_boolean(retrying));
                 json_object_set_new(jo, "credentials_refused", json_boolean(credentials));
+                json_object_set_new(jo, "endpoint_refusing", json_boolean(refusing));
                 json_object_set_new(jo, "last_error",
-                                    json_string(ds && running ? jstr(ds, "last_error") : ""));
+                                    json_string(live ? jstr(live, "last_error") : ""));
                 json_object_set_new(jo, "dead_letters", json_integer((json_int_t)dead));
                 for (size_t i = 0; i < cfg->n_sources; i++) {
                         json_t *j = json_object();
@@ -221,6 +331,7 @@ int admin_status(const struct config *cfg, bool as_json, FILE *out)
                 fprintf(out, "%s\n", text ? text : "{}");
                 free(text);
         } else {
+                fprintf(out, "%s\n", summary);
                 fprintf(out, "daemon: %s\n", running ? "running" : "not running");
                 if (!state_ok)
                         fprintf(out, "offsets: %s\n", serr.msg);
@@ -250,20 +361,27 @@ int admin_status(const struct config *cfg, bool as_json, FILE *out)
                 } else {
                         fprintf(out, "last delivery: none recorded\n");
                 }
-                if (running && retrying)
-                        fprintf(out, "retrying: %s\n", jstr(ds, "last_error"));
-                else if (running && jstr(ds, "last_error")[0])
-                        fprintf(out, "last error: %s\n", jstr(ds, "last_error"));
+                if (refusing)
+                        fprintf(out, "endpoint: refusing every request (HTTP %lld)\n",
+                                (long long)jint(live, "endpoint_status"));
+                if (retrying)
+                        fprintf(out, "retrying: %s\n", jstr(live, "last_error"));
+                else if (live && jstr(live, "last_error")[0])
+                        fprintf(out, "last error: %s\n", jstr(live, "last_error"));
                 fprintf(out, "dead letters: %zu\n", dead);
-                fprintf(out, "health: %s%s\n", problem ? "UNHEALTHY: " : "ok",
-                        problem ? problem : "");
+                /* the last line as it always was: "ok", or the worst reason */
+                const char *worst = worst_reason(&f);
+                if (worst)
+                        fprintf(out, "health: %s: %s\n", verdict_names[f.verdict], worst);
+                else
+                        fprintf(out, "health: ok\n");
         }
         if (!as_json)
                 json_decref(jsrc); /* only the JSON output took it */
         json_decref(jo);
         json_decref(ds);
         state_close(st);
-        return problem ? 1 : 0;
+        return (int)f.verdict;
 }
 
 /* Can this process read a directory's entries and the files in it? */
@@ -396,7 +514,10 @@ static const char *record_fields(const char *code)
 void admin_pmta_config(const struct config *cfg, FILE *out)
 {
         fprintf(out, "# PowerMTA accounting files for pmtatail, generated from its own "
-                     "configuration\n# (pmtatail pmta-config). Paste into /etc/pmta/config.\n");
+                     "configuration\n# (pmtatail pmta-config). Paste into /etc/pmta/config.\n"
+                     "# PowerMTA applies delete-after only when move-to is not set: the move-to\n"
+                     "# directories are cleaned by systemd-tmpfiles (an age rule, e.g.\n"
+                     "# /usr/share/doc/pmtatail/pmtatail-archives.tmpfiles.conf).\n");
         for (size_t i = 0; i < cfg->n_sources; i++) {
                 const struct config_source *s = &cfg->sources[i];
                 bool fbl = s->n_records == 1 && strcmp(s->records[0], "f") == 0;
@@ -416,6 +537,8 @@ void admin_pmta_config(const struct config *cfg, FILE *out)
                                 "    # no archive_dir in [source %s]: set one and add "
                                 "move-to\n",
                                 s->name);
-                fprintf(out, "    delete-after 8d\n    world-readable yes\n</acct-file>\n");
+                /* no delete-after: PowerMTA ignores it beside move-to; the
+                 * archives are cleaned by systemd-tmpfiles */
+                fprintf(out, "    world-readable yes\n</acct-file>\n");
         }
 }

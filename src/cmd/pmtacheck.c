@@ -64,6 +64,18 @@ static char *trim(char *s)
         return s;
 }
 
+/* PowerMTA allows a value in double quotes (a path with blanks): the
+ * value is what is inside them. */
+static char *unquote(char *v)
+{
+        size_t n = strlen(v);
+        if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+                v[n - 1] = '\0';
+                return v + 1;
+        }
+        return v;
+}
+
 static bool truthy(const char *v)
 {
         return strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
@@ -150,10 +162,41 @@ static void on_record_fields(struct parser *p, char *v)
         f->at = (struct pmta_where){p->file, p->line};
 }
 
+/* A directive that changes what Oempro receives, in the scope it was
+ * written in; true when it was one. */
+static bool on_effect(struct parser *p, struct pmta_effects *fx, const char *name, const char *v)
+{
+        struct pmta_where here = {p->file, p->line};
+        if (strcasecmp(name, "privacy-policy") == 0) {
+                set_str(p, &fx->privacy_policy, v);
+                fx->privacy_policy_at = here;
+        } else if (strcasecmp(name, "queue-filter") == 0) {
+                set_str(p, &fx->queue_filter, v);
+                fx->queue_filter_at = here;
+        } else if (strcasecmp(name, "map-header-to-field") == 0) {
+                if (fx->n_map == PMTACHECK_MAX_MAPS) {
+                        note(p->pc,
+                             "%s:%d: more than %d map-header-to-field lines: this one not read",
+                             p->file, p->line, PMTACHECK_MAX_MAPS);
+                        return true;
+                }
+                fx->map[fx->n_map] = NULL;
+                set_str(p, &fx->map[fx->n_map], v);
+                if (fx->map[fx->n_map])
+                        fx->map_at[fx->n_map++] = here;
+        } else {
+                return false;
+        }
+        return true;
+}
+
 static void on_acct_directive(struct parser *p, const char *name, char *v)
 {
         struct pmta_acct *a = p->acct;
-        if (strcasecmp(name, "records") == 0) {
+        v = unquote(v);
+        if (on_effect(p, &a->effects, name, v)) {
+                return;
+        } else if (strcasecmp(name, "records") == 0) {
                 on_records(p, v);
         } else if (strcasecmp(name, "record-fields") == 0) {
                 on_record_fields(p, v);
@@ -162,8 +205,10 @@ static void on_acct_directive(struct parser *p, const char *name, char *v)
                 a->move_to_at = (struct pmta_where){p->file, p->line};
         } else if (strcasecmp(name, "move-interval") == 0) {
                 set_str(p, &a->move_interval, v);
+                a->move_interval_at = (struct pmta_where){p->file, p->line};
         } else if (strcasecmp(name, "delete-after") == 0) {
                 set_str(p, &a->delete_after, v);
+                a->delete_after_at = (struct pmta_where){p->file, p->line};
         } else if (strcasecmp(name, "world-readable") == 0) {
                 a->world_readable = truthy(v);
                 a->world_readable_at = (struct pmta_where){p->file, p->line};
@@ -243,7 +288,9 @@ static void on_line(struct parser *p, char *s, int depth)
                         struct pmta_acct *a = &p->pc->acct[p->pc->n_acct++];
                         memset(a, 0, sizeof *a);
                         a->at = (struct pmta_where){p->file, p->line};
-                        set_str(p, &a->path, args);
+                        /* <acct-file "/var/log/pmta/bounces.csv">, as
+                         * PowerMTA allows */
+                        set_str(p, &a->path, unquote(args));
                         if (!a->path) {
                                 p->pc->n_acct--;
                                 p->other_depth++;
@@ -263,7 +310,9 @@ static void on_line(struct parser *p, char *s, int depth)
         if (p->acct)
                 on_acct_directive(p, name, v);
         else if (strcasecmp(name, "include") == 0)
-                on_include(p, v, depth);
+                on_include(p, unquote(v), depth);
+        else if (p->other_depth == 0)
+                on_effect(p, &p->pc->global, name, unquote(v));
 }
 
 static int load_file(struct pmta_conf *pc, const char *path, int depth, const char *from,
@@ -369,6 +418,14 @@ int pmtacheck_load(const char *path, struct pmta_conf *pc)
         return load_file(pc, path, 0, NULL, 0);
 }
 
+static void effects_free(struct pmta_effects *fx)
+{
+        free(fx->privacy_policy);
+        free(fx->queue_filter);
+        for (size_t k = 0; k < fx->n_map; k++)
+                free(fx->map[k]);
+}
+
 void pmtacheck_free(struct pmta_conf *pc)
 {
         for (size_t i = 0; i < pc->n_files; i++)
@@ -381,7 +438,9 @@ void pmtacheck_free(struct pmta_conf *pc)
                 free(a->delete_after);
                 for (size_t k = 0; k < a->n_fields; k++)
                         free(a->fields[k].list);
+                effects_free(&a->effects);
         }
+        effects_free(&pc->global);
         for (size_t i = 0; i < pc->n_notes; i++)
                 free(pc->notes[i]);
         memset(pc, 0, sizeof *pc);
@@ -436,17 +495,34 @@ static bool source_wants(const struct config_source *s, const char *code)
         return false;
 }
 
+/* Does a record-fields list, in PowerMTA's syntax, log the field? `*` is
+ * every default field of the type, which covers Octeth's fields but
+ * header_X-FBLId (a header of our messages, never a default); `!field`
+ * leaves one out whatever else says; header_NAME names a header, whose
+ * name has no case; `header_*` is every header. */
 static bool list_has(const char *list, const char *field, size_t len)
 {
+        static const char hdr[] = "header_";
+        bool is_header = len > sizeof hdr - 1 && strncasecmp(field, hdr, sizeof hdr - 1) == 0;
+        bool is_default = !(len == 14 && strncasecmp(field, "header_X-FBLId", 14) == 0);
+        bool named = false, excluded = false;
         const char *p = list;
         while (*p) {
                 p += strspn(p, ", \t");
                 size_t n = strcspn(p, ", \t");
-                if (n == len && strncasecmp(p, field, len) == 0)
-                        return true;
+                bool bang = n > 1 && *p == '!';
+                const char *t = bang ? p + 1 : p;
+                size_t tn = bang ? n - 1 : n;
+                bool match = tn == len && strncasecmp(t, field, len) == 0;
+                if (bang)
+                        excluded |= match;
+                else
+                        named |=
+                            match || (tn == 1 && *t == '*' && is_default) ||
+                            (is_header && tn == sizeof hdr && strncasecmp(t, "header_*", tn) == 0);
                 p += n;
         }
-        return false;
+        return named && !excluded;
 }
 
 /* Octeth's fields for type missing from list, header_X-FBLId first, into
@@ -525,6 +601,65 @@ static const char *where_str(char *buf, size_t len, struct pmta_where w)
 {
         snprintf(buf, len, "%s:%d", w.file, w.line);
         return buf;
+}
+
+/* Does a map-header-to-field value write over a field Oempro matches
+ * records by? Its words are the header and the field, in either order: any
+ * of them naming rcpt or orig is enough. Returns that field, or NULL. */
+static const char *map_overwrites(const char *v)
+{
+        static const char *const keys[] = {"rcpt", "orig"};
+        for (const char *p = v; *p;) {
+                p += strspn(p, ", \t");
+                size_t n = strcspn(p, ", \t");
+                for (size_t k = 0; k < 2; k++)
+                        if (n == strlen(keys[k]) && strncasecmp(p, keys[k], n) == 0)
+                                return keys[k];
+                p += n;
+        }
+        return NULL;
+}
+
+/* privacy-policy, queue-filter and map-header-to-field of one scope (the
+ * block's own, or the configuration's top level) against block a, whose
+ * records src forwards: each one named with its line and what it means for
+ * Oempro. */
+static void effect_problems(const struct pmta_effects *fx, const struct pmta_acct *a,
+                            const char *src, FILE *out, size_t *problems, bool *bad)
+{
+        const char *scope = fx == &a->effects ? "" : " (for every accounting file)";
+        if (fx->privacy_policy && strcasecmp(fx->privacy_policy, "none") != 0 &&
+            strcasecmp(fx->privacy_policy, "off") != 0 &&
+            strcasecmp(fx->privacy_policy, "no") != 0) {
+                fprintf(out,
+                        "  problem: %s:%d: privacy-policy %s%s: <acct-file %s> holds recipients "
+                        "with their local part redacted or hashed, which Oempro cannot match to "
+                        "its subscribers, for %s\n",
+                        fx->privacy_policy_at.file, fx->privacy_policy_at.line, fx->privacy_policy,
+                        scope, a->path, src);
+                ++*problems, *bad = true;
+        }
+        if (fx->queue_filter) {
+                fprintf(out,
+                        "  problem: %s:%d: queue-filter %s%s: <acct-file %s> leaves out the "
+                        "records of the queues it filters, bounces Oempro then never receives, "
+                        "for %s\n",
+                        fx->queue_filter_at.file, fx->queue_filter_at.line, fx->queue_filter, scope,
+                        a->path, src);
+                ++*problems, *bad = true;
+        }
+        for (size_t k = 0; k < fx->n_map; k++) {
+                const char *field = map_overwrites(fx->map[k]);
+                if (!field)
+                        continue;
+                fprintf(out,
+                        "  problem: %s:%d: map-header-to-field %s%s: <acct-file %s> writes a "
+                        "header's value over %s, so Oempro gets that instead of the address, for "
+                        "%s\n",
+                        fx->map_at[k].file, fx->map_at[k].line, fx->map[k], scope, a->path, field,
+                        src);
+                ++*problems, *bad = true;
+        }
 }
 
 size_t pmtacheck_compare(const struct pmta_conf *pc, const struct config *cfg, const char *cfg_path,
@@ -614,6 +749,22 @@ size_t pmtacheck_compare(const struct pmta_conf *pc, const struct config *cfg, c
                                         "(Octeth's guide lists them), for %s",
                                         f->at.file, f->at.line, t, a->path, miss, src);
                 }
+                /* what PowerMTA does to the records before Oempro sees them */
+                effect_problems(&a->effects, a, src, out, &problems, &bad);
+                effect_problems(&pc->global, a, src, out, &problems, &bad);
+                /* rotation as written is not rotation as done */
+                if (a->move_interval && !a->move_to)
+                        PROBLEM("%s:%d: <acct-file %s> move-interval %s without move-to: PowerMTA "
+                                "ignores it and never moves the file aside, for %s",
+                                a->move_interval_at.file, a->move_interval_at.line, a->path,
+                                a->move_interval, src);
+                if (a->delete_after && a->move_to)
+                        PROBLEM("%s:%d: <acct-file %s> delete-after %s beside move-to: PowerMTA "
+                                "applies delete-after only when move-to is not set, so nothing in "
+                                "%s is ever deleted; let systemd-tmpfiles clean it instead (\"e %s "
+                                "- - - %s\", see pmtatail-archives.tmpfiles.conf), for %s",
+                                a->delete_after_at.file, a->delete_after_at.line, a->path,
+                                a->delete_after, a->move_to, a->move_to, a->delete_after, src);
                 /* will the daemon be able to open them? */
                 char why[PATH_MAX + 200];
                 if (user && !a->world_readable && !user_can_read(user, s->path, why, sizeof why)) {

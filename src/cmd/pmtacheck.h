@@ -37,6 +37,21 @@ struct pmta_fields {
         struct pmta_where at;
 };
 
+#define PMTACHECK_MAX_MAPS 8 /* map-header-to-field lines kept per scope */
+
+/* The directives that change what Oempro receives from a file: each value
+ * as written, with where it was. Inside an <acct-file>: that file's; at the
+ * top level of the configuration: every file's. */
+struct pmta_effects {
+        char *privacy_policy;
+        struct pmta_where privacy_policy_at;
+        char *queue_filter;
+        struct pmta_where queue_filter_at;
+        char *map[PMTACHECK_MAX_MAPS]; /* map-header-to-field values */
+        struct pmta_where map_at[PMTACHECK_MAX_MAPS];
+        size_t n_map;
+};
+
 struct pmta_acct {
         char *path; /* as written after <acct-file; "|prog" for a pipe */
         struct pmta_where at;
@@ -48,9 +63,12 @@ struct pmta_acct {
         char *move_to;
         struct pmta_where move_to_at;
         char *move_interval;
+        struct pmta_where move_interval_at;
         char *delete_after;
+        struct pmta_where delete_after_at;
         bool world_readable;
         struct pmta_where world_readable_at;
+        struct pmta_effects effects;
 };
 
 struct pmta_conf {
@@ -58,6 +76,7 @@ struct pmta_conf {
         size_t n_files;
         struct pmta_acct acct[PMTACHECK_MAX_BLOCKS];
         size_t n_acct;
+        struct pmta_effects global; /* outside every block */
         /* What could not be read or was skipped: full "FILE:LINE: what". */
         char *notes[PMTACHECK_MAX_NOTES];
         size_t n_notes, dropped_notes;
@@ -73,9 +92,15 @@ void pmtacheck_free(struct pmta_conf *pc);
 
 /* Compare every source of cfg (loaded from cfg_path) with pc: path and
  * archive_dir against <acct-file> and move-to, the forwarded records
- * against `records`, Octeth's fields against `record-fields`, and whether
- * `user` (NULL: no readability check) can read the files. One line per
- * mismatch on out, prefixed "  problem: ", naming both files and lines;
+ * against `records`, Octeth's fields against `record-fields` (PowerMTA's
+ * syntax: `*` all default fields, `!field` one left out, header_NAME by
+ * the header's name in any case, `header_*` every header), the directives
+ * that change what Oempro receives (privacy-policy, queue-filter,
+ * map-header-to-field over rcpt or orig), the rotation PowerMTA will not do
+ * as written (move-interval without move-to, delete-after beside move-to),
+ * and whether `user` (NULL: no readability check) can read the files. One
+ * line per mismatch on out, prefixed "  problem: ", naming both files and
+ * lines;
  * "  ok: " lines for what matches. Returns the number of mismatches. */
 size_t pmtacheck_compare(const struct pmta_conf *pc, const struct config *cfg, const char *cfg_path,
                          const char *user, FILE *out);

@@ -366,7 +366,8 @@ struct run {
         struct buf out; /* dry run: NDJSON waiting to be written */
         uint64_t rejects_logged;
         uint64_t header_gen;
-        long time_col;
+        long time_col, queued_col;
+        bool queued_said; /* the fallback to timeQueued has been logged */
         int err;
         /* progress display */
         uint64_t bytes_total, bytes_done;
@@ -485,11 +486,31 @@ static bool in_window(struct run *r, const struct pmta_record *rec)
         if (h->generation != r->header_gen) {
                 r->header_gen = h->generation;
                 r->time_col = pmta_header_column(h, "timeLogged");
+                r->queued_col = pmta_header_column(h, "timeQueued");
         }
         int64_t t;
-        if (r->time_col < 0 ||
-            event_parse_time(rec->cells[r->time_col].ptr, rec->cells[r->time_col].len, &t) < 0)
-                return false; /* no time to judge by: outside any window */
+        bool logged = r->time_col >= 0 && rec->cells[r->time_col].len > 0;
+        if (logged) {
+                if (event_parse_time(rec->cells[r->time_col].ptr, rec->cells[r->time_col].len, &t) <
+                    0)
+                        return false; /* a time that is no time: outside any window */
+        } else {
+                /* Files logged without timeLogged (port25-bouncehandler's
+                 * field set) carry timeQueued: the time the message was
+                 * queued, hours at most before the record, is the best there
+                 * is; without it every such record would fall outside every
+                 * window. */
+                if (r->queued_col < 0 || event_parse_time(rec->cells[r->queued_col].ptr,
+                                                          rec->cells[r->queued_col].len, &t) < 0)
+                        return false; /* no time to judge by: outside any window */
+                if (!r->queued_said) {
+                        log_info(r->o->log,
+                                 "records without timeLogged are placed in --since/--until by "
+                                 "timeQueued file=%s",
+                                 r->path);
+                        r->queued_said = true;
+                }
+        }
         return (!r->o->has_since || t >= r->o->since) && (!r->o->has_until || t < r->o->until);
 }
 

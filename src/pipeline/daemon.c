@@ -98,6 +98,10 @@ struct daemon {
         struct source_counts counts[CONFIG_MAX_SOURCES];
         struct classifier *classifier;
         time_t started, last_delivery;
+        /* When the bytes behind last went from none to some (0: none
+         * behind): `status` tells a backlog that has waited from one that
+         * just arrived after a quiet hour. */
+        time_t behind_since;
         bool report_dirty;
         int64_t last_report_ms;
         int64_t metrics_at_ms; /* next metrics write, 0: no metrics */
@@ -636,14 +640,22 @@ static void report(struct daemon *d)
 {
         struct tailer_source_info info[CONFIG_MAX_SOURCES];
         size_t n = tailer_nsources(d->tailer);
-        for (size_t i = 0; i < n; i++)
+        uint64_t behind = 0;
+        for (size_t i = 0; i < n; i++) {
                 tailer_source_info(d->tailer, i, &info[i]);
+                behind += info[i].bytes_behind;
+        }
+        if (!behind)
+                d->behind_since = 0;
+        else if (!d->behind_since)
+                d->behind_since = time(NULL);
         struct report r = {
             .pid = (long)getpid(),
             .started = d->started,
             .now = time(NULL),
             .stopping = d->stopping,
             .last_delivery = d->last_delivery,
+            .behind_since = d->behind_since,
             .nsrc = n,
             .src = info,
             .counts = d->counts,
@@ -667,9 +679,6 @@ static void report(struct daemon *d)
                 d->metrics_at_ms = now_ms() + (int64_t)d->cfg->metrics_interval_s * 1000;
         }
         /* systemd's view: one line of what we are doing */
-        uint64_t behind = 0;
-        for (size_t i = 0; i < n; i++)
-                behind += info[i].bytes_behind;
         char line[sizeof d->status_line];
         if (r.push.credentials)
                 snprintf(line, sizeof line, "STATUS=credentials refused by the backend");

@@ -46,6 +46,7 @@ int report_write_status(const char *state_dir, const struct report *r)
         json_object_set_new(o, "state", json_string(r->stopping ? "stopping" : "running"));
         json_object_set_new(o, "output", json_string(r->output));
         json_object_set_new(o, "last_delivery", json_integer((json_int_t)r->last_delivery));
+        json_object_set_new(o, "behind_since", json_integer((json_int_t)r->behind_since));
         json_object_set_new(o, "delivered", json_integer((json_int_t)r->push.delivered));
         json_object_set_new(o, "refused", json_integer((json_int_t)r->push.refused));
         json_object_set_new(o, "requests", json_integer((json_int_t)r->push.requests));

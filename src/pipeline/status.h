@@ -26,6 +26,7 @@ struct report {
         time_t started, now;
         bool stopping;
         time_t last_delivery; /* 0: none yet */
+        time_t behind_since;  /* since when bytes are behind, 0: none */
         size_t nsrc;
         const struct tailer_source_info *src;
         const struct source_counts *counts;

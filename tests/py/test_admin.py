@@ -24,6 +24,10 @@ pmta_sim.Sim, HTTP deliveries go to backend.Backend (in this process).
   status        `status` / `status --json`: running and caught up, stopped and
                 caught up, stopped with records waiting, backend answering 401
                 (credentials), the documented JSON keys, no secret shown
+  status-verdicts  the monitoring-plugin exit codes and first line, text and
+                --json alike: OK, dead letters (WARNING), behind longer than
+                --max-behind (CRITICAL, not before), not running (UNKNOWN),
+                the endpoint refusing and files blocked (CRITICAL)
   metrics       [metrics] textfile: the counters of a known run, Prometheus
                 text format, HELP/TYPE, atomic rewrites, HTTP answers, last
                 success time
@@ -248,7 +252,10 @@ class Env(Daemon):
         return self.command(*args, conf=conf, user=user, timeout=timeout)
 
     def status_json(self):
-        rc, out, err = self.cmd("status", "--json")
+        return self.status_json_args()
+
+    def status_json_args(self, *args):
+        rc, out, err = self.cmd("status", "--json", *args)
         try:
             obj = json.loads(out)
         except ValueError:
@@ -677,7 +684,8 @@ def status(e):
         info("status --json keys: %s; source keys: %s" % (
             ", ".join(obj), ", ".join(s)))
     rc, out, err = e.cmd("status")
-    check("status: running daemon, all delivered: exit 0", rc == 0, clip(out) + clip(err, 4))
+    check("status: running daemon, all delivered: exit 0, first line 'PMTATAIL OK - running'",
+          rc == 0 and out.startswith("PMTATAIL OK - running"), clip(out) + clip(err, 4))
     check("status: says running, shows the source with its file, offset %d and nothing behind"
           % size, re.search(r"\brunning\b", out) and not re.search(r"not running", out) and
           sim.live in out and re.search(r"offset[=: ]+%d\b" % size, out) and
@@ -687,20 +695,22 @@ def status(e):
     e.expect_stop("status")
     rc, obj, out, err = e.status_json()
     s = src_of(obj)
-    check("status --json: stopped daemon, nothing pending: exit 0, running false, "
-          "bytes_behind 0", rc == 0 and isinstance(obj, dict) and obj.get("running") is False
-          and s.get("bytes_behind") == 0 and obj.get("healthy") is True,
-          ["exit %r" % rc] + clip(out, 30) + clip(err, 4))
+    check("status --json: stopped daemon, nothing pending: exit 3 (UNKNOWN), running false, "
+          "bytes_behind 0", rc == 3 and isinstance(obj, dict) and obj.get("running") is False
+          and s.get("bytes_behind") == 0 and obj.get("verdict") == "UNKNOWN"
+          and obj.get("exit") == 3, ["exit %r" % rc] + clip(out, 30) + clip(err, 4))
     rc, out, err = e.cmd("status")
-    check("status: stopped daemon, nothing pending: exit 0, says not running",
-          rc == 0 and "not running" in out, ["exit %r" % rc] + clip(out) + clip(err, 4))
+    check("status: stopped daemon, nothing pending: exit 3, first line "
+          "'PMTATAIL UNKNOWN - daemon not running'",
+          rc == 3 and out.startswith("PMTATAIL UNKNOWN - daemon not running"),
+          ["exit %r" % rc] + clip(out) + clip(err, 4))
 
     sim.write(50)
     grown = os.path.getsize(sim.live) - size
     rc, obj, out, err = e.status_json()
     s = src_of(obj)
-    check("status --json: stopped with records written since: exit 1, healthy false",
-          rc == 1 and isinstance(obj, dict) and obj.get("healthy") is False,
+    check("status --json: stopped with records written since: exit 3, healthy false",
+          rc == 3 and isinstance(obj, dict) and obj.get("healthy") is False,
           ["exit %r" % rc] + clip(out, 30) + clip(err, 4))
     check("status --json: bytes_behind = the %d bytes written since the stop" % grown,
           s.get("bytes_behind") == grown, ["source: %r" % s])
@@ -709,8 +719,10 @@ def status(e):
               % obj.get("problem"), bool(re.search(r"not running|stall",
                                                    str(obj.get("problem")), re.I)))
     rc, out, err = e.cmd("status")
-    check("status: stopped with records waiting: exit 1, says not running / stalled",
-          rc == 1 and re.search(r"not running|stall", out, re.I), ["exit %r" % rc] + clip(out))
+    check("status: stopped with records waiting: exit 3, the first line says not running "
+          "and the bytes waiting",
+          rc == 3 and re.match(r"PMTATAIL UNKNOWN - daemon not running, %d bytes waiting" % grown,
+                               out), ["exit %r" % rc] + clip(out))
     info("status (stopped, behind):\n    " +
          out.replace(e.tmp, "TMP").strip().replace("\n", "\n    "))
 
@@ -739,7 +751,7 @@ def status(e):
 
     def refused():
         rc, obj, out, err = e.status_json()
-        return rc == 1 and isinstance(obj, dict) and obj.get("credentials_refused") is True \
+        return rc == 2 and isinstance(obj, dict) and obj.get("credentials_refused") is True \
             and (rc, obj, out)
     got = poll_until(refused, 10, 0.1)
     rc, obj, out, err = e.status_json()
@@ -752,7 +764,7 @@ def status(e):
                                                 sj.get("retrying"), sj.get("answers")))
     except (OSError, ValueError) as ex:
         sj_note = "STATE_DIR/status.json: %s" % ex
-    check("status --json: backend answering 401: exit 1, credentials_refused true",
+    check("status --json: backend answering 401: exit 2 (CRITICAL), credentials_refused true",
           bool(got), ["exit %r" % rc, "the backend has answered 401 %d times; the daemon "
                       "logged: %s" % (b.stats()["by_status"].get("401", 0),
                                       (e.said("credential") or ["nothing"])[0]), sj_note] +
@@ -761,8 +773,9 @@ def status(e):
         check("status --json: the problem names the credentials (%r)" % obj.get("problem"),
               bool(re.search(r"credential", str(obj.get("problem")), re.I)))
     rc_t, out_t, err_t = e.cmd("status")
-    check("status: backend answering 401: exit 1, says credentials", rc_t == 1 and
-          re.search(r"credential", out_t, re.I), ["exit %r" % rc_t] + clip(out_t))
+    check("status: backend answering 401: exit 2, the first line says credentials",
+          rc_t == 2 and re.match(r"PMTATAIL CRITICAL - .*credentials refused", out_t),
+          ["exit %r" % rc_t] + clip(out_t))
     info("status (401):\n    " + out_t.replace(e.tmp, "TMP").strip().replace("\n", "\n    "))
     shown = {}
     for label, text in (("status", out_t + err_t), ("status --json", out + err),
@@ -789,6 +802,131 @@ def status(e):
           bool(got) and isinstance(obj, dict) and obj.get("credentials_refused") is False,
           ["exit %r" % rc] + clip(out, 30))
     e.expect_stop("status (401)")
+
+
+def verdict(e, *args):
+    """`status ARGS` and `status --json ARGS`: (exit status, first line,
+    --json's exit status, its object, the text) -- the same verdict both ways."""
+    rc, out, err = e.cmd("status", *args)
+    rcj, obj, outj, errj = e.status_json_args(*args)
+    first = out.splitlines()[0] if out else ""
+    return rc, first, rcj, obj if isinstance(obj, dict) else {}, out + err
+
+
+def check_verdict(label, got, rc, level, pattern):
+    """One state: exit status rc both ways, the first line
+    'PMTATAIL LEVEL - ...' matching pattern, --json's verdict, exit and
+    summary the same."""
+    code, first, codej, obj, text = got
+    check("status verdicts: %s: exit %d, first line 'PMTATAIL %s - ' ~ /%s/"
+          % (label, rc, level, pattern),
+          code == rc and first.startswith("PMTATAIL %s - " % level)
+          and re.search(pattern, first) is not None, ["exit %r" % code] + clip(text, 14))
+    check("status verdicts: %s: --json says the same (exit %d, verdict %s, the same summary)"
+          % (label, rc, level),
+          codej == rc and obj.get("verdict") == level and obj.get("exit") == rc
+          and obj.get("summary") == first, ["exit %r, %r" % (codej, {
+              k: obj.get(k) for k in ("verdict", "exit", "summary", "problems")})])
+
+
+@scenario
+def status_verdicts(e):
+    """status's monitoring-plugin verdicts, each state made for real where the
+    daemon can be brought into it: running and caught up (0), dead letters
+    waiting (1), records behind with the backend failing for longer than
+    --max-behind (2; not before), not running (3); the endpoint refusing
+    and files blocked from a status.json the daemon would write, with the
+    state directory's lock held as a running daemon holds it (2)."""
+    sim = e.source("bounces")
+    b = e.backend = Backend().start()
+    e.write_conf(e.conf_text(output="url = %s\nretry_max_s = 1\ntimeout_s = 5\n" % b.url()))
+    e.start()
+
+    def accepted(numbers):
+        got = b.accepted_counts("rcpt")
+        return all(got.get("u%d@example.com" % n) for n in numbers)
+    sim.write(20)
+    check("status verdicts: records delivered", poll_until(lambda: accepted(sim.required()), 15),
+          clip(e.stderr(), 6))
+    ok_line = (r"^PMTATAIL OK - running, 0 bytes behind, last delivery \d+s ago "
+               r"\| bytes_behind=0B dead_letters=0$")
+    # status.json follows the deliveries within a few seconds
+    poll_until(lambda: re.match(ok_line, verdict(e)[1]), 10, 0.2)
+    check_verdict("running, caught up", verdict(e), 0, "OK", ok_line)
+
+    # the next records refused on their own: dead letters
+    last = max(sim.required())
+    b.refuse("rcpt", ["u%d@example.com" % n for n in range(last + 1, last + 3)], 422)
+    sim.write(5)
+    ok = poll_until(lambda: accepted([n for n in sim.required() if n > last + 2]) and
+                    verdict(e)[0] == 1, 15, 0.2)
+    check("status verdicts: two records dead-lettered, the rest delivered", bool(ok),
+          clip(verdict(e)[4], 14) + clip(e.stderr(), 6))
+    check_verdict("dead letters", verdict(e), 1, "WARNING", r"2 dead letters waiting")
+
+    # the backend fails: records wait; critical only once they have waited
+    # longer than --max-behind
+    b.refuse(None, None)
+    b.set_default(status=503)
+    before = max(sim.required())
+    sim.write(5)
+    check("status verdicts: the records wait (bytes behind, nothing accepted)",
+          poll_until(lambda: verdict(e)[3].get("sources", [{}])[0].get("bytes_behind", 0) > 0,
+                     10, 0.1), clip(verdict(e)[4], 14))
+    check_verdict("behind, within --max-behind 60", verdict(e, "--max-behind", "60"), 1,
+                  "WARNING", r"dead letters waiting")
+    poll_until(lambda: verdict(e, "--max-behind", "2")[0] == 2, 10, 0.2)
+    got = verdict(e, "--max-behind", "2")
+    check_verdict("behind, longer than --max-behind 2", got, 2, "CRITICAL",
+                  r"CRITICAL - behind: records waiting and nothing delivered for \d+ min.*; "
+                  r"2 dead letters waiting")
+    check("status verdicts: behind: --json's behind_seconds is over 2 (%r)"
+          % got[3].get("behind_seconds"), (got[3].get("behind_seconds") or 0) > 2)
+    b.set_default(status=200)
+    check("status verdicts: delivered once the backend answers again",
+          poll_until(lambda: accepted([n for n in sim.required() if n > before]), 15),
+          clip(e.stderr(), 6))
+
+    # the dead letters sent again: all is well
+    rc, out, err = e.cmd("dead-letter", "resend", timeout=30)
+    check("status verdicts: dead-letter resend", rc == 0, clip(out + err, 8))
+    poll_until(lambda: verdict(e, "--max-behind", "2")[0] == 0, 10, 0.2)
+    check_verdict("caught up again, no dead letters", verdict(e, "--max-behind", "2"), 0, "OK",
+                  r"running")
+    e.expect_stop("status verdicts")
+    check_verdict("not running", verdict(e), 3, "UNKNOWN", r"UNKNOWN - daemon not running")
+
+    # What a running daemon writes when its endpoint refuses every request,
+    # or when files it owes cannot be read: status.json, read while the
+    # lock is held (status asks the lock whether a daemon runs).
+    import fcntl
+    lock = open(os.path.join(e.state, "lock"), "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        now = int(time.time())
+        base = {"version": 1, "pid": os.getpid(), "started": now - 100, "updated": now,
+                "state": "running", "output": "url", "last_delivery": now - 5,
+                "behind_since": 0, "retrying": False, "credentials_refused": False,
+                "endpoint_refusing": False, "endpoint_status": 0, "last_error": "",
+                "sources": [{"name": "bounces", "file": sim.live, "offset": 0, "size": 0,
+                             "bytes_behind": 0, "files": 1, "blocked": 0}]}
+
+        def status_json_says(obj):
+            with open(os.path.join(e.state, "status.json"), "w") as fh:
+                json.dump(obj, fh)
+        status_json_says(base)
+        check_verdict("held lock, status.json all well", verdict(e), 0, "OK", r"running")
+        status_json_says(dict(base, endpoint_refusing=True, endpoint_status=404, retrying=True,
+                              last_error="HTTP 404"))
+        check_verdict("endpoint refusing", verdict(e), 2, "CRITICAL",
+                      r"the endpoint refuses every request \(HTTP 404\)")
+        src = dict(base["sources"][0], blocked=2, blocked_file=sim.live + ".1",
+                   blocked_reason="Permission denied")
+        status_json_says(dict(base, sources=[src]))
+        check_verdict("files blocked", verdict(e), 2, "CRITICAL",
+                      r"blocked: Permission denied \(2 files of source bounces\)")
+    finally:
+        lock.close()
 
 
 # -------------------------------------------------------------- metrics

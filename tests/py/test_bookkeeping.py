@@ -476,8 +476,9 @@ def unreadable_file(e):
     check("case 4: pmtatail_files_blocked 2", metric(e, "pmtatail_files_blocked") == 2,
           ["metric %r" % metric(e, "pmtatail_files_blocked")])
     rc, out = e.status()
-    check("case 4: status: exit 1, blocked: Permission denied",
-          rc == 1 and "blocked: Permission denied" in out, ["exit %r" % rc] + out.splitlines())
+    check("case 4: status: exit 2 (CRITICAL), blocked: Permission denied",
+          rc == 2 and out.startswith("PMTATAIL CRITICAL - blocked: Permission denied")
+          and "blocked: Permission denied" in out, ["exit %r" % rc] + out.splitlines())
     # a restart while they are still unreadable keeps them owed
     check("case 4: SIGTERM while blocked, exit 0", e.stop() == 0, e.tail())
     ents = {os.path.basename(x["path"]): x for x in e.state_entries()}

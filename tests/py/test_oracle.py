@@ -333,6 +333,11 @@ def test_records():
 
     _, rejects = run(b"type,a,b\nd,1\nt,1,2,3\nb,1\n")
     eq("filter: applied before the cell-count check", rejects, [(4, oracle.CELL_COUNT)])
+    _, rejects = run(b"type,a,b\n550 5.1.1 gone\nzz,1,2\nb,1,2\nq,1\n")
+    eq("filter: no known type and a wrong cell count is no record: rejected", rejects,
+       [(2, oracle.CELL_COUNT), (5, oracle.CELL_COUNT)])
+    eq("filter: no known type before any header: rejected", run(b"550 gone,x\n")[1],
+       [(1, oracle.NO_HEADER)])
 
     events, rejects = run(b"b,1\nrb,2\nf,3\ntype,a\nb,4\n")
     eq("no header: rows before it rejected", rejects,
@@ -359,7 +364,8 @@ def test_records():
     eq("header: BOM elsewhere is not a header (filtered as a type)",
        ([list(e)[:2] for e in events], rejects), ([["logType", "a"]], []))
     _, rejects = run(b"Type,a\nb,1\n")
-    eq("header: 'Type' is not a header", rejects, [(2, oracle.NO_HEADER)])
+    eq("header: 'Type' is not a header (nor a record)", rejects,
+       [(1, oracle.NO_HEADER), (2, oracle.NO_HEADER)])
 
     data = b'type,a,b\r\nb,"x\r\ny",1\r\nb,1\r\nb,"1,2",3\r\nb,1,2,3\r\n'
     _, rejects = run(data)
@@ -374,8 +380,9 @@ def test_records():
     eq("runaway: swallowed lines recovered, last unterminated line kept",
        [e["message"] for e in events], ["b,2,3", "b,4,5"])
     events, rejects = run(b'type,a,b\nb,1,"open\nsome text\nb,4,5')
-    eq("runaway: open at EOF, no line a record until the unterminated last one", rejects,
-       [(2, oracle.UNTERMINATED_QUOTE)])
+    eq("runaway: open at EOF, no line a record until the unterminated last one (the text "
+       "line, parsed again, is no record either)", rejects,
+       [(2, oracle.UNTERMINATED_QUOTE), (3, oracle.CELL_COUNT)])
     eq("runaway: the rest parsed again", [e["message"] for e in events], ["b,4,5"])
 
     # A stray quote closed by a later quoted field: RFC 4180 makes lines 2-5
@@ -425,7 +432,7 @@ EXPECTED_COUNTS = {
     "mixed-terminators.csv": 5, "no-final-newline.csv": 3, "quoting.csv": 8,
     "reject-cell-count.csv": 4, "reject-no-header.csv": 0,
     "reject-rows-before-header.csv": 2, "reject-unterminated-quote.csv": 5,
-    "reject-stray-quote-closed.csv": 8,
+    "reject-stray-quote-closed.csv": 8, "reject-not-a-record.csv": 2,
     "timestamps.csv": 12, "union-b-rb-d.csv": 5,
 }
 EXPECTED_REJECT_LINES = {
@@ -434,6 +441,7 @@ EXPECTED_REJECT_LINES = {
     "reject-rows-before-header.csv": [1, 2],
     "reject-unterminated-quote.csv": [4, 8],
     "reject-stray-quote-closed.csv": [2],
+    "reject-not-a-record.csv": [3, 4, 5],
 }
 
 

@@ -252,6 +252,11 @@ def check_listing(deb):
           ", ".join(unit_paths) or "absent")
     for path in ("./usr/sbin/pmtatail", "./etc/pmtatail/pmtatail.conf", "./usr/share/man/man8/pmtatail.8.gz",
                  "./usr/share/doc/pmtatail/acct-files.conf", "./usr/share/doc/pmtatail/copyright",
+                 "./usr/share/doc/pmtatail/pmtatail-archives.tmpfiles.conf",
+                 "./usr/share/bash-completion/completions/pmtatail",
+                 "./usr/share/pmtatail/prometheus/pmtatail.rules.yml",
+                 "./usr/share/pmtatail/prometheus/pmtatail.rules.test.yml",
+                 "./usr/share/pmtatail/grafana/pmtatail.json",
                  "./usr/lib/sysusers.d/pmtatail.conf"):
         check(f"contents: {path[1:]}", path in entries)
     mode = entries.get("./usr/sbin/pmtatail", ("", ""))[0]
@@ -328,7 +333,7 @@ def check_man_page(root, tmp):
     check(f"man page: documents the {len(config_keys())} configuration keys of config/keys.c", config_keys() and not missing,
           ", ".join(missing))
     commands = ["run", "replay", "status", "check-config", "dead-letter list", "dead-letter resend", "pmta-config",
-                "reload", "RestartPreventExitStatus", "78", "acct-file", "record-fields", "world-readable",
+                "reload", "report", "import-sincedb", "--max-behind", "RestartPreventExitStatus", "78", "acct-file", "record-fields", "world-readable",
                 "--dry-run", "--since", "--until", "--from-start", "--json", "--help", "--version"]
     gone = [c for c in commands if c not in plain]
     check("man page: documents every command and option", not gone, ", ".join(gone))
@@ -356,6 +361,7 @@ UNIT_REQUIRED = [
     "Type=notify",
     "ExecStart=/usr/sbin/pmtatail -c /etc/pmtatail/pmtatail.conf run",
     "ExecReload=/usr/sbin/pmtatail -c /etc/pmtatail/pmtatail.conf reload",
+    "ExecStartPost=-/usr/sbin/pmtatail -c /etc/pmtatail/pmtatail.conf status",
     "Restart=on-failure",
     "RestartPreventExitStatus=78",
     "RestartSec=5",

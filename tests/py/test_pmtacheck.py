@@ -219,8 +219,13 @@ def main():
                           f"path = {log}/fbl.csv\narchive_dir = {log}/accounting/fbl\nrecords = f\n")
         case("move-to without archive_dir", guide_blocks(log), sources=src_no_archive,
              pattern=r"has no archive_dir", pmta_prefix="move-to")
-        case("archive_dir without move-to", guide_blocks(log, fbl={"move-to": None}),
-             pattern=r"<acct-file .*fbl.csv> has no move-to, but \[source fbl\]", pmta_prefix="<acct-file " + log + "/fbl")
+        probs = case("archive_dir without move-to (and its move-interval ignored)",
+                     guide_blocks(log, fbl={"move-to": None}), expect=2,
+                     pattern=r"<acct-file .*fbl.csv> has no move-to, but \[source fbl\]",
+                     pmta_prefix="<acct-file " + log + "/fbl")
+        check("archive_dir without move-to: the second problem names move-interval's line",
+              len(probs) == 2 and re.search(r"acct.conf:11: <acct-file .*fbl.csv> move-interval 24h without "
+                                            r"move-to: PowerMTA ignores it", probs[1]), "\n".join(probs))
         case("live path not an <acct-file>",
              guide_blocks(log, fbl={"<acct-file": f"<acct-file {log}/complaints.csv>"}), expect=2,
              pattern=r"\[source fbl\] .* follows .*fbl.csv, which is no <acct-file>", where="pmta-only")
@@ -253,6 +258,106 @@ def main():
                       "records = b, rb\n"),
              pattern=r"<acct-file .*fbl.csv> writes bounces or complaints, but no \[source\] of .* follows it",
              pmta_prefix="<acct-file " + log + "/fbl", where="pmta-only")
+
+        # --- PowerMTA's record-fields syntax and quoted paths: no false alarm ---------------
+        def clean(label, text, sources=None):
+            """A PowerMTA configuration that must raise no problem."""
+            name = re.sub(r"\W+", "-", label)
+            cfg_path = e.write(f"clean-{name}/config", text)
+            rc, out, err = e.check_config(e.conf(cfg_path, sources=sources))
+            check(f"no false alarm: {label}: exit 0, no problem, every source matched",
+                  rc == 0 and not problems(out) and
+                  len([l for l in out.splitlines() if "matches <acct-file" in l]) == (2 if sources is None else 1),
+                  out + err)
+
+        clean("record-fields b/rb/f as `*,header_X-FBLId` (every default field and the header)",
+              guide_blocks(log, bounces={"record-fields b ": "    record-fields b *,header_X-FBLId",
+                                         "record-fields rb": "    record-fields rb *, header_X-FBLId"},
+                           fbl={"record-fields f": "    record-fields f *,header_X-FBLId"}))
+        clean("header names in any case (header_x-fblid), `header_*` for every header",
+              guide_blocks(log, bounces={"record-fields b ": "    record-fields b *,header_x-fblid",
+                                         "record-fields rb": "    record-fields rb *,header_*"}))
+        clean("quoted paths: <acct-file \"...\"> and move-to \"...\"",
+              guide_blocks(log, bounces={"<acct-file": f'<acct-file "{log}/bounces.csv">',
+                                         "move-to": f'    move-to "{log}/accounting/bounces/"'}))
+        clean("map-header-to-field into a field Oempro does not match by",
+              guide_blocks(log, bounces={"world-readable": "    world-readable yes\n"
+                                                          "    map-header-to-field X-Job jobId"}))
+        # The guide's own example accounting files (all records, rotated in
+        # place, delete-after without move-to) beside Octeth's: nothing follows
+        # them and they write nothing of Oempro's types, so nothing to say.
+        guide_example = ("<acct-file /var/log/pmta/acct.csv>\n"
+                         "#    move-to /opt/myapp/pmta-acct   # configure as fit for your application\n"
+                         "    move-interval 5m\n    max-size 50M\n    delete-after 8d\n</acct-file>\n\n"
+                         "<acct-file /var/log/pmta/diag.csv>\n    move-interval 1d\n    delete-after never\n"
+                         "    records t\n</acct-file>\n\n")
+        clean("PowerMTA's guide's example <acct-file> blocks beside Octeth's", guide_example + guide_blocks(log))
+        # A split configuration, as packaged installs keep it: config includes
+        # config.d/*.conf, each file one concern.
+        split = e.write("split/etc/pmta/config", "# /etc/pmta/config\n"
+                        "# site-wide settings, then one file per concern\n"
+                        f'include "{e.dir}/split/etc/pmta/config.d/*.conf"\n')
+        e.write("split/etc/pmta/config.d/00-global.conf",
+                "postmaster postmaster@example.com\nhost-name mta1.example.com\nspool /var/spool/pmta\n"
+                "<source 0/0>\n    log-connections no\n</source>\n<source 127.0.0.1>\n"
+                "    always-allow-relaying yes\n    process-x-virtual-mta yes\n</source>\n")
+        e.write("split/etc/pmta/config.d/10-vmta.conf",
+                "<virtual-mta mta1>\n    smtp-source-host 192.0.2.10 mta1.example.com\n</virtual-mta>\n"
+                "<virtual-mta-pool pool1>\n    virtual-mta mta1\n</virtual-mta-pool>\n"
+                "<domain *>\n    max-smtp-out 20\n    bounce-after 4d12h\n</domain>\n")
+        e.write("split/etc/pmta/config.d/50-accounting.conf",
+                "# Oempro's files\n" + guide_blocks(log, bounces={"<acct-file": f'<acct-file "{log}/bounces.csv">'})
+                + "\n" + guide_example)
+        rc, out, err = e.check_config(e.conf(split))
+        check("split /etc/pmta/config + config.d/*.conf (quoted include glob): no problem, both sources matched, "
+              "4 files read", rc == 0 and not problems(out) and "4 files, 4 <acct-file> blocks" in out and
+              len([l for l in out.splitlines() if "matches <acct-file" in l]) == 2, out + err)
+
+        # --- what changes what Oempro receives, each named with its line ---------------------
+        case("record-fields b `*,!dsnDiag,header_X-FBLId`: dsnDiag left out",
+             guide_blocks(log, bounces={"record-fields b ": "    record-fields b *,!dsnDiag,header_X-FBLId"}),
+             pattern=r"record-fields b of .* lacks dsnDiag \(", pmta_prefix="record-fields b ")
+        case("record-fields b `*` alone: header_X-FBLId is no default field",
+             guide_blocks(log, bounces={"record-fields b ": "    record-fields b *"}),
+             pattern=r"record-fields b of .* lacks header_X-FBLId \(", pmta_prefix="record-fields b ")
+        case("record-fields rb `header_*,!header_X-FBLId`",
+             guide_blocks(log, bounces={"record-fields rb": "    record-fields rb *,header_*,!header_x-FBLid"}),
+             pattern=r"record-fields rb of .* lacks header_X-FBLId \(", pmta_prefix="record-fields rb")
+        case("privacy-policy in the bounces block",
+             guide_blocks(log, bounces={"world-readable": "    world-readable yes\n    privacy-policy hash-local"}),
+             pattern=r"acct.conf:\d+: privacy-policy hash-local: <acct-file .*bounces.csv> holds recipients with their "
+                     r"local part redacted or hashed, which Oempro cannot match .* for \[source bounces\]",
+             pmta_prefix="privacy-policy")
+        probs = case("privacy-policy at the top level: every file, each source named",
+                     "privacy-policy redact\n" + guide_blocks(log), expect=2,
+                     pattern=r"acct.conf:1: privacy-policy redact \(for every accounting file\): .*bounces.csv",
+                     pmta_prefix="privacy-policy")
+        check("privacy-policy at the top level: the second problem is the fbl source's",
+              len(probs) == 2 and "fbl.csv" in probs[1] and "[source fbl]" in probs[1], "\n".join(probs))
+        case("queue-filter in the bounces block",
+             guide_blocks(log, bounces={"world-readable": "    world-readable yes\n    queue-filter gmail.com/*"}),
+             pattern=r"queue-filter gmail.com/\*: <acct-file .*bounces.csv> leaves out the records of the queues .* "
+                     r"Oempro then never receives", pmta_prefix="queue-filter")
+        case("map-header-to-field over rcpt",
+             guide_blocks(log, bounces={"world-readable": "    world-readable yes\n"
+                                                         "    map-header-to-field X-Original-To rcpt"}),
+             pattern=r"map-header-to-field X-Original-To rcpt: <acct-file .*bounces.csv> writes a header's value "
+                     r"over rcpt, so Oempro gets that instead of the address", pmta_prefix="map-header-to-field")
+        case("map-header-to-field over orig (fbl)",
+             guide_blocks(log, fbl={"world-readable": "    world-readable yes\n"
+                                                     "    map-header-to-field X-Envelope-From ORIG"}),
+             pattern=r"writes a header's value over orig", pmta_prefix="map-header-to-field")
+        case("move-interval without move-to (no archive_dir either)",
+             guide_blocks(log, bounces={"move-to": None}), sources=(
+                 f"[source bounces]\npath = {log}/bounces.csv\nrecords = b, rb\n\n[source fbl]\n"
+                 f"path = {log}/fbl.csv\narchive_dir = {log}/accounting/fbl\nrecords = f\n"),
+             pattern=r"move-interval 1h without move-to: PowerMTA ignores it and never moves the file aside, "
+                     r"for \[source bounces\]", pmta_prefix="move-interval")
+        case("delete-after beside move-to",
+             guide_blocks(log, bounces={"move-to": f"    move-to {log}/accounting/bounces/\n    delete-after 8d"}),
+             pattern=r"delete-after 8d beside move-to: PowerMTA applies delete-after only when move-to is not set, "
+                     r"so nothing in .*accounting/bounces/ is ever deleted; let systemd-tmpfiles clean it instead "
+                     r"\(\"e .*accounting/bounces/ - - - 8d\"", pmta_prefix="delete-after")
 
         # readability: without world-readable yes, the daemon's user must be
         # in the group owning the files. As root the daemon's user is

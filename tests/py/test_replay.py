@@ -406,7 +406,8 @@ def order(e):
 @scenario(batch_max_records="20")
 def window(e):
     """--since/--until: epoch and local-time-with-offset forms, boundaries,
-    records without a usable timeLogged."""
+    records without a usable timeLogged, files with timeQueued and no
+    timeLogged (placed by timeQueued, said once per run)."""
     step = 10
 
     def t_of(n):
@@ -434,12 +435,23 @@ def window(e):
     # c.csv.gz: 46..60 as "-0700" local times.
     write_rows(os.path.join(e.arch, "bounces-2024-01-05-1500.csv.gz"), HEADER_FIELDS,
                [row(n, fmt(t_of(n), -420)) for n in range(46, 61)], gz=True)
-    timed = [n for n in range(1, 61) if n not in (41, 42, 43, 44, 45)]
-    allnums = list(range(1, 61))
+    # d.csv, e.csv: port25-bouncehandler's field set, timeQueued and no
+    # timeLogged: 61..63, 64..66, placed in windows by timeQueued (T11..T16).
+    qf = [f if f != "timeLogged" else "timeQueued" for f in HEADER_FIELDS]
+
+    def qrow(n):
+        f = record_fields(n)
+        f["timeQueued"] = str(t_of(n - 50))
+        return [f[k] for k in qf]
+    write_rows(os.path.join(e.arch, "bounces-2024-01-05-1600.csv"), qf, [qrow(n) for n in range(61, 64)])
+    write_rows(os.path.join(e.arch, "bounces-2024-01-05-1700.csv"), qf, [qrow(n) for n in range(64, 67)])
+    when = {n: t_of(n) for n in range(1, 61) if n not in (41, 42, 43, 44, 45)}
+    when.update({n: t_of(n - 50) for n in range(61, 67)})
+    allnums = list(range(1, 67))
 
     def expect(since=None, until=None):
-        return [n for n in timed if (since is None or t_of(n) >= since) and
-                (until is None or t_of(n) < until)]
+        return sorted(n for n, t in when.items() if (since is None or t >= since) and
+                      (until is None or t < until))
 
     cases = [
         ("epoch --since T10 --until T30", ["--since", str(t_of(10)), "--until", str(t_of(30))],
@@ -470,12 +482,16 @@ def window(e):
         check("window: %s: summary outside_window=%d (%s)" % (label, outside,
                                                              summary_line(err)),
               sm.get("outside_window", "0") == str(outside))
+        said = [ln for ln in err.splitlines() if "placed in --since/--until by timeQueued" in ln]
+        check("window: %s: the fallback to timeQueued said once (%d times)" % (label, len(said)),
+              len(said) == 1, e.tail(err, 3))
     rc, out, err = e.replay("--dry-run", e.arch)
     got = numbers_of(ndjson(out))
     check("window: no window: all %d records, those without time too (got %d)" % (
         len(allnums), len(got)), rc == 0 and sorted(got) == allnums, e.tail(err, 3))
     check("window: no window: no outside_window in the summary (%s)" % summary_line(err),
           "outside_window" not in summary_of(err))
+    check("window: no window: nothing said of timeQueued", "timeQueued" not in err, e.tail(err, 3))
 
     rc, out, err = e.replay("--dry-run", "--since", "yesterday", e.arch)
     check("window: --since yesterday is a usage error (exit 2, %r)" % (rc,),

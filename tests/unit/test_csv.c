@@ -198,6 +198,25 @@ static void test_filter_before_count(void)
         pmta_parser_free(c.p);
 }
 
+/* A line of no known record type whose cells do not fit the header is no
+ * record (half of one broken across lines): rejected, not filtered. An
+ * unknown type with the header's cells is a record not forwarded. */
+static void test_not_a_record(void)
+{
+        check_chunkings("type,a,b\n550 5.1.1 gone\nzz,1,2\nb,1,2\nq,1\n",
+                        "!1@2:9-24\n31-37|b|1|2\n!1@5:37-41\n");
+        check_chunkings("550 5.1.1 gone,x\n", "!0@1:0-17\n");
+        static struct collect c;
+        struct pmta_parser_opts o = {0}; /* default b, rb, f */
+        const char *in = "type,a,b\nx\nzz,1,2\nd,1\n";
+        parse_opts(in, strlen(in), 4, 1, true, o, &c);
+        const struct pmta_stats *st = pmta_parser_stats(c.p);
+        CHECK_EQ_INT(st->rejected, 1);
+        CHECK_EQ_INT(st->rejected_by_reason[PMTA_REJECT_CELL_COUNT], 1);
+        CHECK_EQ_INT(st->filtered, 2);
+        pmta_parser_free(c.p);
+}
+
 static void test_pending_last_record(void)
 {
         static struct collect c;
@@ -251,8 +270,10 @@ static void test_unterminated_quote_recovers(void)
          * once: the line after it is a whole record). */
         check_chunkings("type,a,b\nb,\"oops,1\nb,2,3\nb,4,5\n",
                         "!6@2:9-19\n19-25|b|2|3\n25-31|b|4|5\n");
-        /* lines that are not records: only the end of the file tells */
-        check_chunkings("type,a,b\nb,\"oops,1\nsome text\nb,4\n", "!3@2:9-19\n!1@4:29-33\n");
+        /* lines that are not records: only the end of the file tells (and
+         * the text line, no record type and too few cells, is rejected) */
+        check_chunkings("type,a,b\nb,\"oops,1\nsome text\nb,4\n",
+                        "!3@2:9-19\n!1@3:19-29\n!1@4:29-33\n");
         check_chunkings("type,a,b\nb,1,\"never closed", "!3@2:9-26\n");
         /* the writer stopped in the middle of the last record */
         check_chunkings("type,a,b\nb,1", "!5@2:9-12\n");
@@ -538,6 +559,7 @@ int main(void)
         RUN(test_no_header);
         RUN(test_cell_count);
         RUN(test_filter_before_count);
+        RUN(test_not_a_record);
         RUN(test_pending_last_record);
         RUN(test_empty_inputs);
         RUN(test_blank_lines_and_bom);
