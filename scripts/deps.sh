@@ -16,12 +16,16 @@ if [ "${1:-}" = "--test" ]; then
   # test (debootstrap, systemd-nspawn from systemd-container), the RPM
   # spec's check (rpmlint, which needs rpm to read a spec)
   # and openssl for the TLS scenario's certificates; promtool (in
-  # prometheus) for the alerting rules' tests
+  # prometheus) for the alerting rules' tests; the real servers the
+  # real-servers test starts on its own ports with its own configuration
+  # (nginx with http2, php-fpm: the distribution's PHP, tinyproxy) and curl
+  # that checks them on their own
   packages+=(clang libclang-rt-14-dev clang-format
              dpkg-dev systemd man-db groff-base adduser init-system-helpers passwd
              util-linux binutils
              debhelper lintian debootstrap systemd-container rpmlint rpm
-             openssl prometheus)
+             openssl prometheus
+             nginx php-fpm tinyproxy curl)
 fi
 
 missing=()
