@@ -92,6 +92,9 @@
 #define REFUSAL_STREAK 20
 /* a refused request waits this long for the others' answers to judge it */
 #define VERDICT_WAIT_MS 2000
+/* a refused request with nothing else out to judge it by: the backend
+ * accepted others this recently */
+#define ALONE_RECENT_MS 10000
 /* nothing accepted for this long: as if nothing was accepted yet */
 #define RECENT_ACCEPT_MS 30000
 #define HOLD_MIN_MS      500 /* a held request (endpoint wrong, redirect) waits, growing */
@@ -871,10 +874,9 @@ static void endpoint_declare(struct http_push *h, int64_t now)
         h->base.stats.credentials = creds;
         log_error(h->base.log,
                   "%sendpoint refuses every request, holding the records (never dead-lettered) "
-                  "status=%ld refused=%u meaning=\"%s\"%s",
+                  "status=%ld refused=%u meaning=\"%s\" reason=\"%s\"%s",
                   creds ? "credentials refused: " : "", h->ref_status, h->ref_streak,
-                  h->ref_why[0] ? h->ref_why : meaning(h->ref_status),
-                  h->ever_accepted ? "" : " accepted=0");
+                  meaning(h->ref_status), h->ref_why, h->ever_accepted ? "" : " accepted=0");
         /* those waiting for a verdict are held: once the endpoint works,
          * their content is judged afresh */
         for (struct hpart *pt = h->parts; pt; pt = pt->next) {
@@ -903,9 +905,9 @@ static void refusal_streak(struct http_push *h, struct hpart *pt, long status, b
                 if (now >= h->endpoint_summary_ms) {
                         log_error(h->base.log,
                                   "endpoint still refuses every request for_s=%lld status=%ld "
-                                  "meaning=\"%s\"",
+                                  "meaning=\"%s\" reason=\"%s\"",
                                   (long long)((now - h->endpoint_since_ms) / 1000), status,
-                                  h->ref_why[0] ? h->ref_why : meaning(status));
+                                  meaning(status), why);
                         h->endpoint_summary_ms = now + SUMMARY_MS;
                 }
                 return;
@@ -1065,10 +1067,10 @@ static void judge_pending(struct http_push *h)
                         continue;
                 bool content = h->accepts > pt->pending_mark;
                 bool alone = !others_may_answer(h, pt);
-                /* nothing else can answer: judge by the acceptances that came
-                 * while it was out */
+                /* nothing else can answer: judge by the acceptances of a
+                 * moment ago (its siblings in a split batch, say) */
                 if (!content && alone && pt->pending_kind == F_REFUSED &&
-                    h->accepts > pt->accepts_at && h->ref_streak < REFUSAL_STREAK)
+                    now - h->last_accept_ms < ALONE_RECENT_MS && h->ref_streak < REFUSAL_STREAK)
                         content = true;
                 if (content) {
                         pt->pending = false;
@@ -1580,8 +1582,7 @@ static const struct push_ops http_ops = {
 int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_fn on_ack, void *ctx,
                    const struct logger *log, char *err, size_t errlen)
 {
-        /* TLS set-up costs several MiB of memory: only for https URLs, or a
-         * proxy (which may be reached through TLS, or tunnel to one) */
+        /* TLS set-up costs several MiB of memory: only for https URLs */
         long init = strncmp(o->url, "https:", 6) == 0 ? CURL_GLOBAL_DEFAULT : CURL_GLOBAL_NOTHING;
         if (curl_global_init(init) != CURLE_OK) {
                 snprintf(err, errlen, "cannot initialise libcurl");

@@ -146,7 +146,7 @@ unsigned push_window(const struct push *p);
 void push_close(struct push *p);
 
 /* The dead-letter file (refused events, one JSON object a line:
- * {"time","status","answer","event"}) opened for appending under an
+ * {"time","status","attempts","answer","event"}) opened for appending under an
  * exclusive lock, which `dead-letter resend` also takes before it renames
  * the file away; a symbolic link or a non-regular file is refused. With
  * `nonblock`, a lock held elsewhere fails at once (EWOULDBLOCK) instead of
