@@ -975,15 +975,29 @@ static void accepted(struct http_push *h, struct hpart *pt, int64_t now)
         resolve(h, pt);
 }
 
+/* Any part besides `self` that could still bring an answer. */
+static bool others_may_answer(const struct http_push *h, const struct hpart *self)
+{
+        if (h->in_flight > 0)
+                return true;
+        for (const struct hpart *pt = h->parts; pt; pt = pt->next)
+                if (pt != self && !pt->pending && !pt->dl_pending)
+                        return true;
+        return false;
+}
+
 /* Not accepted. `kind` says whose fault it may be; the answers of the
  * moment decide. */
 static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long status,
                    long retry_after_s, bool timed_out, const char *why)
 {
         int64_t now = now_ms();
-        /* the backend accepted others while this one was out */
-        bool lonely = h->accepts > pt->accepts_at;
-        h->fail_run++;
+        /* The backend accepted others while this one was out; or, for a
+         * request that failed so before (a suspect) with nothing else out
+         * now, it did a moment ago. */
+        bool suspect = pt->lonely > 0;
+        bool lonely = h->accepts > pt->accepts_at || (suspect && !others_may_answer(h, pt) &&
+                                                      now - h->last_accept_ms < RECENT_ACCEPT_MS);
         h->ok_ratio -= h->ok_ratio / 32;
         trouble(h, now, status, timed_out, why);
         log_debug(h->base.log, "not accepted attempt=%u lonely=%d window=%u reason=\"%s\"",
@@ -992,7 +1006,17 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
                 pace_retry_after(&h->pace, now, retry_after_s);
         if (status == 429)
                 pace_rate_limited(&h->pace, now, pt->started_ms);
-        if (!lonely) {
+        if (kind == F_TOO_LONG) {
+                /* the array's size, not the backend's state: like a 413 */
+                log_info(h->base.log,
+                         "an array outlasted timeout_s, splitting it records=%zu timeout_s=%u",
+                         pt->count, h->o.timeout_s);
+                if (split(h, pt) < 0)
+                        hold(h, pt, now);
+                return;
+        }
+        h->fail_run++;
+        if (!lonely && !suspect) {
                 /* every request of the moment fails: the backend's state */
                 unsigned all = pt->inflight_at < FAIL_RUN_MAX ? pt->inflight_at : FAIL_RUN_MAX;
                 if (h->fail_run >= (all ? all : 1))
@@ -1002,6 +1026,10 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
         } else if (kind == F_OVERLOAD) {
                 pace_overload(&h->pace, now, pt->started_ms);
         }
+        /* a suspect failing with nothing to judge it by waits on its own,
+         * not the whole output */
+        if (suspect && !lonely)
+                hold(h, pt, now);
         bool healthy = h->ok_ratio >= HEALTHY_RATIO;
         switch (kind) {
         case F_OVERLOAD:
@@ -1014,11 +1042,6 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
                 return;
         }
         case F_TOO_LONG:
-                log_info(h->base.log,
-                         "an array outlasted timeout_s, splitting it records=%zu timeout_s=%u",
-                         pt->count, h->o.timeout_s);
-                if (split(h, pt) < 0)
-                        hold(h, pt, now);
                 return;
         case F_REDIRECT:
                 refusal_streak(h, pt, status, false, now, why);
@@ -1042,17 +1065,6 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
                 h->npending++;
                 return;
         }
-}
-
-/* Any part besides `self` that could still bring an answer. */
-static bool others_may_answer(const struct http_push *h, const struct hpart *self)
-{
-        if (h->in_flight > 0)
-                return true;
-        for (const struct hpart *pt = h->parts; pt; pt = pt->next)
-                if (pt != self && !pt->pending && !pt->dl_pending)
-                        return true;
-        return false;
 }
 
 /* The refused parts whose verdict the others' answers now give. */
@@ -1111,7 +1123,12 @@ static void done(struct http_push *h, struct hpart *pt, CURLcode rc)
         bool too_big = pt->header_too_big || (rc == CURLE_OUT_OF_MEMORY && pt->header_bytes > 0);
         release_easy(h, pt);
         char why[CURL_ERROR_SIZE + 200];
-        if (rc != CURLE_OK) {
+        /* A status line read before the connection broke still says what
+         * the server meant: a proxy's 407 closes without reading the body
+         * it refuses, and the client sees a reset. A 2xx with its body cut
+         * is no acceptance. */
+        bool said = status >= 300 && status < 600 && connect_status < 300 && !too_big;
+        if (rc != CURLE_OK && !said) {
                 h->base.stats.answers[0]++;
                 if (connect_status >= 300) {
                         /* the proxy answered CONNECT: a proxy's 407 is a
