@@ -592,8 +592,8 @@ memory_short.env = dict(output={"batch_max_records": "500"},
 
 
 def memory_short_single(e):
-    """The same with one event per request (the exchange, a part per event
-    in the output's thread)."""
+    """The same with one event per request (a part per event in the output's
+    thread)."""
     memory_short(e, "memory-short-single")
 
 
