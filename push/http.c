@@ -86,6 +86,9 @@
 #define LONELY_OVERLOAD    30 /* 429, 502-504, no answer: almost always the backend's */
 /* ...and only while the backend accepts most requests (an EWMA of answers) */
 #define HEALTHY_RATIO 0.75
+/* 429s among the latest 50 answers that say the backend limits our rate */
+#define RECENT_429_MASK ((UINT64_C(1) << 50) - 1)
+#define RECENT_429_MANY 20
 /* every request fails: this many in a row, or every one of the moment */
 #define FAIL_RUN_MAX 8
 /* the endpoint is wrong: distinct requests refused in a row */
@@ -186,6 +189,7 @@ struct http_push {
         bool ever_accepted;
         unsigned fail_run;   /* answers in a row that were no acceptance */
         double ok_ratio;     /* EWMA of answers that were acceptances */
+        uint64_t recent_429; /* the latest answers, a bit each: 1 for a 429 */
         unsigned ref_streak; /* distinct requests refused in a row */
         unsigned ref_epoch;  /* a new streak, a new epoch */
         long ref_status;
@@ -958,6 +962,7 @@ static void accepted(struct http_push *h, struct hpart *pt, int64_t now)
         h->ever_accepted = true;
         h->fail_run = 0;
         h->ok_ratio += (1.0 - h->ok_ratio) / 32;
+        h->recent_429 <<= 1;
         h->ref_streak = 0;
         h->ref_epoch++;
         if (h->endpoint_refusing) {
@@ -1004,7 +1009,14 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
                   pt->attempts, lonely, pace_window(&h->pace), why);
         if (retry_after_s > 0)
                 pace_retry_after(&h->pace, now, retry_after_s);
-        if (status == 429)
+        h->recent_429 = h->recent_429 << 1 | (status == 429);
+        /* A 429 says "too fast" when it asks for a pause (Retry-After), or
+         * when many of the latest answers are 429s: a 429 now and then
+         * among acceptances is a fault, not a rate, and learning from each
+         * would bring the rate down to nothing. */
+        if (status == 429 &&
+            (retry_after_s > 0 ||
+             __builtin_popcountll(h->recent_429 & RECENT_429_MASK) >= RECENT_429_MANY))
                 pace_rate_limited(&h->pace, now, pt->started_ms);
         if (kind == F_TOO_LONG) {
                 /* the array's size, not the backend's state: like a 413 */

@@ -20,6 +20,7 @@
 #define LEARNT_MARGIN  0.95
 #define LEARNT_RELAX   0.0025
 #define LEARNT_FORGET  120000
+#define LEARNT_MIN     5 /* acceptances a second: fewer tell no rate */
 #define RATE_BUCKET_MS 10
 
 int pace_init(struct pace *p, unsigned max, bool adaptive, unsigned max_rate, unsigned per_minute,
@@ -131,28 +132,25 @@ int64_t pace_wait_ms(struct pace *p, int64_t now, size_t nev)
         return wait;
 }
 
-/* The per-10 ms counts of request starts, moved on to `slot`: the slots
- * that passed since the latest start are emptied. */
-static void starts_advance(struct pace *p, int64_t slot)
+/* The per-10 ms counts of acceptances, moved on to `slot`: the slots that
+ * passed since the latest one are emptied. */
+static void accepts_advance(struct pace *p, int64_t slot)
 {
-        if (slot <= p->starts_slot)
+        if (slot <= p->accepts_slot)
                 return;
-        int64_t gap = slot - p->starts_slot;
+        int64_t gap = slot - p->accepts_slot;
         if (gap >= PACE_RATE_BUCKETS) {
                 for (int i = 0; i < PACE_RATE_BUCKETS; i++)
-                        p->starts_per[i] = 0;
+                        p->accepts_per[i] = 0;
         } else {
-                for (int64_t s = p->starts_slot + 1; s <= slot; s++)
-                        p->starts_per[s % PACE_RATE_BUCKETS] = 0;
+                for (int64_t s = p->accepts_slot + 1; s <= slot; s++)
+                        p->accepts_per[s % PACE_RATE_BUCKETS] = 0;
         }
-        p->starts_slot = slot;
+        p->accepts_slot = slot;
 }
 
 void pace_started(struct pace *p, int64_t now, size_t nev)
 {
-        int64_t slot = now / RATE_BUCKET_MS;
-        starts_advance(p, slot);
-        p->starts_per[slot % PACE_RATE_BUCKETS]++;
         if (p->learnt > 0) {
                 learnt_refill(p, now);
                 p->learnt_tokens -= 1.0;
@@ -184,6 +182,9 @@ static void decrease(struct pace *p, int64_t now, double factor)
 
 void pace_accepted(struct pace *p, int64_t now, int64_t started, int64_t rtt_ms, bool full)
 {
+        int64_t slot = now / RATE_BUCKET_MS;
+        accepts_advance(p, slot);
+        p->accepts_per[slot % PACE_RATE_BUCKETS]++;
         if (p->streak > 0) {
                 /* in flight before the latest step: the backend took what it
                  * had, which says nothing of now */
@@ -279,15 +280,16 @@ void pace_rate_limited(struct pace *p, int64_t now, int64_t started)
 {
         if (started < p->limited_ms)
                 return;
-        /* the requests started in the last second: after a pause (a
-         * Retry-After), those the backend let through since, and the ones
-         * it refused: the limit, as a sliding window counts it */
-        starts_advance(p, now / RATE_BUCKET_MS);
+        /* the acceptances of the last second: the limit, as a sliding
+         * window counts it (after a pause, all the backend let through
+         * since) */
+        accepts_advance(p, now / RATE_BUCKET_MS);
         uint64_t n = 0;
         for (int i = 0; i < PACE_RATE_BUCKETS; i++)
-                n += p->starts_per[i];
-        double r = (double)n * LEARNT_MARGIN;
-        p->learnt = r > 1 ? r : 1;
+                n += p->accepts_per[i];
+        if (n < LEARNT_MIN)
+                return;
+        p->learnt = (double)n * LEARNT_MARGIN;
         p->learnt_tokens = 0;
         p->learnt_ms = now;
         p->learnt_filled_ms = now;

@@ -52,8 +52,8 @@ struct pace {
         /* the rate learnt from 429s, requests per second (0: none) */
         double learnt, learnt_tokens;
         int64_t learnt_ms, learnt_filled_ms, limited_ms;
-        uint32_t starts_per[PACE_RATE_BUCKETS];
-        int64_t starts_slot; /* the 10 ms slot of the latest start */
+        uint32_t accepts_per[PACE_RATE_BUCKETS]; /* acceptances per 10 ms */
+        int64_t accepts_slot;                    /* the 10 ms slot of the latest one */
         /* max_rate: tokens are events */
         double rate, burst, tokens;
         int64_t filled_ms;
@@ -96,10 +96,11 @@ int64_t pace_backoff(struct pace *p, int64_t now, int64_t started);
  * earlier, whatever is accepted meanwhile. */
 void pace_retry_after(struct pace *p, int64_t now, long seconds);
 
-/* A 429 to a request sent at `started`: the backend limits our rate. The
- * requests started in the last second, less a twentieth, become the rate
- * not to pass, unless the request was sent before the latest such
- * decision. */
+/* A 429 to a request sent at `started` that says the backend limits our
+ * rate (the caller decides: a Retry-After, or many 429s of late): the
+ * acceptances of the last second, less a twentieth, become the rate not to
+ * pass, unless the request was sent before the latest such decision, or too
+ * few were accepted to tell a rate (the floor and the window do then). */
 void pace_rate_limited(struct pace *p, int64_t now, int64_t started);
 
 /* Whether the output is backing off (then one request probes at a time). */

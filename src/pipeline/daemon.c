@@ -85,8 +85,8 @@ struct daemon {
         struct batch *sub_head, *sub_tail; /* taken by the output, not yet acknowledged */
         int64_t retry_at_ms;
         size_t inflight; /* events submitted, not yet acknowledged */
-        size_t window; /* the least events read ahead (window_events) */
-        bool single;   /* one event per request */
+        size_t window;   /* the least events read ahead (window_events) */
+        bool single;     /* one event per request */
         int64_t last_commit_ms;
         char *chunk;
         /* The last submitted batch's buffer, kept for the next batch: a

@@ -126,9 +126,14 @@ static void rate_learnt_from_429(void)
         struct pace p;
         CHECK_EQ_INT(pace_init(&p, 64, true, 0, 0, 60, 1), 0);
         CHECK(pace_learnt_rate(&p) == 0);
-        /* 100 requests in the last second, then a 429 to one of them */
+        /* too few acceptances to tell a rate: nothing learnt */
+        for (int i = 0; i < 3; i++)
+                pace_accepted(&p, 9000 + i, 8990, 5, true);
+        pace_rate_limited(&p, 9100, 9050);
+        CHECK(pace_learnt_rate(&p) == 0);
+        /* 100 acceptances in the last second, then a 429 */
         for (int i = 0; i < 100; i++)
-                pace_started(&p, 10000 + i * 5, 1);
+                pace_accepted(&p, 10000 + i * 5, 9990 + i * 5, 5, true);
         pace_rate_limited(&p, 10600, 10400);
         CHECK(pace_learnt_rate(&p) > 94 && pace_learnt_rate(&p) < 96);
         /* a 429 to a request sent before that decision changes nothing */
@@ -137,7 +142,7 @@ static void rate_learnt_from_429(void)
         /* requests are spaced: ~10.5 ms apart */
         CHECK(pace_wait_ms(&p, 10600, 1) > 0);
         int64_t t = 10600, starts = 0;
-        while (t < 20600) {
+        while (t < 20600 && starts < 100000) {
                 int64_t w = pace_wait_ms(&p, t, 1);
                 if (w == 0) {
                         pace_started(&p, t, 1);
@@ -159,7 +164,7 @@ static void max_rate_and_budget(void)
         CHECK_EQ_INT(pace_init(&p, 64, true, 100, 0, 60, 1), 0);
         /* no full bucket at the start: over any window from it, the rate */
         int64_t t = 0, events = 0;
-        while (t < 10000) {
+        while (t < 10000 && events < 100000) {
                 int64_t w = pace_wait_ms(&p, t, 1);
                 if (w == 0) {
                         pace_started(&p, t, 1);
