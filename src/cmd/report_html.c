@@ -130,11 +130,17 @@ struct style {
 #define DOTS  "M3 3h2v2h-2z"
 
 static const struct style styles[] = {
-    {"c0", "#E69F00", NULL, "#000"},  {"c1", "#56B4E9", DIAG, "#000"},
-    {"c2", "#009E73", DOTS, "#fff"},  {"c3", "#F0E442", HORIZ, "#000"},
-    {"c4", "#0072B2", RDIAG, "#fff"}, {"c5", "#D55E00", CROSS, "#fff"},
-    {"c6", "#CC79A7", VERT, "#000"},  {"co", "#999999", NULL, "#000"},
-    {"kh", "#D55E00", NULL, "#000"},  {"ks", "#56B4E9", DIAG, "#000"},
+    {"c0", "#E69F00", NULL, "#000"},
+    {"c1", "#56B4E9", DIAG, "#000"},
+    {"c2", "#009E73", DOTS, "#fff"},
+    {"c3", "#F0E442", HORIZ, "#000"},
+    {"c4", "#0072B2", RDIAG, "#fff"},
+    {"c5", "#D55E00", CROSS, "#fff"},
+    {"c6", "#CC79A7", VERT, "#000"},
+    {"co", "#999999", NULL, "#000"},
+    /* the classes: colour and mark together unlike any bounceCat's */
+    {"kh", "#D55E00", NULL, "#000"},
+    {"ks", "#56B4E9", HORIZ, "#000"},
     {"kn", "#BBBBBB", DOTS, "#000"},
 };
 enum { ST_OTHER = 7, ST_HARD = 8, ST_SOFT = 9, ST_NONE = 10, N_STYLES = 11 };
