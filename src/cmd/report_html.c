@@ -359,6 +359,8 @@ static void chart_svg(FILE *out, const struct chart *c, const struct report_seri
         fputs("</g>\n", out);
 
         if (c->hover && below) {
+                /* invisible by attribute, so that a reader without the CSS
+                 * (a mail client) does not paint them over the chart */
                 fputs("<g class=\"hover\">", out);
                 for (size_t i = 0; i < n; i++) {
                         if (!below[i])
@@ -366,7 +368,8 @@ static void chart_svg(FILE *out, const struct chart *c, const struct report_seri
                         char lab[40];
                         bucket_label(series_start(s, i), s->width, lab, sizeof lab);
                         fprintf(out,
-                                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\">"
+                                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" "
+                                "fill-opacity=\"0\">"
                                 "<title>%s: ",
                                 x0 + bw * (double)i, y0, bw, y1 - y0, lab);
                         num(out, below[i]);
@@ -421,7 +424,7 @@ static const char css[] =
     ".wide svg.chart{min-width:640px}\n"
     "svg.defs{position:absolute}\n"
     ".axis line{stroke:#bbb;stroke-width:.6}.axis text{fill:#333}\n"
-    ".hover rect{fill:transparent}.hover rect:hover{fill:#0001;stroke:#333;stroke-width:.5}\n"
+    ".hover rect:hover{fill-opacity:.08;stroke:#333;stroke-width:.5}\n"
     "ul.legend{list-style:none;padding:0;margin:.3em 0;display:flex;flex-wrap:wrap;gap:4px 16px}"
     "ul.legend li{display:flex;align-items:center;gap:5px}\n"
     "svg.sw{width:15px;height:15px;flex:none}\n"
