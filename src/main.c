@@ -13,6 +13,7 @@
 #include "report.h"
 #include "sincedb.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <getopt.h>
@@ -91,8 +92,10 @@ static const struct command_help commands[] = {
      "  Prints the resolved configuration (secrets masked), checks every path, reads\n"
      "  PowerMTA's configuration ([pmta] config) and names each problem with its file\n"
      "  and line. Exit 1 when there is a problem.\n"},
-    {"report", "report [--json] PATH...", "what is in accounting files (types, bounces)",
-     "  --json             one JSON object instead of text\n"},
+    {"report", "report [--json | --html FILE] PATH...", "what accounting files hold (text, HTML)",
+     "  --json             one JSON object instead of text, with the time series\n"
+     "  --html FILE        write a self-contained HTML page with charts to FILE\n"
+     "                     (\"-\": standard output) instead of printing text\n"},
     {"reload", "reload", "make the daemon re-read its configuration",
      "  A bad configuration is refused (exit 78) and the daemon goes on. Exit 1 when\n"
      "  no daemon runs or it did not come back within 60 s.\n"},
@@ -346,20 +349,67 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
         return r < 0 || totals.parsed.rejected ? EXIT_FAIL : EXIT_OK;
 }
 
-static int cmd_report(int argc, char **argv, const struct config *cfg, const struct logger *lg)
+/* The command line as a shell would take it back, for the page to say what
+ * made it: words with anything but [A-Za-z0-9_./:=@%+,-] single-quoted.
+ * Capped: a glob the shell expanded may name thousands of files. */
+static char *command_line(int argc, char **argv)
+{
+        enum { MAX = 8192 };
+        char *s = malloc(MAX + 8);
+        if (!s)
+                return NULL;
+        size_t n = 0;
+        for (int i = 0; i < argc && n < MAX; i++) {
+                const char *a = i == 0 ? "pmtatail" : argv[i];
+                bool plain = *a != '\0';
+                for (const char *p = a; *p; p++)
+                        plain &= isalnum((unsigned char)*p) || strchr("_./:=@%+,-", *p) != NULL;
+                if (i)
+                        s[n++] = ' ';
+                if (!plain && n < MAX)
+                        s[n++] = '\'';
+                for (const char *p = a; *p && n < MAX; p++) {
+                        if (*p == '\'' && !plain) {
+                                if (n + 4 > MAX)
+                                        break;
+                                memcpy(s + n, "'\\''", 4);
+                                n += 4;
+                        } else {
+                                s[n++] = *p;
+                        }
+                }
+                if (!plain && n < MAX)
+                        s[n++] = '\'';
+        }
+        if (n >= MAX) {
+                memcpy(s + n, " ...", 4);
+                n += 4;
+        }
+        s[n] = '\0';
+        return s;
+}
+
+static int cmd_report(int argc, char **argv, const struct config *cfg, const struct logger *lg,
+                      int all_argc, char **all_argv)
 {
         static const struct option longopts[] = {
             {"json", no_argument, NULL, 'j'},
+            {"html", required_argument, NULL, 'H'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
-        bool json = false;
+        struct report_opts o = {0};
         int c;
         optind = 1;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'j':
-                        json = true;
+                        o.json = true;
+                        break;
+                case 'H':
+                        if (!*optarg)
+                                return usage_error("%s", "report: --html needs a file name");
+                        o.html = optarg;
                         break;
                 case 'h':
                         print_command_help(find_command("report"), stdout);
@@ -370,10 +420,14 @@ static int cmd_report(int argc, char **argv, const struct config *cfg, const str
         }
         if (optind >= argc)
                 return usage_error("%s", "report: no file given");
-        return report_command(cfg, json, (const char *const *)argv + optind,
-                              (size_t)(argc - optind), stdout, lg) == 0
-                   ? EXIT_OK
-                   : EXIT_FAIL;
+        if (o.json && o.html)
+                return usage_error("%s", "report: --json and --html exclude each other");
+        char *cmdline = o.html ? command_line(all_argc, all_argv) : NULL;
+        o.command = cmdline;
+        int rc = report_command(cfg, &o, (const char *const *)argv + optind,
+                                (size_t)(argc - optind), stdout, lg);
+        free(cmdline);
+        return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 /* status [--json] [--max-behind SECONDS] */
@@ -615,7 +669,7 @@ int main(int argc, char **argv)
                 else if (strcmp(cmd, "dead-letter") == 0)
                         rc = cmd_dead_letter(sub_argv[1], cfg, &lg);
                 else if (strcmp(cmd, "report") == 0)
-                        rc = cmd_report(sub_argc, sub_argv, cfg, &lg);
+                        rc = cmd_report(sub_argc, sub_argv, cfg, &lg, argc, argv);
                 else
                         rc = cmd_replay(sub_argc, sub_argv, cfg, &lg);
         }

@@ -8,6 +8,8 @@
 #include "pmta_csv.h"
 #include "rejects.h"
 #include "replay.h"
+#include "report_html.h"
+#include "report_series.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -22,7 +24,13 @@
 /* ---- a counting hash table with a fixed cap ---- */
 
 /* Counts per class of bounce; the domain and text tables use only one. */
-enum { K_HARD, K_SOFT, K_NONE, K_CLASSES };
+/* In the series' order: they take these indexes as they are. */
+enum {
+        K_HARD = SERIES_HARD,
+        K_SOFT = SERIES_SOFT,
+        K_NONE = SERIES_NONE,
+        K_CLASSES = SERIES_CLASSES
+};
 
 struct tally_entry {
         uint64_t hash;
@@ -74,7 +82,9 @@ static const char *tally_key(const struct tally *t, const struct tally_entry *e)
 }
 
 /* Count one under class k. ex (may be NULL) is kept with a new key. Returns
- * 0, or -1 when memory ran out. */
+ * 1 + the index of the entry counted (the key's id), 0 when the table was
+ * full and it went to other[], or -1 when memory ran out (so that results
+ * OR'ed together are negative when one failed). */
 static int tally_add(struct tally *t, const char *key, size_t klen, const char *ex, size_t exlen,
                      int k)
 {
@@ -88,7 +98,7 @@ static int tally_add(struct tally *t, const char *key, size_t klen, const char *
                 if (e->hash == h && e->key_len == klen &&
                     memcmp(t->text.data + e->key_off, key, klen) == 0) {
                         e->n[k]++;
-                        return 0;
+                        return (int)(s - 1) + 1;
                 }
                 i = (i + 1) & t->mask;
         }
@@ -120,7 +130,7 @@ static int tally_add(struct tally *t, const char *key, size_t klen, const char *
                 return -1;
         e->n[k] = 1;
         t->slots[i] = (uint32_t)++t->n;
-        return 0;
+        return (int)t->n;
 }
 
 static uint64_t weight(const struct tally_entry *e, int k)
@@ -304,8 +314,15 @@ struct rep {
         uint64_t time_bad;
         uint64_t bounces[K_CLASSES];
         struct tally cats, domains, texts;
+        /* --json and --html: the time series, and every bounce's domain
+         * (the domain table above has the hard ones) */
+        struct report_series *series;
+        struct tally bdomains;
         char norm[REPORT_TEXT_KEY_MAX];
         const struct tally_entry *rank[REPORT_MAX_CATEGORIES];
+        /* the rankings as the series' JSON and the page take them */
+        struct report_key kcats[REPORT_MAX_CATEGORIES], khard[REPORT_TOP], ktexts[REPORT_TOP],
+            kdoms[SERIES_TOP];
         int err; /* errno of a failure that stops the run */
 };
 
@@ -315,7 +332,44 @@ static const struct pmta_field *cell(const struct pmta_record *rec, long col)
         return col >= 0 ? &rec->cells[col] : &none;
 }
 
-static void count_bounce(struct rep *r, const struct pmta_record *rec)
+/* rcpt's domain, lowercased, into dom; its length, 0 when there is none. */
+static size_t rcpt_domain(const struct rep *r, const struct pmta_record *rec,
+                          char dom[REPORT_DOMAIN_MAX])
+{
+        const struct pmta_field *rcpt = cell(rec, r->col_rcpt);
+        const char *at = rcpt->len ? memrchr(rcpt->ptr, '@', rcpt->len) : NULL;
+        size_t dn = 0;
+        if (at) {
+                const char *end = rcpt->ptr + rcpt->len;
+                for (const char *p = at + 1; p < end && dn < REPORT_DOMAIN_MAX; p++)
+                        dom[dn++] = (char)lower((unsigned char)*p);
+        }
+        return dn;
+}
+
+/* The tally's running total of what add returned (the key's id + 1). */
+static uint64_t added_total(const struct tally *t, int added)
+{
+        return added > 0 ? weight(&t->ents[added - 1], K_CLASSES) : 0;
+}
+
+/* The bounce in the time series, under the ids the tables gave its
+ * bounceCat (cat_added: tally_add's result) and its domain dom. */
+static int count_series(struct rep *r, bool have_t, int64_t t, int k, int cat_added,
+                        const char *dom, size_t dn)
+{
+        int dom_added = dn ? tally_add(&r->bdomains, dom, dn, NULL, 0, k)
+                           : tally_add(&r->bdomains, NONE_KEY, strlen(NONE_KEY), NULL, 0, k);
+        if (cat_added < 0 || dom_added < 0)
+                return -1;
+        series_add(r->series, have_t, t, k, cat_added > 0 ? (uint32_t)cat_added - 1 : SERIES_NO_ID,
+                   added_total(&r->cats, cat_added),
+                   dom_added > 0 ? (uint32_t)dom_added - 1 : SERIES_NO_ID,
+                   added_total(&r->bdomains, dom_added));
+        return 0;
+}
+
+static void count_bounce(struct rep *r, const struct pmta_record *rec, bool have_t, int64_t t)
 {
         const char *cls = bounce_class_of(&r->classes, rec);
         int k = !cls ? K_NONE : strcmp(cls, "hard") == 0 ? K_HARD : K_SOFT;
@@ -324,16 +378,11 @@ static void count_bounce(struct rep *r, const struct pmta_record *rec)
         size_t cat_len = cat->len < REPORT_TEXT_KEY_MAX ? cat->len : REPORT_TEXT_KEY_MAX;
         int rc = cat_len ? tally_add(&r->cats, cat->ptr, cat_len, NULL, 0, k)
                          : tally_add(&r->cats, NONE_KEY, strlen(NONE_KEY), NULL, 0, k);
+        char dom[REPORT_DOMAIN_MAX];
+        size_t dn = r->series || k == K_HARD ? rcpt_domain(r, rec, dom) : 0;
+        if (r->series)
+                rc |= count_series(r, have_t, t, k, rc, dom, dn);
         if (k == K_HARD) {
-                const struct pmta_field *rcpt = cell(rec, r->col_rcpt);
-                const char *at = rcpt->len ? memrchr(rcpt->ptr, '@', rcpt->len) : NULL;
-                char dom[REPORT_DOMAIN_MAX];
-                size_t dn = 0;
-                if (at) {
-                        const char *end = rcpt->ptr + rcpt->len;
-                        for (const char *p = at + 1; p < end && dn < sizeof dom; p++)
-                                dom[dn++] = (char)lower((unsigned char)*p);
-                }
                 if (dn)
                         rc |= tally_add(&r->domains, dom, dn, NULL, 0, K_HARD);
                 else
@@ -369,8 +418,9 @@ static void on_record(void *ctx, const struct pmta_record *rec)
                 r->col_diag = pmta_header_column(h, "dsnDiag");
         }
         const struct pmta_field *tl = cell(rec, r->col_time);
-        int64_t t;
-        if (tl->len && event_parse_time(tl->ptr, tl->len, &t) == 0) {
+        int64_t t = 0;
+        bool have_t = tl->len && event_parse_time(tl->ptr, tl->len, &t) == 0;
+        if (have_t) {
                 if (!r->have_time || t < r->t_min)
                         r->t_min = t;
                 if (!r->have_time || t > r->t_max)
@@ -389,7 +439,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
                         r->n_b++;
                 else
                         r->n_rb++;
-                count_bounce(r, rec);
+                count_bounce(r, rec, have_t, t);
         } else {
                 r->n_other++;
         }
@@ -462,6 +512,31 @@ out:
 }
 
 /* ---- printing ---- */
+
+/* The `limit` entries with the largest count of k (K_CLASSES: all), ranked,
+ * as the series and the page take them; how many. */
+static size_t rank_keys(struct rep *r, const struct tally *t, int k, struct report_key *out,
+                        size_t limit)
+{
+        size_t n = tally_rank(t, k, r->rank, limit);
+        for (size_t i = 0; i < n; i++) {
+                const struct tally_entry *e = r->rank[i];
+                out[i] = (struct report_key){
+                    .key = tally_key(t, e),
+                    .len = e->key_len,
+                    .ex = e->ex_len ? t->text.data + e->ex_off : "",
+                    .ex_len = e->ex_len,
+                    .id = (uint32_t)(e - t->ents),
+                    .n = {e->n[K_HARD], e->n[K_SOFT], e->n[K_NONE]},
+                };
+        }
+        return n;
+}
+
+static uint64_t weight_other(const struct tally *t)
+{
+        return t->other[K_HARD] + t->other[K_SOFT] + t->other[K_NONE];
+}
 
 /* A string as a JSON literal (invalid UTF-8 replaced, controls escaped). */
 static void put_json(FILE *out, const char *s, size_t n)
@@ -581,7 +656,54 @@ static void print_json(struct rep *r, FILE *out)
                 put_json(out, r->texts.text.data + top[i]->ex_off, top[i]->ex_len);
                 fputc('}', out);
         }
-        fprintf(out, "%s]}\n}\n", n ? "\n  " : "");
+        fprintf(out, "%s]}", n ? "\n  " : "");
+        if (r->series) {
+                fputs(",\n", out);
+                size_t nc = rank_keys(r, &r->cats, K_CLASSES, r->kcats, REPORT_MAX_CATEGORIES);
+                size_t nd = rank_keys(r, &r->bdomains, K_CLASSES, r->kdoms, SERIES_TOP);
+                series_print_json(r->series, r->kcats, nc, r->kdoms, nd, out);
+        }
+        fputs("\n}\n", out);
+}
+
+static int write_html(struct rep *r, const struct report_opts *o, const char *const *files,
+                      size_t nfiles)
+{
+        struct report_page p = {
+            .command = o->command,
+            .files = files,
+            .nfiles = nfiles,
+            .files_read = r->files,
+            .files_failed = r->files_failed,
+            .have_time = r->have_time,
+            .t_min = r->t_min,
+            .t_max = r->t_max,
+            .time_bad = r->time_bad,
+            .parsed = &r->parsed,
+            .n_b = r->n_b,
+            .n_rb = r->n_rb,
+            .n_f = r->n_f,
+            .n_other = r->n_other,
+            .cats = r->kcats,
+            .ncats = rank_keys(r, &r->cats, K_CLASSES, r->kcats, REPORT_MAX_CATEGORIES),
+            .hard = r->khard,
+            .nhard = rank_keys(r, &r->domains, K_HARD, r->khard, REPORT_TOP),
+            .hard_distinct = r->domains.n,
+            .hard_other = r->domains.other[K_HARD],
+            .texts = r->ktexts,
+            .ntexts = rank_keys(r, &r->texts, K_HARD, r->ktexts, REPORT_TOP),
+            .texts_distinct = r->texts.n,
+            .texts_other = r->texts.other[K_HARD],
+            .doms = r->kdoms,
+            .ndoms = rank_keys(r, &r->bdomains, K_CLASSES, r->kdoms, SERIES_TOP),
+            .doms_distinct = r->bdomains.n,
+            .doms_other = weight_other(&r->bdomains),
+            .top = REPORT_TOP,
+            .series = r->series,
+        };
+        memcpy(p.bounces, r->bounces, sizeof p.bounces);
+        memcpy(p.cats_other, r->cats.other, sizeof p.cats_other);
+        return report_html_write_file(&p, o->html);
 }
 
 static void print_table(struct rep *r, FILE *out)
@@ -668,8 +790,15 @@ static void print_table(struct rep *r, FILE *out)
 
 /* ---- the command ---- */
 
-int report_command(const struct config *cfg, bool json, const char *const *args, size_t nargs,
-                   FILE *out, const struct logger *log)
+static void free_paths(char **paths, ssize_t n)
+{
+        for (ssize_t i = 0; i < n; i++)
+                free(paths[i]);
+        free(paths);
+}
+
+int report_command(const struct config *cfg, const struct report_opts *o, const char *const *args,
+                   size_t nargs, FILE *out, const struct logger *log)
 {
         struct timespec ts0, ts1;
         clock_gettime(CLOCK_MONOTONIC, &ts0);
@@ -696,6 +825,18 @@ int report_command(const struct config *cfg, bool json, const char *const *args,
             tally_init(&r->texts, REPORT_MAX_TEXTS,
                        REPORT_TEXT_KEY_MAX + REPORT_TEXT_EXAMPLE_MAX + 2) < 0)
                 goto out_nomem;
+        /* the text report draws nothing: it pays nothing for the series */
+        if (o->json || o->html) {
+                r->series = malloc(sizeof *r->series);
+                if (!r->series ||
+                    tally_init(&r->bdomains, REPORT_MAX_DOMAINS, REPORT_DOMAIN_MAX + 1) < 0)
+                        goto out_nomem;
+                if (series_init(r->series, REPORT_MAX_CATEGORIES, REPORT_MAX_DOMAINS) < 0) {
+                        free(r->series);
+                        r->series = NULL;
+                        goto out_nomem;
+                }
+        }
 
         char **paths = NULL;
         bool bad_paths = false;
@@ -715,22 +856,33 @@ int report_command(const struct config *cfg, bool json, const char *const *args,
                 if (read_file(r, paths[i], &po, chunk) < 0)
                         r->files_failed++;
         }
-        for (ssize_t i = 0; i < n; i++)
-                free(paths[i]);
-        free(paths);
         if (r->err) {
                 log_error(log, "report failed error=\"%s\"", strerror(r->err));
+                free_paths(paths, n);
                 goto out;
         }
 
         qsort(r->parsed.types, r->parsed.ntypes, sizeof r->parsed.types[0], cmp_types);
-        if (json)
-                print_json(r, out);
-        else
-                print_table(r, out);
-        if (fflush(out) != 0 || ferror(out)) {
-                log_error(log, "cannot write the report error=\"%s\"", strerror(errno));
-                goto out;
+        if (o->html) {
+                int hr = write_html(r, o, (const char *const *)paths, n > 0 ? (size_t)n : 0);
+                free_paths(paths, n);
+                if (hr < 0) {
+                        char q[512];
+                        log_quote(q, sizeof q, o->html, strlen(o->html));
+                        log_error(log, "cannot write the page file=%s error=\"%s\"", q,
+                                  strerror(errno));
+                        goto out;
+                }
+        } else {
+                free_paths(paths, n);
+                if (o->json)
+                        print_json(r, out);
+                else
+                        print_table(r, out);
+                if (fflush(out) != 0 || ferror(out)) {
+                        log_error(log, "cannot write the report error=\"%s\"", strerror(errno));
+                        goto out;
+                }
         }
         clock_gettime(CLOCK_MONOTONIC, &ts1);
         double secs = (double)(ts1.tv_sec - ts0.tv_sec) + (double)(ts1.tv_nsec - ts0.tv_nsec) / 1e9;
@@ -751,6 +903,10 @@ out:
                 tally_free(&r->cats);
                 tally_free(&r->domains);
                 tally_free(&r->texts);
+                tally_free(&r->bdomains);
+                if (r->series)
+                        series_free(r->series);
+                free(r->series);
         }
         free(r);
         free(chunk);

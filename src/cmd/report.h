@@ -12,9 +12,13 @@
  * nothing after it) counts as "(none)", as does an empty bounceCat or
  * dsnDiag.
  *
+ * --json adds the time series and --html draws them (report_series.h,
+ * report_html.h).
+ *
  * Memory stays bounded whatever the input: the domain and text tables stop
  * taking new keys at a fixed count and count the rest as "(other)" (at most
- * about 70 MB when both are full of the longest keys). */
+ * about 70 MB when both are full of the longest keys; with the series, a
+ * table of every bounce's domain and the series add at most about 40 MB). */
 #ifndef PMTATAIL_REPORT_H
 #define PMTATAIL_REPORT_H
 
@@ -44,13 +48,19 @@
  * (never cutting a UTF-8 sequence in two) and returns the length. */
 size_t report_normalise_text(const char *s, size_t n, char *out, size_t cap);
 
+struct report_opts {
+        bool json;           /* a JSON object (with the series) instead of text */
+        const char *html;    /* write the page there instead ("-": out), or NULL */
+        const char *command; /* the command line, shown on the page */
+};
+
 /* Read `paths` (expanded as replay does) and print the report to `out`, as
- * a table or a JSON object; warnings and the timing go to the logger's
- * stream. The record types are those of cfg's sources, else b, rb, f; the
+ * a table or a JSON object, or write it as an HTML page; warnings and the
+ * timing go to the logger's stream. The record types are those of cfg's sources, else b, rb, f; the
  * classification uses cfg's [classify] patterns. Returns the exit status:
  * 0, or 1 when a path or file could not be read, records were rejected (the
  * report is printed in both cases) or the patterns could not be loaded. */
-int report_command(const struct config *cfg, bool json, const char *const *paths, size_t npaths,
-                   FILE *out, const struct logger *log);
+int report_command(const struct config *cfg, const struct report_opts *o, const char *const *paths,
+                   size_t npaths, FILE *out, const struct logger *log);
 
 #endif

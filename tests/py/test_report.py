@@ -470,7 +470,8 @@ def scenario_usage(tmp):
     rc, out, err = run(["--bogus", tmp])
     check_eq("usage: unknown option: exit 2", rc, 2)
     p = subprocess.run([BINARY, "--help"], capture_output=True, text=True)
-    check("usage: report in --help", "report [--json] PATH..." in p.stdout, [p.stdout])
+    check("usage: report in --help", "report [--json | --html FILE] PATH..." in p.stdout,
+          [p.stdout])
 
 
 SCENARIOS = [
