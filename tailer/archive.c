@@ -205,10 +205,26 @@ int archive_cmp(const struct archive_key *a, const struct archive_key *b)
         return c;
 }
 
+size_t archive_id_len(const void *head, size_t n, bool at_end)
+{
+        size_t want = IDENTITY_FP_MAX;
+        const char *nl = memchr(head, '\n', n);
+        if (!nl)
+                want = ARCHIVE_ID_MAX; /* the first line goes on: more is needed */
+        else if ((size_t)(nl - (const char *)head) + 1 + ARCHIVE_ID_PAST > want)
+                want = (size_t)(nl - (const char *)head) + 1 + ARCHIVE_ID_PAST;
+        if (want > ARCHIVE_ID_MAX)
+                want = ARCHIVE_ID_MAX;
+        if (at_end && want > n)
+                want = n;
+        return want;
+}
+
 struct archive_id archive_id_of(const void *head, size_t n)
 {
-        if (n > IDENTITY_FP_MAX)
-                n = IDENTITY_FP_MAX;
+        size_t len = archive_id_len(head, n, true);
+        if (n > len)
+                n = len;
         struct archive_id id = {(uint64_t)XXH3_64bits(head, n), (uint32_t)n};
         return id;
 }

@@ -81,13 +81,27 @@ int archive_cmp(const struct archive_key *a, const struct archive_key *b);
  * not a date (month 13, 30 February). */
 int64_t archive_days(int year, int month, int day);
 
-/* The content identity of an archive whose decompressed content starts with
- * the `n` bytes at `head` (pass at least min(size, IDENTITY_FP_MAX) of them;
- * more are ignored). */
+/* The content identity of an archive: the hash of its first fp_len
+ * decompressed bytes. fp_len is IDENTITY_FP_MAX (or the whole content when
+ * shorter), the fingerprint tailer/identity.h takes, unless those bytes do
+ * not reach ARCHIVE_ID_PAST bytes past the first line: then it covers that
+ * much, up to ARCHIVE_ID_MAX. Every file of one configuration starts with
+ * the same header line, and PowerMTA's can be longer than IDENTITY_FP_MAX:
+ * a fingerprint of the header alone would make all of them one archive. */
+#define ARCHIVE_ID_PAST 512
+#define ARCHIVE_ID_MAX  65536
 struct archive_id {
         uint64_t fp;
         uint32_t fp_len;
 };
+
+/* How many bytes the identity covers, given the first n bytes of the
+ * content at `head` and whether the content ends there (at_end). When the
+ * answer is above n (and !at_end), read up to that many and ask again. */
+size_t archive_id_len(const void *head, size_t n, bool at_end);
+
+/* The identity of content starting with the n bytes at head, n as
+ * archive_id_len said (more are ignored). */
 struct archive_id archive_id_of(const void *head, size_t n);
 
 #endif

@@ -201,6 +201,7 @@ static void test_identity(void)
         char a[2000], b[2000];
         for (size_t i = 0; i < sizeof a; i++)
                 a[i] = b[i] = (char)('a' + i % 26);
+        a[50] = b[50] = '\n';
         b[1500] = '!'; /* past the fingerprinted bytes */
         struct archive_id x = archive_id_of(a, sizeof a), y = archive_id_of(b, sizeof b);
         CHECK(x.fp == y.fp && x.fp_len == IDENTITY_FP_MAX && y.fp_len == IDENTITY_FP_MAX);
@@ -209,6 +210,24 @@ static void test_identity(void)
         CHECK(x.fp != y.fp);
         struct archive_id s = archive_id_of(a, 100), t = archive_id_of(a, 101);
         CHECK(s.fp_len == 100 && t.fp_len == 101 && s.fp != t.fp);
+        /* a header line longer than IDENTITY_FP_MAX: the identity reaches
+         * ARCHIVE_ID_PAST bytes into the records, so files differing there
+         * are two archives */
+        static char h1[4000], h2[4000];
+        memset(h1, 'h', sizeof h1);
+        h1[1999] = '\n';
+        memcpy(h2, h1, sizeof h2);
+        h2[2000 + 100] = '!';
+        CHECK_EQ_INT(archive_id_len(h1, 1024, false), ARCHIVE_ID_MAX);
+        CHECK_EQ_INT(archive_id_len(h1, sizeof h1, false), 2000 + ARCHIVE_ID_PAST);
+        CHECK_EQ_INT(archive_id_len(h1, 1024, true), 1024);
+        CHECK_EQ_INT(archive_id_len(h1, 500, false), ARCHIVE_ID_MAX);
+        x = archive_id_of(h1, sizeof h1);
+        y = archive_id_of(h2, sizeof h2);
+        CHECK(x.fp_len == 2000 + ARCHIVE_ID_PAST && x.fp != y.fp);
+        /* a header shorter than that: the daemon's own fingerprint */
+        h1[99] = '\n';
+        CHECK_EQ_INT(archive_id_len(h1, sizeof h1, false), IDENTITY_FP_MAX);
 }
 
 int main(void)
