@@ -33,15 +33,28 @@ static int64_t now_ms(void)
 
 /* ---- the run ---- */
 
+/* Where a file stands once a batch is acknowledged. A batch carries the
+ * events of as many files as fit (35,000 archives of 2 records are not
+ * 35,000 requests, nor 35,000 fsyncs of a file output), and a mark for
+ * each file it ends or cuts. */
+struct rmark {
+        long entry, pass; /* the file's progress entry and this run's pass of it */
+        uint64_t mark;    /* delivered up to here */
+        char *header;     /* the header line in force at mark, NULL when none */
+        size_t header_len;
+        bool last; /* the file is delivered whole */
+};
+
+#define MARKS_MAX       4096 /* marks in one batch: closed when full */
+#define BATCH_LINGER_MS 200  /* a batch not full goes out after this, all the same */
+
 struct rbatch {
         struct rbatch *next; /* submitted, oldest first */
         struct buf lines;
         size_t nevents;
-        long entry, pass; /* the file's progress entry and this run's pass of it */
-        uint64_t mark;    /* its settled offset when the batch closed */
-        char *header;     /* the header line in force at mark, NULL when none */
-        size_t header_len;
-        bool last; /* the file's last batch: done once acknowledged */
+        struct rmark *marks; /* how far the files behind these events are delivered */
+        size_t nmarks;
+        int64_t opened_ms;
 };
 
 struct run {
@@ -98,7 +111,9 @@ static void rbatch_free(struct rbatch *b)
         if (!b)
                 return;
         buf_free(&b->lines);
-        free(b->header);
+        for (size_t i = 0; i < b->nmarks; i++)
+                free(b->marks[i].header);
+        free(b->marks);
         free(b);
 }
 
@@ -108,8 +123,11 @@ static void on_ack(void *ctx, void *token)
         struct rbatch *b = token;
         r->inflight -= b->nevents;
         r->t->delivered += b->nevents;
-        progress_advance(&r->prog, (size_t)b->entry, (size_t)b->pass, b->mark, b->header,
-                         b->header_len, b->last);
+        for (size_t i = 0; i < b->nmarks; i++) {
+                const struct rmark *m = &b->marks[i];
+                progress_advance(&r->prog, (size_t)m->entry, (size_t)m->pass, m->mark, m->header,
+                                 m->header_len, m->last);
+        }
         /* acknowledgements come in submission order: b is the oldest */
         r->sub_head = b->next;
         if (!r->sub_head)
@@ -134,29 +152,12 @@ static void pace(struct run *r, size_t n)
         }
 }
 
-static void close_batch(struct run *r, uint64_t mark, bool last)
+static void close_batch(struct run *r)
 {
         struct rbatch *b = r->open;
-        if (!b) {
-                if (!last)
-                        return;
-                b = calloc(1, sizeof *b);
-                if (!b) {
-                        r->err = ENOMEM;
-                        return;
-                }
-                buf_init(&b->lines, 1);
-                b->entry = r->entry;
-                b->pass = r->pass;
-        }
+        if (!b)
+                return;
         r->open = NULL;
-        b->mark = mark;
-        b->last = last;
-        /* called at a record's start or at the settled offset: the parser's
-         * header is the one in force at mark */
-        const struct pmta_header *h = r->parser ? pmta_parser_header(r->parser) : NULL;
-        b->header = h ? strndup(h->raw, h->raw_len) : NULL;
-        b->header_len = b->header ? h->raw_len : 0;
         pace(r, b->nevents);
         r->inflight += b->nevents;
         b->next = NULL;
@@ -197,11 +198,36 @@ static struct rbatch *open_batch(struct run *r)
                         free(b);
                         return NULL;
                 }
-                b->entry = r->entry;
-                b->pass = r->pass;
+                b->opened_ms = now_ms();
                 r->open = b;
         }
         return r->open;
+}
+
+/* The current file is delivered up to `mark` (whole when last) once the
+ * open batch is: noted in it, the batch opened if need be. */
+static void add_mark(struct run *r, uint64_t mark, bool last)
+{
+        if (r->entry < 0 || r->pass < 0)
+                return;
+        struct rbatch *b = open_batch(r);
+        struct rmark *nm = b ? realloc(b->marks, (b->nmarks + 1) * sizeof *nm) : NULL;
+        if (!nm) {
+                r->err = ENOMEM;
+                return;
+        }
+        b->marks = nm;
+        struct rmark *m = &nm[b->nmarks++];
+        *m = (struct rmark){.entry = r->entry, .pass = r->pass, .mark = mark, .last = last};
+        /* at a record's start or the settled offset: the parser's header
+         * is the one in force at mark (none needed past the end) */
+        const struct pmta_header *h = r->parser ? pmta_parser_header(r->parser) : NULL;
+        if (h && !last) {
+                m->header = strndup(h->raw, h->raw_len);
+                m->header_len = m->header ? h->raw_len : 0;
+        }
+        if (b->nmarks >= MARKS_MAX)
+                close_batch(r);
 }
 
 /* The record's time: timeLogged, else timeQueued. False when it has none
@@ -304,8 +330,10 @@ static void on_record(void *ctx, const struct pmta_record *rec)
                 most = r->pace_rate >= 10 ? r->pace_rate / 10 : 1;
         if (r->open &&
             (r->open->nevents >= most ||
-             push_buf_len(&r->open->lines) + 2 * rec->raw_len + 1024 > co->batch_max_bytes))
-                close_batch(r, rec->start, false);
+             push_buf_len(&r->open->lines) + 2 * rec->raw_len + 1024 > co->batch_max_bytes)) {
+                add_mark(r, rec->start, false);
+                close_batch(r);
+        }
         struct rbatch *b = open_batch(r);
         if (!b || event_encode(r->enc, &b->lines, rec, &r->meta) < 0 ||
             buf_putc(&b->lines, '\n') < 0) {
@@ -545,17 +573,19 @@ static int replay_file(struct run *r, const struct archive_in *a, char *chunk)
                 if (fr < 0 || r->err)
                         goto out;
                 if (!r->o->dry_run) {
-                        if (r->open)
-                                close_batch(r, pmta_parser_settled_offset(r->parser), false);
+                        if (r->open && now_ms() - r->open->opened_ms >= BATCH_LINGER_MS) {
+                                add_mark(r, pmta_parser_settled_offset(r->parser), false);
+                                close_batch(r);
+                        }
                         wait_acks(r, false);
                 }
                 show_progress(r, false);
         }
         if (!r->o->dry_run && !r->t->interrupted) {
                 if (rc == 0)
-                        close_batch(r, pmta_parser_next_offset(r->parser), true);
-                else if (r->open)
-                        close_batch(r, pmta_parser_settled_offset(r->parser), false);
+                        add_mark(r, pmta_parser_next_offset(r->parser), true);
+                else
+                        add_mark(r, pmta_parser_settled_offset(r->parser), false);
         }
         if (r->o->dry_run && flush_out(r) < 0)
                 rc = -1;
@@ -578,11 +608,6 @@ out:
         }
         if (r->o->dry_run)
                 flush_out(r); /* whatever was read comes out */
-        if (r->open) {
-                /* interrupted: not delivered, read again by the next run */
-                rbatch_free(r->open);
-                r->open = NULL;
-        }
         if (r->parser) {
                 pmta_stats_merge(&r->t->parsed, pmta_parser_stats(r->parser));
                 const struct pmta_stats *st = pmta_parser_stats(r->parser);
@@ -690,6 +715,13 @@ int replay_run(const struct archives *in, const struct replay_opts *opts, struct
                         rc = -1;
         }
         if (!o->dry_run) {
+                if (t->interrupted) {
+                        /* not delivered: read again by the next run */
+                        rbatch_free(r.open);
+                        r.open = NULL;
+                } else {
+                        close_batch(&r);
+                }
                 wait_acks(&r, true);
                 if (r.sub_head && o->stop && *o->stop)
                         drain(&r);
