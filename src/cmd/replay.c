@@ -133,6 +133,9 @@ static void on_ack(void *ctx, void *token)
         if (!r->sub_head)
                 r->sub_tail = NULL;
         rbatch_free(b);
+        /* written at most once a second, whatever the run is waiting on
+         * (the window, the pace, the output) */
+        progress_sync(&r->prog, false);
 }
 
 /* --rate (or max_rate) with a file output: the output writes as fast as
