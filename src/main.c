@@ -317,6 +317,13 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
         }
         if (optind >= argc)
                 return usage_error("%s", "replay: no file given");
+        /* a window that selects nothing is a mistake (swapped bounds, a
+         * wrong time zone), not a run to record as done */
+        if (o.has_since && o.has_until && o.since >= o.until)
+                return usage_error("--since must be before --until: the window [%lld, %lld) is "
+                                   "%s",
+                                   (long long)o.since, (long long)o.until,
+                                   o.since == o.until ? "empty" : "reversed");
         if (!o.dry_run && cfg->output.kind == CONFIG_OUTPUT_NONE) {
                 fputs("pmtatail: replay: no [output] in the configuration to deliver to (or "
                       "use --dry-run)\n",
@@ -330,21 +337,24 @@ static int cmd_replay(int argc, char **argv, const struct config *cfg, const str
         o.cfg = &rcfg;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        char **paths = NULL;
-        bool bad_paths = false;
-        ssize_t n = replay_expand((const char *const *)argv + optind, (size_t)(argc - optind),
-                                  &paths, &bad_paths, lg);
+        struct archives in;
         struct replay_totals totals = {0};
-        int r = n < 0 || bad_paths ? -1 : 0;
-        if (n > 0 && replay_run((const char *const *)paths, (size_t)n, &o, &totals) < 0)
-                r = -1;
-        else if (n == 0)
-                log_warn(lg, "no accounting file to replay");
-        for (ssize_t i = 0; i < n; i++)
-                free(paths[i]);
-        free(paths);
+        int r =
+            archives_expand((const char *const *)argv + optind, (size_t)(argc - optind), &in, lg);
+        if (r == 0) {
+                if (in.had_errors)
+                        r = -1;
+                totals.skipped = in.nskipped;
+                if (in.n > 0 && replay_run(&in, &o, &totals) < 0)
+                        r = -1;
+                else if (in.n == 0)
+                        log_warn(lg, "no accounting file to replay");
+        }
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        if (r == 0 || in.n || in.nskipped)
+                archives_print_skipped(&in, stderr);
+        archives_free(&in);
         replay_print_summary(&totals, secs, stderr);
         return r < 0 || totals.parsed.rejected ? EXIT_FAIL : EXIT_OK;
 }

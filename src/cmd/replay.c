@@ -3,33 +3,23 @@
 #include "buf.h"
 #include "classes.h"
 #include "event.h"
-#include "identity.h"
 #include "input.h"
 #include "output.h"
 #include "pmta_csv.h"
+#include "progress.h"
 #include "push.h"
 #include "rejects.h"
-#include "safefile.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <glob.h>
-#include <jansson.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define READ_CHUNK      (256 * 1024)
 #define OUT_FLUSH       (256 * 1024)
-#define MAX_INPUTS      100000
-#define SAVE_EVERY_MS   1000
 #define PROGRESS_EVERY  5000 /* ms between progress lines when not on a terminal */
 #define STOP_DRAIN_MS   5000 /* the most an interrupt waits for the answers in flight */
 #define PROGRESS_TTY_MS 250
@@ -41,306 +31,30 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- expanding and ordering the inputs ---- */
-
-struct named {
-        char *path;
-        uint64_t dev, ino;
-        int64_t key; /* epoch seconds: rotated-name time, else mtime */
-        int64_t mtime_ns;
-};
-
-static bool accounting_name(const char *name)
-{
-        size_t n = strlen(name);
-        return (n > 4 && strcmp(name + n - 4, ".csv") == 0) ||
-               (n > 7 && strcmp(name + n - 7, ".csv.gz") == 0);
-}
-
-/* The time in a rotated name: "...-YYYY-MM-DD-HHMM.csv[.gz]", local time. */
-static bool name_time(const char *path, int64_t *out)
-{
-        const char *base = strrchr(path, '/');
-        base = base ? base + 1 : path;
-        for (const char *p = base; *p; p++) {
-                int Y, M, D, hm;
-                char sep;
-                if (*p == '-' && sscanf(p, "-%4d-%2d-%2d-%4d%c", &Y, &M, &D, &hm, &sep) == 5 &&
-                    sep == '.' && M >= 1 && M <= 12 && D >= 1 && D <= 31 && hm / 100 < 24 &&
-                    hm % 100 < 60) {
-                        struct tm tm = {.tm_year = Y - 1900,
-                                        .tm_mon = M - 1,
-                                        .tm_mday = D,
-                                        .tm_hour = hm / 100,
-                                        .tm_min = hm % 100,
-                                        .tm_isdst = -1};
-                        time_t t = mktime(&tm);
-                        if (t != (time_t)-1) {
-                                *out = (int64_t)t;
-                                return true;
-                        }
-                }
-        }
-        return false;
-}
-
-static int add_named(struct named **v, size_t *n, size_t *cap, const char *path,
-                     const struct logger *log)
-{
-        struct stat st;
-        if (stat(path, &st) < 0) {
-                log_error(log, "cannot read file=%s error=\"%s\"", path, strerror(errno));
-                return -1;
-        }
-        if (*n == MAX_INPUTS) {
-                log_error(log, "too many input files (more than %d)", MAX_INPUTS);
-                return -1;
-        }
-        if (*n == *cap) {
-                size_t nc = *cap ? *cap * 2 : 64;
-                struct named *nv = realloc(*v, nc * sizeof *nv);
-                if (!nv)
-                        return -1;
-                *v = nv;
-                *cap = nc;
-        }
-        struct named *e = &(*v)[*n];
-        e->path = strdup(path);
-        if (!e->path)
-                return -1;
-        e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-        e->dev = (uint64_t)st.st_dev;
-        e->ino = (uint64_t)st.st_ino;
-        if (!name_time(path, &e->key))
-                e->key = (int64_t)st.st_mtim.tv_sec;
-        (*n)++;
-        return 0;
-}
-
-static int cmp_named(const void *a, const void *b)
-{
-        const struct named *x = a, *y = b;
-        if (x->key != y->key)
-                return x->key < y->key ? -1 : 1;
-        if (x->mtime_ns != y->mtime_ns)
-                return x->mtime_ns < y->mtime_ns ? -1 : 1;
-        return strcmp(x->path, y->path);
-}
-
-static int add_path(struct named **v, size_t *n, size_t *cap, const char *arg,
-                    const struct logger *log)
-{
-        struct stat st;
-        if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
-                DIR *d = opendir(arg);
-                if (!d) {
-                        log_error(log, "cannot list directory=%s error=\"%s\"", arg,
-                                  strerror(errno));
-                        return -1;
-                }
-                struct dirent *de;
-                int rc = 0;
-                while ((de = readdir(d))) {
-                        if (!accounting_name(de->d_name))
-                                continue;
-                        char p[PATH_MAX];
-                        if (snprintf(p, sizeof p, "%s/%s", arg, de->d_name) >= (int)sizeof p)
-                                continue;
-                        struct stat fs;
-                        if (stat(p, &fs) == 0 && S_ISREG(fs.st_mode) &&
-                            add_named(v, n, cap, p, log) < 0)
-                                rc = -1;
-                }
-                closedir(d);
-                return rc;
-        }
-        if (strpbrk(arg, "*?[") && stat(arg, &st) < 0) {
-                glob_t g;
-                int r = glob(arg, 0, NULL, &g);
-                if (r == GLOB_NOMATCH) {
-                        log_error(log, "no file matches pattern=%s", arg);
-                        return -1;
-                }
-                int rc = r == 0 ? 0 : -1;
-                for (size_t i = 0; r == 0 && i < g.gl_pathc; i++) {
-                        if (add_path(v, n, cap, g.gl_pathv[i], log) < 0)
-                                rc = -1;
-                }
-                globfree(&g);
-                return rc;
-        }
-        return add_named(v, n, cap, arg, log);
-}
-
-ssize_t replay_expand(const char *const *args, size_t nargs, char ***out, bool *had_errors,
-                      const struct logger *log)
-{
-        struct named *v = NULL;
-        size_t n = 0, cap = 0;
-        int rc = 0;
-        for (size_t i = 0; i < nargs; i++) {
-                if (add_path(&v, &n, &cap, args[i], log) < 0)
-                        rc = -1;
-        }
-        qsort(v, n, sizeof *v, cmp_named);
-        char **paths = calloc(n ? n : 1, sizeof *paths);
-        if (!paths) {
-                for (size_t i = 0; i < n; i++)
-                        free(v[i].path);
-                free(v);
-                return -1;
-        }
-        /* the same file named twice (a directory and a glob, two spellings)
-         * is read once: compared by device and inode */
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-                bool dup = false;
-                for (size_t j = 0; j < i && !dup; j++)
-                        dup = v[j].dev == v[i].dev && v[j].ino == v[i].ino;
-                if (dup)
-                        free(v[i].path);
-                else
-                        paths[k++] = v[i].path;
-        }
-        free(v);
-        *out = paths;
-        if (had_errors)
-                *had_errors = rc < 0;
-        return rc < 0 && k == 0 ? -1 : (ssize_t)k;
-}
-
-/* ---- progress: STATE_DIR/replay.json ---- */
-
-struct progress {
-        char path[4200];
-        json_t *files; /* array of {path, dev, ino, fp, fp_len, offset, done, header} */
-        bool dirty;
-        int64_t saved_ms;
-        int lock_fd;
-        struct log_streak failing; /* a full disk fails every save: said once */
-};
-
-static int progress_open(struct progress *p, const char *state_dir, const struct logger *log)
-{
-        memset(p, 0, sizeof *p);
-        p->lock_fd = -1;
-        if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
-                log_error(log, "cannot create directory=%s error=\"%s\"", state_dir,
-                          strerror(errno));
-                return -1;
-        }
-        char lock[4200];
-        snprintf(lock, sizeof lock, "%s/replay.lock", state_dir);
-        char why[4400];
-        if (safefile_check_dir(state_dir, why, sizeof why) < 0) {
-                log_error(log, "refusing the state directory: %s", why);
-                return -1;
-        }
-        p->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (p->lock_fd < 0 || flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-                log_error(log, "another replay is running on %s", state_dir);
-                if (p->lock_fd >= 0)
-                        close(p->lock_fd);
-                p->lock_fd = -1;
-                return -1;
-        }
-        snprintf(p->path, sizeof p->path, "%s/replay.json", state_dir);
-        json_error_t err;
-        json_t *j = json_load_file(p->path, 0, &err);
-        if (!j && access(p->path, F_OK) == 0) {
-                log_error(log,
-                          "%s: line %d: %s; move it aside to replay from the start (or use "
-                          "--from-start)",
-                          p->path, err.line, err.text);
-                close(p->lock_fd);
-                p->lock_fd = -1;
-                return -1;
-        }
-        p->files = j ? json_incref(json_object_get(j, "files")) : NULL;
-        json_decref(j);
-        if (!json_is_array(p->files)) {
-                json_decref(p->files);
-                p->files = json_array();
-        }
-        return p->files ? 0 : -1;
-}
-
-static int progress_save(struct progress *p, const struct logger *log)
-{
-        if (!p->dirty)
-                return 0;
-        json_t *j = json_pack("{s:i,s:O}", "version", 1, "files", p->files);
-        char *text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
-        json_decref(j);
-        int rc = -1;
-        errno = ENOMEM;
-        if (text)
-                rc = safefile_replace(p->path, text, strlen(text), SAFEFILE_DURABLE, NULL);
-        free(text);
-        if (rc < 0) {
-                log_streak_fail(log, &p->failing, LOG_ERROR, "saving the replay progress",
-                                "cannot save replay progress file=%s error=\"%s\"", p->path,
-                                strerror(errno));
-        } else {
-                log_streak_ok(log, &p->failing);
-                p->dirty = false;
-        }
-        p->saved_ms = now_ms();
-        return rc;
-}
-
-static void progress_close(struct progress *p, const struct logger *log)
-{
-        progress_save(p, log);
-        json_decref(p->files);
-        if (p->lock_fd >= 0)
-                close(p->lock_fd);
-}
-
-/* The progress entry of the file with this identity, created when new. */
-static json_t *progress_entry(struct progress *p, const struct file_id *id, const char *path,
-                              bool from_start)
-{
-        size_t i;
-        json_t *e;
-        json_array_foreach(p->files, i, e)
-        {
-                if ((uint64_t)json_integer_value(json_object_get(e, "dev")) == id->dev &&
-                    (uint64_t)json_integer_value(json_object_get(e, "ino")) == id->ino) {
-                        const char *fps = json_string_value(json_object_get(e, "fp"));
-                        struct file_id saved = {
-                            id->dev, id->ino, strtoull(fps ? fps : "0", NULL, 16),
-                            (uint32_t)json_integer_value(json_object_get(e, "fp_len"))};
-                        if (saved.fp == id->fp && saved.fp_len == id->fp_len && !from_start) {
-                                json_object_set_new(e, "path", json_string(path));
-                                return e;
-                        }
-                        /* another file on that inode, or a fresh start */
-                        json_array_remove(p->files, i);
-                        break;
-                }
-        }
-        char fp[17];
-        snprintf(fp, sizeof fp, "%016llx", (unsigned long long)id->fp);
-        e = json_pack("{s:s,s:I,s:I,s:s,s:i,s:I,s:b}", "path", path, "dev", (json_int_t)id->dev,
-                      "ino", (json_int_t)id->ino, "fp", fp, "fp_len", (int)id->fp_len, "offset",
-                      (json_int_t)0, "done", 0);
-        if (e)
-                json_array_append_new(p->files, e);
-        p->dirty = true;
-        return e;
-}
-
 /* ---- the run ---- */
+
+/* Where a file stands once a batch is acknowledged. A batch carries the
+ * events of as many files as fit (35,000 archives of 2 records are not
+ * 35,000 requests, nor 35,000 fsyncs of a file output), and a mark for
+ * each file it ends or cuts. */
+struct rmark {
+        long entry, pass; /* the file's progress entry and this run's pass of it */
+        uint64_t mark;    /* delivered up to here */
+        char *header;     /* the header line in force at mark, NULL when none */
+        size_t header_len;
+        bool last; /* the file is delivered whole */
+};
+
+#define MARKS_MAX       4096 /* marks in one batch: closed when full */
+#define BATCH_LINGER_MS 200  /* a batch not full goes out after this, all the same */
 
 struct rbatch {
         struct rbatch *next; /* submitted, oldest first */
         struct buf lines;
         size_t nevents;
-        json_t *entry;  /* the file's progress entry */
-        uint64_t mark;  /* its settled offset when the batch closed */
-        json_t *header; /* the header line in force at mark, NULL when none */
-        bool last;      /* the file's last batch: done once acknowledged */
+        struct rmark *marks; /* how far the files behind these events are delivered */
+        size_t nmarks;
+        int64_t opened_ms;
 };
 
 struct run {
@@ -357,9 +71,23 @@ struct run {
         struct buf spare;
         struct classifier *classifier;
         struct bounce_classes classes;
+        struct pwindow window_sel; /* what this run selects */
+        bool windowed;
+        /* pacing for a file output (an HTTP output paces itself) */
+        unsigned pace_rate;
+        int64_t pace_start_ms;
+        uint64_t paced;
+        /* files where no record fell in the window, and their times */
+        uint64_t quiet_files;
+        bool quiet_timed;
+        int64_t quiet_min, quiet_max;
         /* per file */
         const char *path;
-        json_t *entry;
+        long entry, pass;
+        bool check_passes; /* other passes of the entry delivered some records */
+        uint64_t file_in_window;
+        bool file_timed;
+        int64_t file_min, file_max;
         struct event_encoder *enc;
         struct pmta_parser *parser;
         struct event_meta meta;
@@ -383,8 +111,9 @@ static void rbatch_free(struct rbatch *b)
         if (!b)
                 return;
         buf_free(&b->lines);
-        json_decref(b->entry);
-        json_decref(b->header);
+        for (size_t i = 0; i < b->nmarks; i++)
+                free(b->marks[i].header);
+        free(b->marks);
         free(b);
 }
 
@@ -394,45 +123,45 @@ static void on_ack(void *ctx, void *token)
         struct rbatch *b = token;
         r->inflight -= b->nevents;
         r->t->delivered += b->nevents;
-        json_t *off = json_object_get(b->entry, "offset");
-        if (b->mark > (uint64_t)json_integer_value(off)) {
-                json_object_set_new(b->entry, "offset", json_integer((json_int_t)b->mark));
-                /* resumed at mark, the records are parsed with the header
-                 * that was in force there, not the last one read */
-                if (b->header)
-                        json_object_set(b->entry, "header", b->header);
+        for (size_t i = 0; i < b->nmarks; i++) {
+                const struct rmark *m = &b->marks[i];
+                progress_advance(&r->prog, (size_t)m->entry, (size_t)m->pass, m->mark, m->header,
+                                 m->header_len, m->last);
         }
-        if (b->last)
-                json_object_set_new(b->entry, "done", json_true());
-        r->prog.dirty = true;
         /* acknowledgements come in submission order: b is the oldest */
         r->sub_head = b->next;
         if (!r->sub_head)
                 r->sub_tail = NULL;
         rbatch_free(b);
+        /* written at most once a second, whatever the run is waiting on
+         * (the window, the pace, the output) */
+        progress_sync(&r->prog, false);
 }
 
-static void close_batch(struct run *r, uint64_t mark, bool last)
+/* --rate (or max_rate) with a file output: the output writes as fast as
+ * it can, so the run holds the events back itself, a batch at a time (the
+ * batches are kept small enough for it in on_record). */
+static void pace(struct run *r, size_t n)
+{
+        if (!r->pace_rate || !n)
+                return;
+        if (!r->pace_start_ms)
+                r->pace_start_ms = now_ms();
+        int64_t due = r->pace_start_ms + (int64_t)(r->paced * 1000 / r->pace_rate);
+        r->paced += n;
+        while (now_ms() < due && !(r->o->stop && *r->o->stop)) {
+                int64_t ms = due - now_ms();
+                push_wait(r->push, NULL, 0, ms > 200 ? 200 : (int)ms);
+        }
+}
+
+static void close_batch(struct run *r)
 {
         struct rbatch *b = r->open;
-        if (!b) {
-                if (!last)
-                        return;
-                b = calloc(1, sizeof *b);
-                if (!b) {
-                        r->err = ENOMEM;
-                        return;
-                }
-                buf_init(&b->lines, 1);
-                b->entry = json_incref(r->entry);
-        }
+        if (!b)
+                return;
         r->open = NULL;
-        b->mark = mark;
-        b->last = last;
-        /* called at a record's start or at the settled offset: the parser's
-         * header is the one in force at mark */
-        const struct pmta_header *h = r->parser ? pmta_parser_header(r->parser) : NULL;
-        b->header = h ? json_stringn(h->raw, h->raw_len) : NULL;
+        pace(r, b->nevents);
         r->inflight += b->nevents;
         b->next = NULL;
         if (r->sub_tail)
@@ -472,16 +201,42 @@ static struct rbatch *open_batch(struct run *r)
                         free(b);
                         return NULL;
                 }
-                b->entry = json_incref(r->entry);
+                b->opened_ms = now_ms();
                 r->open = b;
         }
         return r->open;
 }
 
-static bool in_window(struct run *r, const struct pmta_record *rec)
+/* The current file is delivered up to `mark` (whole when last) once the
+ * open batch is: noted in it, the batch opened if need be. */
+static void add_mark(struct run *r, uint64_t mark, bool last)
 {
-        if (!r->o->has_since && !r->o->has_until)
-                return true;
+        if (r->entry < 0 || r->pass < 0)
+                return;
+        struct rbatch *b = open_batch(r);
+        struct rmark *nm = b ? realloc(b->marks, (b->nmarks + 1) * sizeof *nm) : NULL;
+        if (!nm) {
+                r->err = ENOMEM;
+                return;
+        }
+        b->marks = nm;
+        struct rmark *m = &nm[b->nmarks++];
+        *m = (struct rmark){.entry = r->entry, .pass = r->pass, .mark = mark, .last = last};
+        /* at a record's start or the settled offset: the parser's header
+         * is the one in force at mark (none needed past the end) */
+        const struct pmta_header *h = r->parser ? pmta_parser_header(r->parser) : NULL;
+        if (h && !last) {
+                m->header = strndup(h->raw, h->raw_len);
+                m->header_len = m->header ? h->raw_len : 0;
+        }
+        if (b->nmarks >= MARKS_MAX)
+                close_batch(r);
+}
+
+/* The record's time: timeLogged, else timeQueued. False when it has none
+ * (or one that is no time): such a record is outside any window. */
+static bool record_time(struct run *r, const struct pmta_record *rec, int64_t *out)
+{
         const struct pmta_header *h = rec->header;
         if (h->generation != r->header_gen) {
                 r->header_gen = h->generation;
@@ -503,7 +258,7 @@ static bool in_window(struct run *r, const struct pmta_record *rec)
                 if (r->queued_col < 0 || event_parse_time(rec->cells[r->queued_col].ptr,
                                                           rec->cells[r->queued_col].len, &t) < 0)
                         return false; /* no time to judge by: outside any window */
-                if (!r->queued_said) {
+                if (!r->queued_said && r->windowed) {
                         log_info(r->o->log,
                                  "records without timeLogged are placed in --since/--until by "
                                  "timeQueued file=%s",
@@ -511,7 +266,13 @@ static bool in_window(struct run *r, const struct pmta_record *rec)
                         r->queued_said = true;
                 }
         }
-        return (!r->o->has_since || t >= r->o->since) && (!r->o->has_until || t < r->o->until);
+        *out = t;
+        return true;
+}
+
+static bool window_holds(const struct pwindow *w, bool has_time, int64_t t)
+{
+        return w->all || (has_time && t >= w->since && t < w->until);
 }
 
 static int flush_out(struct run *r)
@@ -531,8 +292,24 @@ static void on_record(void *ctx, const struct pmta_record *rec)
         struct run *r = ctx;
         if (r->err)
                 return;
-        if (!in_window(r, rec)) {
+        int64_t t = 0;
+        bool has_time = (r->windowed || r->check_passes) && record_time(r, rec, &t);
+        if (has_time) {
+                if (!r->file_timed || t < r->file_min)
+                        r->file_min = t;
+                if (!r->file_timed || t > r->file_max)
+                        r->file_max = t;
+                r->file_timed = true;
+        }
+        if (!window_holds(&r->window_sel, has_time, t)) {
                 r->t->outside_window++;
+                return;
+        }
+        r->file_in_window++;
+        /* delivered by an earlier run with another window (or none) */
+        if (r->check_passes && progress_delivered(&r->prog, (size_t)r->entry, (size_t)r->pass,
+                                                  rec->start, has_time, t)) {
+                r->t->already_delivered++;
                 return;
         }
         const char *cls = bounce_class_of(&r->classes, rec);
@@ -541,6 +318,7 @@ static void on_record(void *ctx, const struct pmta_record *rec)
                 return;
         }
         r->meta.bounce_class = cls;
+        r->t->events++;
         if (r->o->dry_run) {
                 if (event_encode(r->enc, &r->out, rec, &r->meta) < 0 || buf_putc(&r->out, '\n') < 0)
                         r->err = errno;
@@ -549,10 +327,16 @@ static void on_record(void *ctx, const struct pmta_record *rec)
                 return;
         }
         const struct config_output *co = &r->o->cfg->output;
+        /* paced here: batches of a tenth of a second's events at most */
+        size_t most = co->batch_max_records;
+        if (r->pace_rate && r->pace_rate / 10 < most)
+                most = r->pace_rate >= 10 ? r->pace_rate / 10 : 1;
         if (r->open &&
-            (r->open->nevents >= co->batch_max_records ||
-             push_buf_len(&r->open->lines) + 2 * rec->raw_len + 1024 > co->batch_max_bytes))
-                close_batch(r, rec->start, false);
+            (r->open->nevents >= most ||
+             push_buf_len(&r->open->lines) + 2 * rec->raw_len + 1024 > co->batch_max_bytes)) {
+                add_mark(r, rec->start, false);
+                close_batch(r);
+        }
         struct rbatch *b = open_batch(r);
         if (!b || event_encode(r->enc, &b->lines, rec, &r->meta) < 0 ||
             buf_putc(&b->lines, '\n') < 0) {
@@ -634,8 +418,7 @@ static void wait_acks(struct run *r, bool all)
         while ((all ? r->sub_head != NULL : r->inflight > r->window) &&
                !(r->o->stop && *r->o->stop)) {
                 push_wait(r->push, NULL, 0, 1000);
-                if (now_ms() - r->prog.saved_ms >= SAVE_EVERY_MS)
-                        progress_save(&r->prog, r->o->log);
+                progress_sync(&r->prog, false);
                 show_progress(r, false);
         }
 }
@@ -656,41 +439,79 @@ static void drain(struct run *r)
                 push_wait(r->push, NULL, 0, 200);
 }
 
-static int replay_file(struct run *r, const char *path, char *chunk)
+/* A time as the files write it: local, with its offset. */
+static const char *fmt_time(char *b, size_t n, int64_t t)
 {
+        time_t tt = (time_t)t;
+        struct tm tm;
+        if (!localtime_r(&tt, &tm) || !strftime(b, n, "%Y-%m-%d %H:%M:%S%z", &tm))
+                snprintf(b, n, "%lld", (long long)t);
+        return b;
+}
+
+static const char *window_text(char *b, size_t n, const struct pwindow *w)
+{
+        char s[40] = "", u[40] = "";
+        if (w->all) {
+                snprintf(b, n, "%s", "");
+                return b;
+        }
+        if (w->since != INT64_MIN)
+                fmt_time(s, sizeof s, w->since);
+        if (w->until != INT64_MAX)
+                fmt_time(u, sizeof u, w->until);
+        snprintf(b, n, " since=\"%s\" until=\"%s\"", s, u);
+        return b;
+}
+
+/* Where a file stands in the progress: -1 already delivered (skipped), 0 to
+ * read from *start, -2 on an error (logged). */
+static int plan_file(struct run *r, const struct archive_in *a, const char *q, uint64_t *start,
+                     const char **header)
+{
+        r->entry = progress_entry(&r->prog, a->path, &a->id, a->dev, a->ino);
+        if (r->entry < 0)
+                return -2;
+        r->pass = progress_plan(&r->prog, (size_t)r->entry, &r->window_sel, r->o->from_start, start,
+                                header);
+        if (r->pass == -2)
+                return -2;
+        if (r->pass < 0) {
+                char w[128];
+                log_info(r->o->log, "already replayed file=%s%s", q,
+                         window_text(w, sizeof w, &r->window_sel));
+                r->t->files_skipped++;
+                return -1;
+        }
+        r->check_passes = r->prog.v[r->entry].npasses > 1;
+        if (*start)
+                log_info(r->o->log, "resuming file=%s offset=%llu", q, (unsigned long long)*start);
+        return 0;
+}
+
+static int replay_file(struct run *r, const struct archive_in *a, char *chunk)
+{
+        const char *path = a->path;
         struct input in;
         char q[512];
         log_quote(q, sizeof q, path, strlen(path));
         if (input_open(&in, path) < 0) {
                 log_error(r->o->log, "cannot open file=%s error=\"%s\"", q,
-                          errno == EILSEQ ? "named .gz but not gzip" : strerror(errno));
+                          input_strerror(errno, path));
                 return -1;
         }
         uint64_t start = 0;
         const char *header = NULL;
-        r->entry = NULL;
+        r->entry = r->pass = -1;
+        r->check_passes = false;
         if (!r->o->dry_run) {
-                struct file_id id;
-                if (identity_of_fd(in.fd, &id) < 0) {
+                int pl = a->has_id ? plan_file(r, a, q, &start, &header) : -2;
+                if (pl < 0) {
+                        if (pl == -2)
+                                log_error(r->o->log, "cannot note the progress of file=%s", q);
                         input_close(&in);
-                        return -1;
+                        return pl == -1 ? 0 : -1;
                 }
-                r->entry = progress_entry(&r->prog, &id, path, r->o->from_start);
-                if (!r->entry) {
-                        input_close(&in);
-                        return -1;
-                }
-                if (json_is_true(json_object_get(r->entry, "done"))) {
-                        log_info(r->o->log, "already replayed file=%s", q);
-                        r->t->files_skipped++;
-                        input_close(&in);
-                        return 0;
-                }
-                start = (uint64_t)json_integer_value(json_object_get(r->entry, "offset"));
-                header = json_string_value(json_object_get(r->entry, "header"));
-                if (start)
-                        log_info(r->o->log, "resuming file=%s offset=%llu", q,
-                                 (unsigned long long)start);
         }
         static const char *const default_types[] = {"b", "rb", "f"};
         struct pmta_parser_opts po = {
@@ -705,6 +526,8 @@ static int replay_file(struct run *r, const char *path, char *chunk)
         r->path = path;
         r->rejects_logged = 0;
         r->header_gen = 0;
+        r->file_in_window = 0;
+        r->file_timed = false;
         r->meta.host = r->o->host;
         r->meta.path = path;
         r->meta.include_message = r->o->include_message;
@@ -713,6 +536,7 @@ static int replay_file(struct run *r, const char *path, char *chunk)
         r->enc = event_encoder_new();
         r->parser = r->enc ? pmta_parser_new(&po) : NULL;
         int rc = -1;
+        bool read_failed = false;
         if (!r->parser ||
             pmta_parser_resume(r->parser, start, header, header ? strlen(header) : 0) < 0)
                 goto out;
@@ -725,10 +549,17 @@ static int replay_file(struct run *r, const char *path, char *chunk)
                 uint64_t off = pmta_parser_next_offset(r->parser);
                 ssize_t n = input_read(&in, off, chunk, READ_CHUNK);
                 if (n < 0) {
-                        log_error(r->o->log, "cannot read file=%s offset=%llu error=\"%s\"", q,
-                                  (unsigned long long)off,
-                                  in.error[0] ? in.error : strerror(errno));
-                        goto out;
+                        /* a truncated .gz (still being written, a copy cut
+                         * short): what was read before is good, and goes out */
+                        log_error(r->o->log,
+                                  "cannot read file=%s offset=%llu error=\"%s\" records_read=%llu: "
+                                  "the events before are %s, the file counts as failed",
+                                  q, (unsigned long long)off,
+                                  in.error[0] ? in.error : strerror(errno),
+                                  (unsigned long long)pmta_parser_stats(r->parser)->records,
+                                  r->o->dry_run ? "printed" : "delivered");
+                        read_failed = true;
+                        break;
                 }
                 int fr;
                 if (n == 0) {
@@ -745,24 +576,41 @@ static int replay_file(struct run *r, const char *path, char *chunk)
                 if (fr < 0 || r->err)
                         goto out;
                 if (!r->o->dry_run) {
-                        if (r->open)
-                                close_batch(r, pmta_parser_settled_offset(r->parser), false);
+                        if (r->open && now_ms() - r->open->opened_ms >= BATCH_LINGER_MS) {
+                                add_mark(r, pmta_parser_settled_offset(r->parser), false);
+                                close_batch(r);
+                        }
                         wait_acks(r, false);
                 }
                 show_progress(r, false);
         }
-        if (rc == 0 && !r->o->dry_run && !r->t->interrupted)
-                close_batch(r, pmta_parser_next_offset(r->parser), true);
+        if (!r->o->dry_run && !r->t->interrupted) {
+                if (rc == 0)
+                        add_mark(r, pmta_parser_next_offset(r->parser), true);
+                else
+                        add_mark(r, pmta_parser_settled_offset(r->parser), false);
+        }
         if (r->o->dry_run && flush_out(r) < 0)
                 rc = -1;
-out:
-        if (rc < 0 && r->err)
-                log_error(r->o->log, "cannot deliver file=%s error=\"%s\"", q, strerror(r->err));
-        if (r->open) {
-                /* interrupted: not delivered, read again by the next run */
-                rbatch_free(r->open);
-                r->open = NULL;
+        if (rc == 0 && r->windowed && start == 0 && !r->file_in_window && !r->t->interrupted) {
+                r->quiet_files++;
+                if (r->file_timed) {
+                        if (!r->quiet_timed || r->file_min < r->quiet_min)
+                                r->quiet_min = r->file_min;
+                        if (!r->quiet_timed || r->file_max > r->quiet_max)
+                                r->quiet_max = r->file_max;
+                        r->quiet_timed = true;
+                }
         }
+out:
+        if (read_failed)
+                rc = -1;
+        if (r->err) {
+                rc = -1;
+                log_error(r->o->log, "cannot deliver file=%s error=\"%s\"", q, strerror(r->err));
+        }
+        if (r->o->dry_run)
+                flush_out(r); /* whatever was read comes out */
         if (r->parser) {
                 pmta_stats_merge(&r->t->parsed, pmta_parser_stats(r->parser));
                 const struct pmta_stats *st = pmta_parser_stats(r->parser);
@@ -775,8 +623,6 @@ out:
         r->parser = NULL;
         r->enc = NULL;
         r->err = 0;
-        if (in.gz)
-                r->bytes_done += 0;
         input_close(&in);
         return rc;
 }
@@ -801,8 +647,7 @@ static void around_log(void *ctx, bool before)
                 pthread_mutex_unlock(&r->bar_lock);
 }
 
-int replay_run(const char *const *paths, size_t npaths, const struct replay_opts *opts,
-               struct replay_totals *t)
+int replay_run(const struct archives *in, const struct replay_opts *opts, struct replay_totals *t)
 {
         struct run r = {.t = t, .bar_lock = PTHREAD_MUTEX_INITIALIZER};
         r.tty = isatty(STDERR_FILENO);
@@ -818,12 +663,13 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
         r.o = o;
         r.started_ms = now_ms();
         r.shown_ms = r.started_ms; /* the first progress line after an interval, not at once */
-        r.files_total = npaths;
-        for (size_t i = 0; i < npaths; i++) {
-                struct stat st;
-                if (stat(paths[i], &st) == 0)
-                        r.bytes_total += (uint64_t)st.st_size;
-        }
+        r.files_total = in->n;
+        for (size_t i = 0; i < in->n; i++)
+                r.bytes_total += in->v[i].size;
+        r.windowed = o->has_since || o->has_until;
+        r.window_sel = (struct pwindow){.all = !r.windowed,
+                                        .since = o->has_since ? o->since : INT64_MIN,
+                                        .until = o->has_until ? o->until : INT64_MAX};
         char cerr[1024];
         if (classifier_load(&r.classifier, o->cfg->classify_patterns, cerr, sizeof cerr) < 0) {
                 log_error(o->log, "%s", cerr);
@@ -848,7 +694,7 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
                 /* the output on a thread of its own, as in `run` */
                 if (output_open(o->cfg, on_ack, &r, o->log, true, &r.push, err, sizeof err) < 0) {
                         log_error(o->log, "%s", err);
-                        progress_close(&r.prog, o->log);
+                        progress_close(&r.prog);
                         free(chunk);
                         classifier_free(r.classifier);
                         return -1;
@@ -856,22 +702,29 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
                 r.window = 4 * (size_t)o->cfg->output.batch_max_records;
                 if (r.window < 1000)
                         r.window = 1000;
+                if (o->cfg->output.kind == CONFIG_OUTPUT_FILE)
+                        r.pace_rate = o->cfg->output.max_rate;
         }
-        for (size_t i = 0; i < npaths && !t->interrupted; i++) {
-                struct stat st;
+        for (size_t i = 0; i < in->n && !t->interrupted; i++) {
                 uint64_t before = r.bytes_done;
-                if (replay_file(&r, paths[i], chunk) < 0) {
+                if (replay_file(&r, &in->v[i], chunk) < 0) {
                         t->files_failed++;
                         rc = -1;
                 }
-                if (stat(paths[i], &st) == 0)
-                        r.bytes_done = before + (uint64_t)st.st_size;
+                r.bytes_done = before + in->v[i].size;
                 r.files_done++;
                 t->files++;
                 if (o->dry_run && fflush(o->out) != 0)
                         rc = -1;
         }
         if (!o->dry_run) {
+                if (t->interrupted) {
+                        /* not delivered: read again by the next run */
+                        rbatch_free(r.open);
+                        r.open = NULL;
+                } else {
+                        close_batch(&r);
+                }
                 wait_acks(&r, true);
                 if (r.sub_head && o->stop && *o->stop)
                         drain(&r);
@@ -889,9 +742,25 @@ int replay_run(const char *const *paths, size_t npaths, const struct replay_opts
                         next = b->next;
                         rbatch_free(b);
                 }
-                progress_close(&r.prog, o->log);
+                progress_close(&r.prog);
         } else if (r.tty || r.files_total > 1) {
                 show_progress(&r, true);
+        }
+        if (r.quiet_files) {
+                char a[40], b[40];
+                t->files_outside_window = r.quiet_files;
+                if (r.quiet_timed)
+                        log_warn(o->log,
+                                 "no record of %llu files falls in the window; their times run "
+                                 "from %s to %s",
+                                 (unsigned long long)r.quiet_files,
+                                 fmt_time(a, sizeof a, r.quiet_min),
+                                 fmt_time(b, sizeof b, r.quiet_max));
+                else
+                        log_warn(o->log,
+                                 "no record of %llu files falls in the window; none of their "
+                                 "records carries a time",
+                                 (unsigned long long)r.quiet_files);
         }
         if (t->interrupted)
                 rc = -1;
@@ -920,8 +789,14 @@ void replay_print_summary(const struct replay_totals *t, double seconds, FILE *o
         }
         if (other)
                 fprintf(out, " type_other=%llu", (unsigned long long)other);
+        fprintf(out, " events=%llu", (unsigned long long)t->events);
         if (t->outside_window)
                 fprintf(out, " outside_window=%llu", (unsigned long long)t->outside_window);
+        if (t->files_outside_window)
+                fprintf(out, " files_outside_window=%llu",
+                        (unsigned long long)t->files_outside_window);
+        if (t->already_delivered)
+                fprintf(out, " already_delivered=%llu", (unsigned long long)t->already_delivered);
         if (t->unforwarded)
                 fprintf(out, " not_forwarded=%llu", (unsigned long long)t->unforwarded);
         if (t->delivered || t->refused)
@@ -930,6 +805,8 @@ void replay_print_summary(const struct replay_totals *t, double seconds, FILE *o
                         (unsigned long long)t->refused);
         if (t->files_skipped)
                 fprintf(out, " files_already_done=%llu", (unsigned long long)t->files_skipped);
+        if (t->skipped)
+                fprintf(out, " skipped=%llu", (unsigned long long)t->skipped);
         fprintf(out, " bytes=%llu seconds=%.3f", (unsigned long long)t->bytes, seconds);
         if (seconds > 0)
                 fprintf(out, " records_per_s=%.0f", (double)t->parsed.records / seconds);

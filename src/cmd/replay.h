@@ -1,12 +1,15 @@
 /* `pmtatail replay`: archived accounting files (plain or .gz, files,
  * directories, globs) through the parser and the event encoder, either
  * printed (--dry-run) or delivered through the configured output with the
- * daemon's batching, retry and dead-letter path. Delivery progress per file
- * (identity and acknowledged offset) lives in STATE_DIR/replay.json, so an
- * interrupted replay run again goes on where the acknowledged records end. */
+ * daemon's batching, retry and dead-letter path. What each archive has
+ * delivered (by content identity: the part of it a window selected, up to
+ * the acknowledged offset) is kept by src/pipeline/progress.h, so an
+ * interrupted replay goes on where the acknowledged records end and another
+ * window, or none, delivers exactly the rest. */
 #ifndef PMTATAIL_REPLAY_H
 #define PMTATAIL_REPLAY_H
 
+#include "archives.h"
 #include "config.h"
 #include "log.h"
 #include "pmta_csv.h"
@@ -37,27 +40,22 @@ struct replay_opts {
 
 struct replay_totals {
         uint64_t files, files_failed, files_skipped;
+        uint64_t skipped;         /* entries left out (archives.h), listed apart */
         struct pmta_stats parsed; /* over every file */
+        uint64_t events;          /* printed, or handed to the output */
         uint64_t outside_window;
-        uint64_t unforwarded; /* bounces [classify] forward kept back */
+        uint64_t files_outside_window; /* read whole, no record in the window */
+        uint64_t already_delivered;    /* in the window, delivered by an earlier run */
+        uint64_t unforwarded;          /* bounces [classify] forward kept back */
         uint64_t delivered, refused;
         uint64_t bytes;
         bool interrupted;
 };
 
-/* Expand the command line's paths (directories: their accounting files;
- * globs) and order them oldest first: by the time in PowerMTA's rotated
- * names (bounces-YYYY-MM-DD-HHMM.csv), else by modification time; a file
- * named twice is read once. Returns the count and a malloc'd array of
- * malloc'd paths in *out, or -1; *had_errors says whether some path could
- * not be read (each is logged). */
-ssize_t replay_expand(const char *const *args, size_t nargs, char ***out, bool *had_errors,
-                      const struct logger *log);
-
 /* Replay the files. Returns 0 when every file was read (and, delivering,
  * every record acknowledged), -1 otherwise (logged). Rejected records do not
  * make it fail; they are counted. */
-int replay_run(const char *const *paths, size_t npaths, const struct replay_opts *opts,
+int replay_run(const struct archives *in, const struct replay_opts *opts,
                struct replay_totals *totals);
 
 /* Print the summary to `out`. */

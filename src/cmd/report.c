@@ -459,7 +459,7 @@ static int read_file(struct rep *r, const char *path, const struct pmta_parser_o
         struct input in;
         if (input_open(&in, path) < 0) {
                 log_error(r->log, "cannot open file=%s error=\"%s\"", q,
-                          errno == EILSEQ ? "named .gz but not gzip" : strerror(errno));
+                          input_strerror(errno, path));
                 return -1;
         }
         r->path = path;
@@ -815,6 +815,7 @@ int report_command(const struct config *cfg, const struct report_opts *o, const 
         }
         struct rep *r = calloc(1, sizeof *r);
         char *chunk = malloc(READ_CHUNK);
+        struct archives in = {0};
         int status = 1;
         if (!r || !chunk)
                 goto out_nomem;
@@ -838,9 +839,9 @@ int report_command(const struct config *cfg, const struct report_opts *o, const 
                 }
         }
 
-        char **paths = NULL;
-        bool bad_paths = false;
-        ssize_t n = replay_expand(args, nargs, &paths, &bad_paths, log);
+        bool bad_paths = archives_expand(args, nargs, &in, log) < 0;
+        bad_paths |= in.had_errors;
+        ssize_t n = (ssize_t)in.n;
         if (n == 0)
                 log_warn(log, "no accounting file to report on");
         struct pmta_parser_opts po = {
@@ -853,7 +854,7 @@ int report_command(const struct config *cfg, const struct report_opts *o, const 
         };
         for (ssize_t i = 0; i < n && !r->err; i++) {
                 r->files++;
-                if (read_file(r, paths[i], &po, chunk) < 0)
+                if (read_file(r, in.v[i].path, &po, chunk) < 0)
                         r->files_failed++;
         }
         if (r->err) {
@@ -886,6 +887,7 @@ int report_command(const struct config *cfg, const struct report_opts *o, const 
         }
         clock_gettime(CLOCK_MONOTONIC, &ts1);
         double secs = (double)(ts1.tv_sec - ts0.tv_sec) + (double)(ts1.tv_nsec - ts0.tv_nsec) / 1e9;
+        archives_print_skipped(&in, log->out);
         uint64_t rows = r->parsed.records + r->parsed.filtered + r->parsed.rejected;
         fprintf(log->out,
                 "summary: files=%llu files_failed=%llu records=%llu not_selected=%llu "
@@ -899,6 +901,7 @@ int report_command(const struct config *cfg, const struct report_opts *o, const 
 out_nomem:
         log_error(log, "report failed error=\"%s\"", strerror(ENOMEM));
 out:
+        archives_free(&in);
         if (r) {
                 tally_free(&r->cats);
                 tally_free(&r->domains);

@@ -31,6 +31,19 @@ in this process) and runs the real binary:
                own files; a second concurrent replay refuses (exit 1)
   refused      the backend refuses 2 chosen records (422): they end in
                dead-letter.ndjson, the rest delivered once, exit 0, refused=2
+  windows      windowed runs add up to the whole with nothing twice; a window
+               selecting nothing said per run, recording nothing; no window
+               then delivers exactly the rest (records without a time too)
+  truncated    a truncated .gz: every event read comes out (dry run and
+               delivered), the file failed with records_read and the offset;
+               completed later, exactly the rest
+  logrotate    numbered and dateext names, compressed or not: read in order
+               by replay and report
+  same-content x.csv beside x.csv.gz read once and said; gzip (and rename)
+               between runs resends nothing, a half-delivered file the rest
+  not-regular  a FIFO, a dangling link and a link loop in a directory listed
+               once; a FIFO or /dev/zero named or globbed refused at once
+  rate-file    --rate with a file output is honoured
   bad-inputs   a missing path, a file without header, corrupt .gz files
                (truncated, damaged deflate data, not gzip at all): exit 1, a
                message naming the file, the good files still delivered
@@ -360,9 +373,12 @@ def order(e):
     check("order: replay.json: 7 files, all done",
           len(ents) == 7 and all(x.get("done") is True for x in ents),
           ["%.300r" % (rj,)])
-    check("order: README.txt in the directory is not read",
-          not any("README" in str(x.get("path")) for x in ents) and "README" not in err,
-          e.tail(err))
+    skipped = [ln for ln in err.splitlines() if ln.startswith("skipped:")]
+    check("order: README.txt in the directory is not read, and listed once as left out",
+          not any("README" in str(x.get("path")) for x in ents) and
+          not re.search(r"replayed file=\S*README", err) and len(skipped) == 1 and
+          "README.txt (not an archive name)" in skipped[0] and
+          summary_of(err).get("skipped") == "1", e.tail(err))
 
     # --dry-run: the same events, in the same order.
     rc, out, err2 = e.replay("--dry-run", e.arch)
@@ -467,8 +483,6 @@ def window(e):
         ("--since only (T40, +0200 form)", ["--since", fmt(t_of(40), 120)],
          expect(since=t_of(40))),
         ("--until only (T5)", ["--until", str(t_of(5))], expect(until=t_of(5))),
-        ("empty window since = until", ["--since", str(t_of(20)), "--until", str(t_of(20))],
-         []),
     ]
     for label, args, want in cases:
         rc, out, err = e.replay("--dry-run", *args, e.arch)
@@ -492,6 +506,19 @@ def window(e):
     check("window: no window: no outside_window in the summary (%s)" % summary_line(err),
           "outside_window" not in summary_of(err))
     check("window: no window: nothing said of timeQueued", "timeQueued" not in err, e.tail(err, 3))
+
+    # An empty or reversed window selects nothing: a usage error, not a run.
+    for label, args, word in [
+            ("empty window since = until", ["--since", str(t_of(20)), "--until", str(t_of(20))],
+             "empty"),
+            ("reversed window", ["--since", str(t_of(30)), "--until", str(t_of(10))], "reversed")]:
+        for dry in (["--dry-run"], []):
+            rc, out, err = e.replay(*(dry + args + [e.arch]))
+            check("window: %s%s: usage error, exit 2 (%r), says %s" % (
+                label, " (dry run)" if dry else "", rc, word),
+                rc == 2 and word in err and not out and "summary:" not in err, e.tail(err, 3))
+    check("window: the refused windows recorded nothing (no replay.json)",
+          not os.path.exists(os.path.join(e.state, "replay.json")))
 
     rc, out, err = e.replay("--dry-run", "--since", "yesterday", e.arch)
     check("window: --since yesterday is a usage error (exit 2, %r)" % (rc,),
@@ -874,6 +901,292 @@ def bad_inputs(e):
     with open(ng, "wb") as fh:
         fh.write(b"\x00\x01 this is not gzip data at all \xff\xfe\n" * 20)
     run("a .gz that is not gzip at all", [ng], "s-notgz", name_in_error="notgzip.csv.gz")
+
+
+def lines_with(err, word):
+    return [ln for ln in err.splitlines() if word in ln]
+
+
+def local_text(t):
+    return time.strftime("%Y-%m-%d %H:%M:%S%z", time.localtime(t))
+
+
+@scenario(batch_max_records="50")
+def windows(e):
+    """Windowed runs add up to the whole with nothing twice: the window is
+    kept with the progress; a window selecting nothing is said per run and
+    records nothing; a run without a window delivers exactly the rest."""
+    def T(n):
+        return TIME_BASE + n
+    write_records(os.path.join(e.arch, "bounces-2024-01-05-0001.csv"), range(1, 301))
+    write_records(os.path.join(e.arch, "bounces-2024-01-05-0002.csv.gz"), range(301, 601),
+                  gz=True)
+
+    def untimed(n):
+        f = record_fields(n)
+        f["timeLogged"] = ""
+        return [f[k] for k in HEADER_FIELDS]
+    write_rows(os.path.join(e.arch, "bounces-2024-01-05-0003.csv"), HEADER_FIELDS,
+               [untimed(n) for n in range(601, 611)])
+    total = collections.Counter()
+    runs = [("--since T451", ["--since", str(T(451))], range(451, 601)),
+            ("--since T151 --until T451", ["--since", str(T(151)), "--until", str(T(451))],
+             range(151, 451)),
+            ("the same window again", ["--since", str(T(151)), "--until", str(T(451))], []),
+            ("a window inside a delivered one", ["--since", str(T(200)), "--until", str(T(300))],
+             [])]
+    for label, args, want in runs:
+        e.backend.clear()
+        rc, out, err = e.replay(*args, e.arch)
+        c = e.counts()
+        total.update(c)
+        check("windows: %s: exit 0 (%r)" % (label, rc), rc == 0, e.tail(err))
+        exactly_once("windows: %s" % label, c, list(want), e.tail(err, 3))
+        check("windows: %s: summary sent=%d (%s)" % (label, len(want), summary_line(err)),
+              summary_of(err).get("sent", "0") == str(len(want)))
+
+    # A window in the wrong time zone (hours before every record): said, with
+    # the files' times, and nothing recorded as done.
+    e.backend.clear()
+    before = e.replay_json()
+    rc, out, err = e.replay("--since", str(T(-20000)), "--until", str(T(-10000)), e.arch)
+    said = lines_with(err, "no record of")
+    want_msg = "no record of 3 files falls in the window; their times run from %s to %s" % (
+        local_text(T(1)), local_text(T(600)))
+    check("windows: a window selecting nothing: exit 0, nothing sent, said once per run: %r" %
+          want_msg, rc == 0 and e.backend.stats()["requests"] == 0 and len(said) == 1 and
+          want_msg in said[0], said + e.tail(err, 3))
+    check("windows: ... summary files_outside_window=3 (%s)" % summary_line(err),
+          summary_of(err).get("files_outside_window") == "3")
+    after = e.replay_json()
+    check("windows: ... and the delivered part of each file is what it was",
+          [(x.get("offset"), x.get("done")) for x in before.get("files", [])] ==
+          [(x.get("offset"), x.get("done")) for x in after.get("files", [])])
+
+    # No window: exactly the rest (1..150, and the records without a time).
+    e.backend.clear()
+    rc, out, err = e.replay(e.arch)
+    c = e.counts()
+    total.update(c)
+    rest = list(range(1, 151)) + list(range(601, 611))
+    check("windows: no window: exit 0 (%r)" % (rc,), rc == 0, e.tail(err))
+    exactly_once("windows: no window delivers exactly the rest", c, rest, e.tail(err, 3))
+    check("windows: no window: summary already_delivered=450 (%s)" % summary_line(err),
+          summary_of(err).get("already_delivered") == "450")
+    exactly_once("windows: over every run", total, list(range(1, 611)))
+    rj = e.replay_json()
+    check("windows: replay.json: every file done, as a whole",
+          len(rj.get("files", [])) == 3 and all(x.get("done") is True and not x.get("windows")
+                                                for x in rj["files"]), ["%.400r" % (rj,)])
+    e.backend.clear()
+    rc, out, err = e.replay(e.arch)
+    check("windows: again: nothing sent, 3 files already replayed",
+          rc == 0 and e.backend.stats()["requests"] == 0 and
+          len(lines_with(err, "already replayed")) == 3, e.tail(err))
+    e.backend.clear()
+    rc, out, err = e.replay("--since", str(T(10)), e.arch)
+    check("windows: any window after that: nothing sent",
+          rc == 0 and e.backend.stats()["requests"] == 0, e.tail(err))
+    check("windows: no journal left beside replay.json",
+          not os.path.exists(os.path.join(e.state, "replay.journal")))
+
+
+@scenario(batch_max_records="50")
+def truncated(e):
+    """A truncated .gz as the newest archive: every event read from it comes
+    out, in a dry run and delivering; the file is failed with how many
+    records were read and where it stopped; the complete file later
+    delivers exactly the rest."""
+    write_records(os.path.join(e.arch, "bounces-2024-01-05-0001.csv"), range(1, 201))
+    write_records(os.path.join(e.arch, "bounces-2024-01-05-0002.csv.gz"), range(201, 401),
+                  gz=True)
+    raw = HEADER + b"".join(record_bytes(n) for n in range(401, 801))
+    comp = gzip.compress(raw, 6)
+    tr = os.path.join(e.arch, "bounces-2024-01-05-0003.csv.gz")
+    with open(tr, "wb") as fh:
+        fh.write(comp[:len(comp) * 2 // 3])
+    rc, out, err = e.replay("--dry-run", e.arch)
+    got = numbers_of(ndjson(out))
+    fail = [ln for ln in err.splitlines() if "cannot read file=" in ln and "0003" in ln]
+    m = re.search(r"offset=(\d+) .*records_read=(\d+)", fail[0]) if fail else None
+    k = int(m.group(2)) if m else -1
+    sm = summary_of(err)
+    check("truncated: --dry-run: exit 1 (%r), the file named failed with offset and "
+          "records_read" % (rc,), rc == 1 and m is not None and sm.get("files_failed") == "1",
+          fail + e.tail(err, 3))
+    check("truncated: --dry-run: every event read comes out (%d printed, %d read from the "
+          "broken file)" % (len(got), k),
+          k > 0 and got == list(range(1, 401 + k)), ["printed u%s" % ranges(got)[:200]])
+    check("truncated: --dry-run: summary records=events=%d (%s)" % (len(got), summary_line(err)),
+          sm.get("records") == str(len(got)) and sm.get("events") == str(len(got)))
+    if m:
+        stop = int(m.group(1))
+        ends = [len(HEADER + b"".join(record_bytes(n) for n in range(401, 401 + j)))
+                for j in (k, k + 1)]
+        check("truncated: it stopped past the last record read (offset %d in [%d, %d))" % (
+            stop, ends[0], ends[1]), ends[0] <= stop < ends[1])
+
+    rc, out, err = e.replay(e.arch)
+    c = e.counts()
+    check("truncated: delivering: exit 1 (%r)" % (rc,), rc == 1, e.tail(err))
+    exactly_once("truncated: delivering: the events read, the broken file's included", c,
+                 list(range(1, 401 + k)), e.tail(err, 3))
+    # the archive completed (the gzip that was still writing it finished)
+    with open(tr, "wb") as fh:
+        fh.write(comp)
+    e.backend.clear()
+    rc, out, err = e.replay(e.arch)
+    c2 = e.counts()
+    check("truncated: the completed file: exit 0 (%r)" % (rc,), rc == 0, e.tail(err))
+    exactly_once("truncated: the completed file delivers exactly the rest", c2,
+                 list(range(401 + k, 801)), e.tail(err, 3))
+
+
+@scenario(batch_max_records="50", concurrency="1")
+def logrotate(e):
+    """logrotate's names (numbered, dateext, compressed) are read, in order,
+    by replay and report."""
+    now = time.time()
+    num = os.path.join(e.tmp, "numbered")
+    dated = os.path.join(e.tmp, "dated")
+    e.makedirs(num, dated)
+    # numbered: same mtime everywhere, larger N older
+    files = [("bounces.csv.3.gz", range(1, 101)), ("bounces.csv.2.gz", range(101, 201)),
+             ("bounces.csv.1", range(201, 301)), ("bounces.csv", range(301, 401))]
+    for name, nums in files:
+        p = os.path.join(num, name)
+        write_records(p, nums, gz=name.endswith(".gz"))
+        os.utime(p, (now, now))
+    # dateext: mtimes against the dates
+    dfiles = [("bounces.csv-20261205.gz", range(1001, 1101), now - 10),
+              ("bounces.csv-20261206", range(1101, 1201), now - 20),
+              ("bounces.csv-20261207.gz", range(1201, 1301), now - 30),
+              ("bounces.csv", range(1301, 1401), now)]
+    for name, nums, mt in dfiles:
+        p = os.path.join(dated, name)
+        write_records(p, nums, gz=name.endswith(".gz"))
+        os.utime(p, (mt, mt))
+    for label, d, want in [("numbered", num, list(range(1, 401))),
+                           ("dateext", dated, list(range(1001, 1401)))]:
+        rc, out, err = e.replay("--dry-run", d)
+        got = numbers_of(ndjson(out))
+        check("logrotate: %s: --dry-run reads all 4 files in order (exit %r)" % (label, rc),
+              rc == 0 and got == want, ["got u%s" % ranges(got)[:200]] + e.tail(err, 5))
+        e.backend.clear()
+        rc, out, err = e.replay(d)
+        nums = numbers_of(e.accepted())
+        check("logrotate: %s: delivered once, in order (exit %r)" % (label, rc),
+              rc == 0 and nums == want, ["got u%s" % ranges(nums)[:200]] + e.tail(err, 5))
+        rc, out, err = e.command("report", "--json", d)
+        try:
+            rep = json.loads(out)
+        except ValueError:
+            rep = {}
+        recs = (rep.get("records") or {}) if isinstance(rep, dict) else {}
+        total = recs.get("total") if isinstance(recs, dict) else None
+        sm = summary_of(err)
+        check("logrotate: %s: report reads the 400 records (exit %r, %s)" % (
+            label, rc, summary_line(err)), rc == 0 and sm.get("records") == "400" and
+            sm.get("files") == "4", e.tail(err, 3))
+
+
+@scenario(batch_max_records="50")
+def same_content(e):
+    """One archive present twice (x.csv and x.csv.gz) is read once, said; a
+    gzip between two runs changes nothing, also for a file half delivered."""
+    a = os.path.join(e.arch, "bounces-2024-01-05-0001.csv")
+    write_records(a, range(1, 501))
+    subprocess.run(["gzip", "-k", a], check=True)
+    rc, out, err = e.replay(e.arch)
+    check("same-content: exit 0 (%r)" % (rc,), rc == 0, e.tail(err))
+    exactly_once("same-content: x.csv + x.csv.gz", e.counts(), list(range(1, 501)),
+                 e.tail(err, 3))
+    said = lines_with(err, "read once")
+    check("same-content: said: the .gz left out as the same content, read once",
+          any("0001.csv.gz" in ln and "same content" in ln for ln in said), said[:3])
+    rc, out, err = e.replay("--dry-run", e.arch)
+    check("same-content: --dry-run prints 500 events (%d)" % len(ndjson(out)),
+          len(ndjson(out)) == 500)
+    rc, out, err = e.command("report", e.arch)
+    check("same-content: report counts 500 records (%s)" % summary_line(err),
+          summary_of(err).get("records") == "500", e.tail(err, 3))
+    # the nightly gzip: the plain file goes, its .gz stays
+    os.unlink(a)
+    e.backend.clear()
+    rc, out, err = e.replay(e.arch)
+    check("same-content: gzipped since: nothing sent, already replayed",
+          rc == 0 and e.backend.stats()["requests"] == 0 and
+          len(lines_with(err, "already replayed")) == 1, e.tail(err))
+
+    # half delivered (a window), then gzipped and renamed: exactly the rest
+    b = os.path.join(e.arch, "bounces-2024-01-05-0002.csv")
+    write_records(b, range(1001, 1301))
+    e.backend.clear()
+    rc, out, err = e.replay("--until", str(TIME_BASE + 1151), e.arch)
+    exactly_once("same-content: the first half", e.counts(), list(range(1001, 1151)),
+                 e.tail(err, 3))
+    subprocess.run(["gzip", b], check=True)
+    os.rename(b + ".gz", os.path.join(e.arch, "moved-2024-01-05-0002.csv.gz"))
+    e.backend.clear()
+    rc, out, err = e.replay(e.arch)
+    check("same-content: after gzip and rename: exit 0 (%r)" % (rc,), rc == 0, e.tail(err))
+    exactly_once("same-content: after gzip and rename, exactly the rest", e.counts(),
+                 list(range(1151, 1301)), e.tail(err, 3))
+
+
+@scenario(batch_max_records="50")
+def not_regular(e):
+    """FIFOs, devices, dangling links and link loops: never opened for
+    reading, refused or left out with their names, at once."""
+    write_records(os.path.join(e.arch, "bounces-2024-01-05-0001.csv"), range(1, 51))
+    fifo = os.path.join(e.arch, "bounces-2024-01-05-0002.csv")
+    os.mkfifo(fifo)
+    os.symlink(os.path.join(e.tmp, "nowhere.csv"),
+               os.path.join(e.arch, "bounces-2024-01-05-0003.csv"))
+    loop = os.path.join(e.arch, "bounces-2024-01-05-0004.csv")
+    os.symlink(loop, loop)
+    t0 = time.monotonic()
+    rc, out, err = e.replay(e.arch, timeout=20)
+    check("not-regular: replay DIR: exit 0 at once (%r, %.1f s)" % (rc, time.monotonic() - t0),
+          rc == 0, e.tail(err))
+    exactly_once("not-regular: the regular file delivered", e.counts(), list(range(1, 51)))
+    sk = [ln for ln in err.splitlines() if ln.startswith("skipped:")]
+    want = ["0002.csv (a FIFO, not a regular file)", "0003.csv (a link to nothing)",
+            "0004.csv (a symbolic link loop)"]
+    check("not-regular: listed once, each with why", len(sk) == 1 and
+          all(w in sk[0] for w in want) and summary_of(err).get("skipped") == "3", sk)
+    for label, args in [("the FIFO named", [fifo]), ("a glob matching the FIFO",
+                                                     [os.path.join(e.arch, "*.csv")]),
+                        ("/dev/zero", ["/dev/zero"])]:
+        for cmd in (["replay", "--dry-run"], ["report"]):
+            rc, out, err = e.command(*(cmd + args), timeout=20)
+            what = "a device" if "zero" in args[0] else "a FIFO"
+            named = [ln for ln in err.splitlines() if "refusing" in ln and what in ln]
+            check("not-regular: %s %s: refused at once, named (exit %r)" % (
+                cmd[0], label, rc), rc == 1 and bool(named), e.tail(err, 3))
+
+
+@scenario(batch_max_records="50")
+def rate_file(e):
+    """--rate with a file output is honoured, not only shown."""
+    outp = os.path.join(e.tmp, "events.ndjson")
+    conf = os.path.join(e.tmp, "file.conf")
+    with open(conf, "w") as fh:
+        fh.write("[output]\nfile = %s\n\n[state]\ndir = %s\n" % (outp, os.path.join(e.tmp, "fs")))
+    write_records(os.path.join(e.arch, "bounces-2024-01-05-0001.csv"), range(1, 151))
+    write_records(os.path.join(e.arch, "bounces-2024-01-05-0002.csv"), range(151, 301))
+    t0 = time.monotonic()
+    rc, out, err = e.replay("--rate", "100", e.arch, conf=conf)
+    took = time.monotonic() - t0
+    with open(outp) as fh:
+        n = len(fh.read().splitlines())
+    check("rate-file: exit 0, 300 events written (%r, %d)" % (rc, n), rc == 0 and n == 300,
+          e.tail(err))
+    # 300 events at 100/s: the last ones are not due before 2.9 s
+    check("rate-file: --rate 100 held: 300 events took %.1f s (at least 2.5)" % took,
+          took >= 2.5)
+    check("rate-file: the progress line shows the rate applied",
+          "(max 100/s)" in err, e.tail(err, 3))
 
 
 # -------------------------------------------------------------- main
