@@ -790,13 +790,6 @@ static void print_table(struct rep *r, FILE *out)
 
 /* ---- the command ---- */
 
-static void free_paths(char **paths, ssize_t n)
-{
-        for (ssize_t i = 0; i < n; i++)
-                free(paths[i]);
-        free(paths);
-}
-
 int report_command(const struct config *cfg, const struct report_opts *o, const char *const *args,
                    size_t nargs, FILE *out, const struct logger *log)
 {
@@ -859,14 +852,19 @@ int report_command(const struct config *cfg, const struct report_opts *o, const 
         }
         if (r->err) {
                 log_error(log, "report failed error=\"%s\"", strerror(r->err));
-                free_paths(paths, n);
                 goto out;
         }
 
         qsort(r->parsed.types, r->parsed.ntypes, sizeof r->parsed.types[0], cmp_types);
         if (o->html) {
-                int hr = write_html(r, o, (const char *const *)paths, n > 0 ? (size_t)n : 0);
-                free_paths(paths, n);
+                /* the files as read, for the page */
+                const char **files = calloc(in.n ? in.n : 1, sizeof *files);
+                if (!files)
+                        goto out_nomem;
+                for (size_t i = 0; i < in.n; i++)
+                        files[i] = in.v[i].path;
+                int hr = write_html(r, o, files, in.n);
+                free(files);
                 if (hr < 0) {
                         char q[512];
                         log_quote(q, sizeof q, o->html, strlen(o->html));
@@ -875,7 +873,6 @@ int report_command(const struct config *cfg, const struct report_opts *o, const 
                         goto out;
                 }
         } else {
-                free_paths(paths, n);
                 if (o->json)
                         print_json(r, out);
                 else
