@@ -14,11 +14,11 @@
 #define LATENCY_RATIO    1.5
 #define LATENCY_SLACK_MS 5.0
 #define BASE_PERIOD_MS   30000 /* the baseline forgets what is older than two of these */
-/* A learnt rate relaxes by a quarter percent a second (from 95 % of the
- * limit, back to it in 20 s), and is forgotten after two minutes without
- * a 429. */
-#define LEARNT_MARGIN  0.95
-#define LEARNT_RELAX   0.0025
+/* A learnt rate relaxes by a tenth of a percent a second (from 97 % of the
+ * limit, back to it in 30 s: each 429 with Retry-After costs a pause, so
+ * they must be rare), and is forgotten after two minutes without a 429. */
+#define LEARNT_MARGIN  0.97
+#define LEARNT_RELAX   0.001
 #define LEARNT_FORGET  120000
 #define LEARNT_MIN     5 /* acceptances a second: fewer tell no rate */
 #define RATE_BUCKET_MS 10
@@ -91,7 +91,7 @@ static void learnt_refill(struct pace *p, int64_t now)
         if (now > p->learnt_filled_ms) {
                 double dt = (double)(now - p->learnt_filled_ms) / 1000.0;
                 double relax = p->learnt * LEARNT_RELAX * dt;
-                p->learnt += relax > 0.25 * dt ? relax : 0.25 * dt;
+                p->learnt += relax > 0.1 * dt ? relax : 0.1 * dt;
                 p->learnt_tokens += p->learnt * dt;
                 double burst = p->learnt / 20 > 1 ? p->learnt / 20 : 1;
                 if (p->learnt_tokens > burst)

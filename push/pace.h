@@ -98,7 +98,7 @@ void pace_retry_after(struct pace *p, int64_t now, long seconds);
 
 /* A 429 to a request sent at `started` that says the backend limits our
  * rate (the caller decides: a Retry-After, or many 429s of late): the
- * acceptances of the last second, less a twentieth, become the rate not to
+ * acceptances of the last second, less a thirtieth, become the rate not to
  * pass, unless the request was sent before the latest such decision, or too
  * few were accepted to tell a rate (the floor and the window do then). */
 void pace_rate_limited(struct pace *p, int64_t now, int64_t started);

@@ -135,11 +135,11 @@ static void rate_learnt_from_429(void)
         for (int i = 0; i < 100; i++)
                 pace_accepted(&p, 10000 + i * 5, 9990 + i * 5, 5, true);
         pace_rate_limited(&p, 10600, 10400);
-        CHECK(pace_learnt_rate(&p) > 94 && pace_learnt_rate(&p) < 96);
+        CHECK(pace_learnt_rate(&p) > 96 && pace_learnt_rate(&p) < 98);
         /* a 429 to a request sent before that decision changes nothing */
         pace_rate_limited(&p, 10601, 10500);
-        CHECK(pace_learnt_rate(&p) > 94 && pace_learnt_rate(&p) < 96);
-        /* requests are spaced: ~10.5 ms apart */
+        CHECK(pace_learnt_rate(&p) > 96 && pace_learnt_rate(&p) < 98);
+        /* requests are spaced: ~10.3 ms apart */
         CHECK(pace_wait_ms(&p, 10600, 1) > 0);
         int64_t t = 10600, starts = 0;
         while (t < 20600 && starts < 100000) {
@@ -151,7 +151,7 @@ static void rate_learnt_from_429(void)
                         t += w;
                 }
         }
-        CHECK(starts >= 940 && starts <= 990); /* 10 s at 95/s, relaxing a little */
+        CHECK(starts >= 960 && starts <= 985); /* 10 s at 97/s, relaxing a little */
         /* forgotten after two minutes without a 429 */
         CHECK_EQ_INT(pace_wait_ms(&p, 200000, 1), 0);
         CHECK(pace_learnt_rate(&p) == 0);
