@@ -1016,8 +1016,16 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
          * would bring the rate down to nothing. */
         if (status == 429 &&
             (retry_after_s > 0 ||
-             __builtin_popcountll(h->recent_429 & RECENT_429_MASK) >= RECENT_429_MANY))
+             __builtin_popcountll(h->recent_429 & RECENT_429_MASK) >= RECENT_429_MANY)) {
+                double before = pace_learnt_rate(&h->pace);
                 pace_rate_limited(&h->pace, now, pt->started_ms);
+                double r = pace_learnt_rate(&h->pace);
+                if (r != before)
+                        log_info(h->base.log,
+                                 "the backend limits our rate (429): requests paced at "
+                                 "rate_per_s=%.1f",
+                                 r);
+        }
         if (kind == F_TOO_LONG) {
                 /* the array's size, not the backend's state: like a 413 */
                 log_info(h->base.log,

@@ -185,6 +185,10 @@ void pace_accepted(struct pace *p, int64_t now, int64_t started, int64_t rtt_ms,
         int64_t slot = now / RATE_BUCKET_MS;
         accepts_advance(p, slot);
         p->accepts_per[slot % PACE_RATE_BUCKETS]++;
+        /* out when the rate was learnt, and let through: within the limit
+         * too, though its acceptance came after the 429 */
+        if (p->learnt > 0 && started < p->limited_ms && now - p->limited_ms < 1000)
+                p->learnt += LEARNT_MARGIN;
         if (p->streak > 0) {
                 /* in flight before the latest step: the backend took what it
                  * had, which says nothing of now */
