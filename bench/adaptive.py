@@ -19,7 +19,7 @@ the default one for the webhook: [output] holds only
 `url = http://127.0.0.1:PORT/system/bounce_webhook?type=pmta` (one event per
 request), plus any --extra-conf lines (e.g. `concurrency = 10`, `max_rate = 95`,
 to compare by hand in the same run). A case ends when the model has accepted
-every record's eventId, or at its time limit (default 60 s + 4x the time the
+every record's eventId, or at its time limit (default 120 s + 3x the time the
 backlog takes at capacity + the outage).
 
 Cases (capacity = W / T, or the 429 limit):
@@ -37,7 +37,7 @@ the share of requests answered 5xx and 429, hang-ups, requests per event,
 accepted duplicates (must be 0), lost records (never accepted: must be 0) and
 dead letters, the daemon's peak VmHWM, its log lines per second, the model's
 queue wait and most requests in service. For b, requests begun inside a
-Retry-After floor (see retry_after_violations); for d, the requests during the
+Retry-After floor knowing of it (see retry_after_violations); for d, the requests during the
 outage and how they came (steps of requests separated by >= 100 ms of
 silence), and the time from the outage's end to the first acceptance.
 
@@ -130,8 +130,8 @@ class Model:
         return self._get("POST", "/__reset")
 
     def log(self):
-        """Every logged request: [(t_begin_ms, t_answer_ms, status)], status 0
-        for a hang-up, times from the first request's first byte."""
+        """Every logged request: [(t_begin_ms, t_answer_ms, status, connection)],
+        status 0 for a hang-up, times from the first request's first byte."""
         out, frm = [], 0
         while True:
             page = self._get("GET", "/__log?from=%d&max=100000" % frm)
@@ -153,25 +153,51 @@ class Model:
         self.proc.stdout.close()
 
 
-def retry_after_violations(log, retry_after_s, slack_ms=200.0, early_ms=5.0):
-    """Requests begun inside a Retry-After floor: [(t_begin_ms, floor_begin_ms)].
+def retry_after_violations(log, retry_after_s, slack_ms=100.0, early_ms=5.0):
+    """Requests begun inside a Retry-After floor, knowing of it:
+    [(t_begin_ms, floor_begin_ms, connection)].
 
-    A 429 begins a floor at its answer when its request began after the
-    current floor began (slack_ms after it: a request begun sooner was sent
-    before the client could have read the 429; a 429 to it neither counts
-    nor moves the floor). A request beginning from slack_ms after a floor's
-    beginning to retry_after_s (less early_ms, for timer rounding) after it
-    breaks the floor. Nothing may cut a floor short, a success neither."""
-    ra = retry_after_s * 1000.0
-    events = sorted([(e[1], 1, e) for e in log if e[2] == 429] +
-                    [(e[0], 0, e) for e in log])
-    floor, bad = None, []
-    for t, is_answer, e in events:
-        if is_answer:
-            if floor is None or e[0] >= floor + slack_ms:
-                floor = t
-        elif floor is not None and floor + slack_ms <= t < floor + ra - early_ms:
-            bad.append((t, floor))
+    A floor begins at the answer of a 429 to a request begun when there was
+    no floor, or after it ended, or knowing of it (a 429 to a request that
+    was in flight when the floor began neither counts nor moves it), and lasts
+    retry_after_s (less early_ms, for timer rounding). Nothing cuts it short,
+    a success neither. A request begun inside a floor knew of it when it came
+    on a connection that had a 429 answered since the floor began (an HTTP/1.1
+    client reads an answer before it sends the next request on that
+    connection), or slack_ms or more after the floor began (a request begun
+    sooner on another connection may have been sent before the client read
+    the 429)."""
+    ra = retry_after_s * 1000.0 - early_ms
+    # at equal times an answer comes before a request's beginning
+    events = sorted([(e[1], 0, i) for i, e in enumerate(log) if e[2] == 429] +
+                    [(e[0], 1, i) for i, e in enumerate(log)])
+    floor = None   # (begin ms, connection)
+    last429 = {}   # connection -> the time of its last 429
+    seen = {}      # request -> the time of its connection's last 429 when it began
+
+    def knew(t, conn, seen429):
+        return (t >= floor[0] and (conn == floor[1] or t >= floor[0] + slack_ms
+                                   or seen429 >= floor[0]))
+
+    bad = []
+
+    def begin(i):
+        t, conn = log[i][0], log[i][3]
+        seen[i] = last429.get(conn, -1e18)
+        if floor is not None and t < floor[0] + ra and knew(t, conn, seen[i]):
+            bad.append((t, floor[0], conn))
+
+    for t, is_begin, i in events:
+        tb, conn = log[i][0], log[i][3]
+        if is_begin:
+            if i not in seen:
+                begin(i)
+            continue
+        if i not in seen:  # answered within the log's resolution: it began first
+            begin(i)
+        last429[conn] = t
+        if floor is None or tb >= floor[0] + ra or knew(tb, conn, seen[i]):
+            floor = (t, conn)
     return bad
 
 
@@ -212,6 +238,13 @@ def vm_kib(pid, key="VmHWM"):
     return 0
 
 
+def cpu_s(pid):
+    """utime + stime of a running process, in seconds."""
+    with open("/proc/%d/stat" % pid) as fh:
+        f = fh.read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def capacity(cfg):
     cap = cfg["capacity_rps"]
     return min(cap, cfg["limit_rps"]) if cfg["limit_rps"] else cap
@@ -238,7 +271,7 @@ def run_case(a, key, backlog):
             fh.write("[source bounces]\npath = %s\nrecords = b, rb\n\n[output]\nurl = %s\n%s\n"
                      "[state]\ndir = %s\n"
                      % (live, model.url(), "".join(x + "\n" for x in a.extra_conf), state))
-        limit = a.time_limit or (60 + 4 * a.records / cap + cfg["outage_len"])
+        limit = a.time_limit or (120 + 3 * a.records / cap + cfg["outage_len"])
         err = os.path.join(tmp, "pmtatail.err")
         t0 = time.monotonic()
         daemon = subprocess.Popen([a.binary, "-c", conf, "run"], stdin=subprocess.DEVNULL,
@@ -266,6 +299,10 @@ def run_case(a, key, backlog):
         daemon = None
         st = model.stats()
         log = model.log()
+        model_cpu = cpu_s(model.proc.pid)
+        if a.keep:
+            with open(os.path.join(tmp, "model-log.json"), "w") as fh:
+                json.dump(log, fh)
         dead = 0
         dl = os.path.join(state, "dead-letter.ndjson")
         if os.path.exists(dl):
@@ -301,7 +338,7 @@ def run_case(a, key, backlog):
         "dead_letters": dead, "vmhwm_kib": hwm, "log_lines": log_lines,
         "log_lines_per_s": log_lines / wall, "queue_wait_ms": st["queue_wait_ms"],
         "max_in_service": st["max_in_service"], "max_connections": st["max_connections"],
-        "log_dropped": st["log_dropped"],
+        "log_dropped": st["log_dropped"], "model_cpu_s": model_cpu,
     }
     r["x_capacity"] = r["events_per_s"] / cap
     if cfg["limit_rps"] or cfg["fault_429"]:
@@ -345,9 +382,10 @@ def print_report(results):
     for r in results:
         q = r["queue_wait_ms"]
         line = ("%s: %d requests %s; queue wait p50 %.1f p99 %.1f max %.1f ms; at most %d in "
-                "service, %d connections"
+                "service, %d connections; the model's CPU %.1f s"
                 % (r["case"], r["requests"], json.dumps(r["by_status"], sort_keys=True),
-                   q["p50"], q["p99"], q["max"], r["max_in_service"], r["max_connections"]))
+                   q["p50"], q["p99"], q["max"], r["max_in_service"], r["max_connections"],
+                   r["model_cpu_s"]))
         if "retry_after_violations" in r:
             line += "; requests begun inside a Retry-After floor: %d" % r["retry_after_violations"]
         if "outage" in r:
@@ -501,7 +539,8 @@ def main():
                     help="a line for [output], e.g. 'concurrency = 10' (repeatable)")
     ap.add_argument("--time-limit", type=float, default=0, help="seconds per case")
     ap.add_argument("--json", help="write the results as JSON to this file (- for stdout)")
-    ap.add_argument("--keep", action="store_true", help="keep each case's directory")
+    ap.add_argument("--keep", action="store_true", help="keep each case's directory (with the model's "
+                    "log, model-log.json)")
     ap.add_argument("--self-check", action="store_true", help="check the model itself")
     a = ap.parse_args()
     a.binary = a.binary or os.path.join(a.build, "src", "pmtatail")

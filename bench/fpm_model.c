@@ -43,9 +43,12 @@
  * PHP-FPM would (counted as abandoned too).
  *
  *   GET  /__stats   counters as JSON (see stats_json)
- *   GET  /__log     [[t_begin_ms, t_answer_ms, status], ...] per webhook request
- *                   (t from the first webhook request's first byte, status 0 for
- *                   a hang-up), in order of the answers; ?from=K&max=M pages it
+ *   GET  /__log     [[t_begin_ms, t_answer_ms, status, connection], ...] per
+ *                   webhook request (t from the first webhook request's first
+ *                   byte, status 0 for a hang-up, the connection's number: an
+ *                   HTTP/1.1 client reads an answer before it sends the next
+ *                   request on that connection), in order of the answers;
+ *                   ?from=K&max=M pages it
  *                   (M <= 100000); at most --log-cap entries are kept
  *   POST /__reset   zero the counters, the id set, the log and the clock
  *   GET  /          200, to see that the model is up
@@ -247,7 +250,8 @@ enum {
 enum { K_OTHER, K_WEBHOOK, K_STATS, K_LOG, K_RESET, K_ALIVE, K_NOTFOUND, K_BADMETHOD };
 
 typedef struct conn {
-        int fd; /* -1 once closed while its request is still held */
+        int fd;          /* -1 once closed while its request is still held */
+        uint32_t serial; /* the connection's number, in the log */
         int state;
         uint32_t evmask;
         int http10, keepalive, head_only, kind, rd_eof, held;
@@ -276,6 +280,7 @@ typedef struct conn {
 typedef struct {
         int64_t t_begin_us; /* from the first webhook request's first byte */
         uint32_t dur_us;    /* to the answer (or the hang-up) */
+        uint32_t conn;      /* the connection's serial number */
         uint16_t status;    /* 0: hang-up */
 } logent;
 
@@ -321,6 +326,7 @@ static size_t logn, logcap_now;
 static long long log_dropped;
 static uint64_t rng_state, armed;
 static long long reserved_total;
+static uint32_t conn_serial; /* never reset: a connection keeps its number */
 
 static uint64_t now_ns(void)
 {
@@ -435,7 +441,9 @@ static void respond(conn *c, int code, const char *ctype, const char *extra, con
                     size_t blen, int closing)
 {
         c->served++;
-        if (!c->keepalive || c->rd_eof ||
+        /* a client that shut its side gets its pipelined requests answered,
+         * then the connection ends */
+        if (!c->keepalive || (c->rd_eof && !c->inlen) ||
             (cfg.keepalive_requests > 0 && c->served >= cfg.keepalive_requests))
                 closing = 1;
         char hdr[512];
@@ -495,6 +503,7 @@ static void log_answer(conn *c, int status, uint64_t now)
         uint64_t d = (now - c->t_begin) / 1000;
         logv[logn].t_begin_us = ((int64_t)c->t_begin - (int64_t)S.t_first) / 1000;
         logv[logn].dur_us = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+        logv[logn].conn = c->serial;
         logv[logn].status = (uint16_t)status;
         logn++;
 }
@@ -611,9 +620,10 @@ static void log_json(sbuf *b, unsigned long from, unsigned long max)
                   log_dropped, from);
         for (unsigned long i = from; i < logn && i - from < max; i++) {
                 const logent *l = &logv[i];
-                sb_printf(b, "%s[%.3f, %.3f, %u]", i == from ? "" : ",\n",
+                sb_printf(b, "%s[%.3f, %.3f, %u, %" PRIu32 "]", i == from ? "" : ",\n",
                           (double)l->t_begin_us / 1000.0,
-                          (double)(l->t_begin_us + (int64_t)l->dur_us) / 1000.0, l->status);
+                          (double)(l->t_begin_us + (int64_t)l->dur_us) / 1000.0, l->status,
+                          l->conn);
         }
         sb_printf(b, "]}\n");
 }
@@ -708,22 +718,28 @@ static void request_reset(conn *c)
         c->t_begin = c->inlen ? now_ns() : 0;
 }
 
-/* Send what is queued; -1 when the connection was closed. */
+static int process_input(conn *c);
+
+/* Send what is queued, and parse on what the queue held back; -1 when the
+ * connection was closed. */
 static int conn_flush(conn *c)
 {
-        while (c->outoff < c->outlen) {
-                ssize_t k = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN || errno == EWOULDBLOCK)
-                                break;
-                        conn_close(c);
-                        return -1;
+        for (;;) {
+                while (c->outoff < c->outlen) {
+                        ssize_t k =
+                            send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+                        if (k < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                                        break;
+                                conn_close(c);
+                                return -1;
+                        }
+                        c->outoff += (size_t)k;
                 }
-                c->outoff += (size_t)k;
-        }
-        if (c->outoff == c->outlen) {
+                if (c->outoff < c->outlen)
+                        break;
                 c->outoff = c->outlen = 0;
                 if (c->outcap > 65536) { /* a big /__log page: not kept */
                         free(c->out);
@@ -738,7 +754,15 @@ static int conn_flush(conn *c)
                         c->linger_until = now_ns() + LINGER_NS;
                         c->inlen = 0;
                         n_lingering++;
+                        break;
                 }
+                /* pipelined requests held back while answers were queued (OUT_PAUSE) */
+                if (c->state != ST_HEAD || !c->inlen)
+                        break;
+                if (process_input(c) < 0)
+                        return -1;
+                if (c->outoff == c->outlen)
+                        break;
         }
         if (c->rd_eof && c->outoff == c->outlen && c->state != ST_WAIT) {
                 conn_close(c); /* the client is done sending and has its answers */
@@ -819,8 +843,6 @@ static void arm_timer(void)
         timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
         armed = heap[0]->deadline;
 }
-
-static int process_input(conn *c);
 
 /* A worker is done with c's request: its events are accepted, it answers. */
 static void finish_service(conn *c, uint64_t now)
@@ -1456,6 +1478,7 @@ static void on_accept(void)
                 int one = 1;
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                 c->fd = fd;
+                c->serial = ++conn_serial;
                 c->keepalive = 1;
                 struct epoll_event e;
                 memset(&e, 0, sizeof e);
@@ -1662,13 +1685,8 @@ int main(int argc, char **argv)
                         conn *c = fd < nconns_slots ? conns[fd] : NULL;
                         if (!c)
                                 continue;
-                        if (ev & EPOLLOUT) {
-                                if (conn_flush(c) < 0)
-                                        continue;
-                                if (c->state == ST_HEAD && c->inlen &&
-                                    (process_input(c) < 0 || conn_flush(c) < 0))
-                                        continue;
-                        }
+                        if ((ev & EPOLLOUT) && conn_flush(c) < 0)
+                                continue;
                         if ((ev & EPOLLERR) || ((ev & EPOLLHUP) && c->rd_eof)) {
                                 conn_close(c); /* reset, or nothing more either way */
                                 continue;

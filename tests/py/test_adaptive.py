@@ -18,9 +18,11 @@ backend went through. The checks are about behaviour, never about speed:
   * retry-after (a limit of 100 requests/s answered 429 with Retry-After: 1,
     50 x 5 ms, 1,000 records): every record accepted exactly once, at most
     10 % of the requests answered 429, and no request begun inside a
-    Retry-After floor (bench/adaptive.py's retry_after_violations: a 429 to a
-    request begun after the current floor began starts a floor at its answer;
-    nothing, a success neither, cuts it short);
+    Retry-After floor knowing of it (bench/adaptive.py's
+    retry_after_violations: a 429 to a request sent after the current floor
+    began starts a floor at its answer; nothing, a success neither, cuts it
+    short; a request knew of a floor when its connection had a 429 answered
+    since the floor began, or when it came 100 ms or more after it);
   * faults (25 % of the requests answered 503, 429 or closed unanswered,
     10/10/5, 50 x 5 ms, 2,000 records): every record accepted exactly once, no
     dead letter.
@@ -162,7 +164,8 @@ def retry_after(e):
           % (100 * s429, summary(st)), s429 <= 0.10)
     bad = retry_after_violations(e.model.log(), 1)
     check("retry-after: no request begun inside a Retry-After floor (%d)" % len(bad), not bad,
-          ["request at %.1f ms, floor begun at %.1f ms" % b for b in bad[:5]])
+          ["request at %.1f ms on connection %d, floor begun at %.1f ms" % (b[0], b[2], b[1])
+           for b in bad[:5]])
 
 
 @scenario(model_args=["--workers", "50", "--service-ms", "5", "--backlog", "50",
