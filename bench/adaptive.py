@@ -28,7 +28,8 @@ Cases (capacity = W / T, or the 429 limit):
   c  large:    50 workers x 10 ms, a backlog of 50. 5000/s.
   d  outage:   5 x 20 ms, backlog 5, every request answered 503 from 2 s to 22 s
                after the first one. 250/s.
-  e  faults:   50 x 5 ms, backlog 50, 10 % 503, 10 % 429 (Retry-After: 1),
+  e  faults:   50 x 5 ms, backlog 50, 10 % 503, 10 % 429 (no Retry-After: a
+               Retry-After asks for a pause of every request, not a fault),
                5 % closed without an answer. 10000/s.
 
 Figures per case: the time from the first request to the last acceptance,
@@ -153,7 +154,7 @@ class Model:
         self.proc.stdout.close()
 
 
-def retry_after_violations(log, retry_after_s, slack_ms=100.0, early_ms=5.0):
+def retry_after_violations(log, retry_after_s, slack_ms=100.0, early_ms=5.0, reuse_ms=1.0):
     """Requests begun inside a Retry-After floor, knowing of it:
     [(t_begin_ms, floor_begin_ms, connection)].
 
@@ -164,9 +165,10 @@ def retry_after_violations(log, retry_after_s, slack_ms=100.0, early_ms=5.0):
     a success neither. A request begun inside a floor knew of it when it came
     on a connection that had a 429 answered since the floor began (an HTTP/1.1
     client reads an answer before it sends the next request on that
-    connection), or slack_ms or more after the floor began (a request begun
-    sooner on another connection may have been sent before the client read
-    the 429)."""
+    connection; within reuse_ms of that 429, a transfer the client had queued
+    before it read the answer), or slack_ms or more after the floor began (a
+    request begun sooner on another connection may have been sent before the
+    client read the 429)."""
     ra = retry_after_s * 1000.0 - early_ms
     # at equal times an answer comes before a request's beginning
     events = sorted([(e[1], 0, i) for i, e in enumerate(log) if e[2] == 429] +
@@ -175,9 +177,12 @@ def retry_after_violations(log, retry_after_s, slack_ms=100.0, early_ms=5.0):
     last429 = {}   # connection -> the time of its last 429
     seen = {}      # request -> the time of its connection's last 429 when it began
 
+    # On a connection that had the 429, a request begun within reuse_ms of it
+    # was queued before the client read it: libcurl hands a connection it
+    # just read an answer on to a transfer already waiting, in the same pass.
     def knew(t, conn, seen429):
-        return (t >= floor[0] and (conn == floor[1] or t >= floor[0] + slack_ms
-                                   or seen429 >= floor[0]))
+        return (t >= floor[0] and (t >= floor[0] + slack_ms
+                                   or (seen429 >= floor[0] and t >= seen429 + reuse_ms)))
 
     bad = []
 

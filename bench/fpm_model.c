@@ -3,7 +3,8 @@
  *
  *   fpm_model [--workers W] [--service-ms T] [--backlog B] [--latency-growth K]
  *             [--limit-rps R] [--retry-after S]
- *             [--fault-503 P] [--fault-429 P] [--fault-hangup P] [--seed N]
+ *             [--fault-503 P] [--fault-429 P] [--fault-retry-after S]
+ *             [--fault-hangup P] [--seed N]
  *             [--outage-start S] [--outage-len L]
  *             [--host 127.0.0.1] [--port 0] [--print-port]
  *             [--max-conns 1024] [--max-body BYTES] [--mem-mib 256]
@@ -23,8 +24,12 @@
  *      leaves the header out), at once. "Admitted" is every request past this
  *      step, whatever happens to it after.
  *   3. --fault-503 / --fault-429 / --fault-hangup P: percent of the admitted
- *      requests answered 503, 429 with `Retry-After: 1`, or closed without an
- *      answer, drawn from --seed. None of them is processed.
+ *      requests answered 503, 429, or closed without an answer, drawn from
+ *      --seed. None of them is processed. The random 429s carry no
+ *      Retry-After unless --fault-retry-after S says so: a Retry-After asks
+ *      the client to pause altogether, which the client does (a floor for
+ *      all its requests), so one on a tenth of all requests at random would
+ *      model a backend asking for a pause every few requests, not faults.
  *   4. W workers (--workers) each serve one request at a time, at most B more
  *      wait for one (--backlog, PHP-FPM's listen backlog); beyond W busy and B
  *      waiting nginx answers 502 at once.
@@ -108,6 +113,7 @@ typedef struct {
         double service_ms, growth;
         long limit_rps;
         int retry_after;
+        int fault_retry_after; /* the random 429s' Retry-After, 0: none */
         double p503, p429, phang;
         uint64_t seed;
         double outage_start, outage_len;
@@ -1015,7 +1021,10 @@ static int request_complete(conn *c)
                         answer_now(c, 503, NULL, now);
                 } else if (r < cfg.p503 + cfg.p429) {
                         S.fault429++;
-                        answer_now(c, 429, "Retry-After: 1\r\n", now);
+                        if (cfg.fault_retry_after > 0)
+                                snprintf(ra, sizeof ra, "Retry-After: %d\r\n",
+                                         cfg.fault_retry_after);
+                        answer_now(c, 429, cfg.fault_retry_after > 0 ? ra : NULL, now);
                 } else if (r < cfg.p503 + cfg.p429 + cfg.phang) {
                         S.hangups++;
                         log_answer(c, 0, now);
@@ -1508,7 +1517,8 @@ static void usage(void)
                         "[--latency-growth K]\n"
                         "                 [--limit-rps R] [--retry-after S] [--fault-503 P] "
                         "[--fault-429 P]\n"
-                        "                 [--fault-hangup P] [--seed N] [--outage-start S] "
+                        "                 [--fault-retry-after S] [--fault-hangup P] [--seed N] "
+                        "[--outage-start S] "
                         "[--outage-len L]\n"
                         "                 [--host ADDR] [--port N] [--print-port] [--max-conns N]\n"
                         "                 [--max-body BYTES] [--mem-mib N] [--log-cap N] "
@@ -1553,6 +1563,8 @@ static void parse_args(int argc, char **argv)
                         cfg.limit_rps = (long)num_arg(o, v, 0, MAX_LIMIT_RPS);
                 else if (!strcmp(o, "--retry-after"))
                         cfg.retry_after = (int)num_arg(o, v, 0, 86400);
+                else if (!strcmp(o, "--fault-retry-after"))
+                        cfg.fault_retry_after = (int)num_arg(o, v, 0, 86400);
                 else if (!strcmp(o, "--fault-503"))
                         cfg.p503 = num_arg(o, v, 0, 100);
                 else if (!strcmp(o, "--fault-429"))

@@ -190,6 +190,8 @@ struct http_push {
         unsigned fail_run;   /* answers in a row that were no acceptance */
         double ok_ratio;     /* EWMA of answers that were acceptances */
         uint64_t recent_429; /* the latest answers, a bit each: 1 for a 429 */
+        /* the share of overload answers: of late, and usually */
+        double overload_fast, overload_slow;
         unsigned ref_streak; /* distinct requests refused in a row */
         unsigned ref_epoch;  /* a new streak, a new epoch */
         long ref_status;
@@ -963,6 +965,8 @@ static void accepted(struct http_push *h, struct hpart *pt, int64_t now)
         h->fail_run = 0;
         h->ok_ratio += (1.0 - h->ok_ratio) / 32;
         h->recent_429 <<= 1;
+        h->overload_fast -= h->overload_fast / 8;
+        h->overload_slow -= h->overload_slow / 128;
         h->ref_streak = 0;
         h->ref_epoch++;
         if (h->endpoint_refusing) {
@@ -1036,14 +1040,24 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
                 return;
         }
         h->fail_run++;
+        /* Overload answers above their usual share: a backend that fails
+         * a steady part of requests at random (a flaky upstream) is not
+         * overloaded by us, and halving at each would leave one request in
+         * flight. */
+        bool overload = false;
+        if (kind == F_OVERLOAD) {
+                h->overload_fast += (1.0 - h->overload_fast) / 8;
+                h->overload_slow += (1.0 - h->overload_slow) / 128;
+                overload = h->overload_fast > 2 * h->overload_slow + 0.05;
+        }
         if (!lonely && !suspect) {
                 /* every request of the moment fails: the backend's state */
                 unsigned all = pt->inflight_at < FAIL_RUN_MAX ? pt->inflight_at : FAIL_RUN_MAX;
                 if (h->fail_run >= (all ? all : 1))
                         pace_backoff(&h->pace, now, pt->started_ms);
-                else if (kind == F_OVERLOAD)
+                else if (overload)
                         pace_overload(&h->pace, now, pt->started_ms);
-        } else if (kind == F_OVERLOAD) {
+        } else if (overload) {
                 pace_overload(&h->pace, now, pt->started_ms);
         }
         /* a suspect failing with nothing to judge it by waits on its own,

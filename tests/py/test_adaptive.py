@@ -172,8 +172,8 @@ def retry_after(e):
                       "--fault-503", "10", "--fault-429", "10", "--fault-hangup", "5",
                       "--seed", "3"], records=2000)
 def faults(e):
-    """A quarter of the requests fail (503, 429 with Retry-After: 1, closed
-    unanswered): the backend's state, not the events' fault."""
+    """A quarter of the requests fail (503, 429, closed unanswered): the
+    backend's state, not the events' fault."""
     st = e.deliver("faults", 30)
     e.verify_once("faults", st)
     info("faults: %s" % summary(st))
