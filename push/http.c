@@ -89,7 +89,9 @@
 /* 429s among the latest 50 answers that say the backend limits our rate */
 #define RECENT_429_MASK ((UINT64_C(1) << 50) - 1)
 #define RECENT_429_MANY 20
-/* every request fails: this many in a row, or every one of the moment */
+/* every request fails: this many in a row, or every one of the moment
+ * unless the backend mostly works (the share of acceptances of late) */
+#define MOSTLY_WORKS 0.5
 #define FAIL_RUN_MAX 8
 /* the endpoint is wrong: distinct requests refused in a row */
 #define REFUSAL_STREAK 20
@@ -1051,8 +1053,16 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
                 overload = h->overload_fast > 2 * h->overload_slow + 0.05;
         }
         if (!lonely && !suspect) {
-                /* every request of the moment fails: the backend's state */
+                /* Every request of the moment fails: the backend's state.
+                 * A backend that mostly works must fail a run of requests
+                 * first, two windows' worth: with random faults, fast
+                 * failures come back before the slower acceptances, a few
+                 * in a row, and that is no outage. */
                 unsigned all = pt->inflight_at < FAIL_RUN_MAX ? pt->inflight_at : FAIL_RUN_MAX;
+                if (h->ok_ratio >= MOSTLY_WORKS) {
+                        unsigned two = 2 * pace_window(&h->pace);
+                        all = two > FAIL_RUN_MAX ? two : FAIL_RUN_MAX;
+                }
                 if (h->fail_run >= (all ? all : 1))
                         pace_backoff(&h->pace, now, pt->started_ms);
                 else if (overload)
@@ -1062,7 +1072,7 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
         }
         /* a suspect failing with nothing to judge it by waits on its own,
          * not the whole output */
-        if (suspect && !lonely)
+        if (suspect && !lonely && !others_may_answer(h, pt))
                 hold(h, pt, now);
         bool healthy = h->ok_ratio >= HEALTHY_RATIO;
         switch (kind) {
@@ -1652,7 +1662,7 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
         h->o = *o;
         if (h->o.concurrency == 0)
                 h->o.concurrency = 1;
-        h->ok_ratio = 1.0;
+        h->ok_ratio = 0; /* nothing known yet */
         h->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
         if (pace_init(&h->pace, h->o.concurrency, !o->fixed_concurrency, o->max_rate,
                       o->max_requests_per_minute, o->retry_max_s, h->seed) < 0) {
