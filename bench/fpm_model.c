@@ -557,11 +557,12 @@ static void stats_json(sbuf *b)
         sb_printf(b,
                   "{\"config\": {\"workers\": %d, \"service_ms\": %.3f, \"backlog\": %d, "
                   "\"latency_growth\": %.3f, \"limit_rps\": %ld, \"retry_after\": %d, "
-                  "\"fault_503\": %.3f, \"fault_429\": %.3f, \"fault_hangup\": %.3f, "
+                  "\"fault_503\": %.3f, \"fault_429\": %.3f, \"fault_retry_after\": %d, "
+                  "\"fault_hangup\": %.3f, "
                   "\"outage_start\": %.3f, \"outage_len\": %.3f, \"capacity_rps\": %.3f},\n",
                   cfg.workers, cfg.service_ms, cfg.backlog, cfg.growth, cfg.limit_rps,
-                  cfg.retry_after, cfg.p503, cfg.p429, cfg.phang, cfg.outage_start, cfg.outage_len,
-                  cap);
+                  cfg.retry_after, cfg.p503, cfg.p429, cfg.fault_retry_after, cfg.phang,
+                  cfg.outage_start, cfg.outage_len, cap);
         sb_printf(b,
                   " \"requests\": %lld, \"admitted\": %lld, \"s502\": %lld, \"s429\": %lld, "
                   "\"s503\": %lld, \"hangups\": %lld,\n \"limited_429\": %lld, "
