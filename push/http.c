@@ -192,6 +192,7 @@ struct http_push {
         unsigned fail_run;   /* answers in a row that were no acceptance */
         double ok_ratio;     /* EWMA of answers that were acceptances */
         uint64_t recent_429; /* the latest answers, a bit each: 1 for a 429 */
+        double works;        /* the same EWMA as ok_ratio, from 0: mostly works */
         /* the share of overload answers: of late, and usually */
         double overload_fast, overload_slow;
         unsigned ref_streak; /* distinct requests refused in a row */
@@ -966,6 +967,7 @@ static void accepted(struct http_push *h, struct hpart *pt, int64_t now)
         h->ever_accepted = true;
         h->fail_run = 0;
         h->ok_ratio += (1.0 - h->ok_ratio) / 32;
+        h->works += (1.0 - h->works) / 32;
         h->recent_429 <<= 1;
         h->overload_fast -= h->overload_fast / 8;
         h->overload_slow -= h->overload_slow / 128;
@@ -1010,6 +1012,7 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
         bool lonely = h->accepts > pt->accepts_at || (suspect && !others_may_answer(h, pt) &&
                                                       now - h->last_accept_ms < RECENT_ACCEPT_MS);
         h->ok_ratio -= h->ok_ratio / 32;
+        h->works -= h->works / 32;
         trouble(h, now, status, timed_out, why);
         log_debug(h->base.log, "not accepted attempt=%u lonely=%d window=%u reason=\"%s\"",
                   pt->attempts, lonely, pace_window(&h->pace), why);
@@ -1059,7 +1062,7 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
                  * failures come back before the slower acceptances, a few
                  * in a row, and that is no outage. */
                 unsigned all = pt->inflight_at < FAIL_RUN_MAX ? pt->inflight_at : FAIL_RUN_MAX;
-                if (h->ok_ratio >= MOSTLY_WORKS) {
+                if (h->works >= MOSTLY_WORKS) {
                         unsigned two = 2 * pace_window(&h->pace);
                         all = two > FAIL_RUN_MAX ? two : FAIL_RUN_MAX;
                 }
@@ -1662,7 +1665,7 @@ int push_open_http(struct push **out, const struct push_http_opts *o, push_ack_f
         h->o = *o;
         if (h->o.concurrency == 0)
                 h->o.concurrency = 1;
-        h->ok_ratio = 0; /* nothing known yet */
+        h->ok_ratio = 1.0; /* healthy until answers say otherwise */
         h->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
         if (pace_init(&h->pace, h->o.concurrency, !o->fixed_concurrency, o->max_rate,
                       o->max_requests_per_minute, o->retry_max_s, h->seed) < 0) {
