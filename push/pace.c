@@ -93,9 +93,12 @@ static void learnt_refill(struct pace *p, int64_t now)
                 double relax = p->learnt * LEARNT_RELAX * dt;
                 p->learnt += relax > 0.1 * dt ? relax : 0.1 * dt;
                 p->learnt_tokens += p->learnt * dt;
-                double burst = p->learnt / 20 > 1 ? p->learnt / 20 : 1;
-                if (p->learnt_tokens > burst)
-                        p->learnt_tokens = burst;
+                /* next to no burst: a limit counted over a sliding second
+                 * would count it after every pause (a Retry-After), and
+                 * answer 429 again a second later; one request of room
+                 * keeps what waits rounded up to the millisecond lose */
+                if (p->learnt_tokens > 2)
+                        p->learnt_tokens = 2;
         }
         p->learnt_filled_ms = now;
 }
