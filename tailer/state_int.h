@@ -135,6 +135,10 @@ int read_state_file(struct state *s, const char *name, const char *path, size_t 
 
 /* ---- state_journal.c ---- */
 
+/* The checksum of journal lines and of the snapshot a journal follows:
+ * zlib's CRC-32, which any tool (Python's zlib.crc32) can check too. */
+uint64_t state_crc(const void *p, size_t len);
+
 /* Replay offsets.journal onto the loaded snapshot: the lines written after
  * it, up to the first one that is torn or fails its checksum (the tail of a
  * write a crash cut short: dropped, and noted in err->note). A journal

@@ -2,9 +2,9 @@
  * offsets.journal, the saves made since, so that a save writes what changed
  * and not 14 days of finished entries.
  *
- * offsets.journal is lines of "HASH JSON\n", HASH the XXH3-64 of JSON in 16
+ * offsets.journal is lines of "HASH JSON\n", HASH the CRC-32 (zlib's) of JSON in 8
  * hex digits. The first line names the snapshot it follows:
- *   {"journal":1,"base_size":N,"base_hash":"16 hex digits"}
+ *   {"journal":1,"base_size":N,"base_hash":"8 hex digits"}
  * and each later line is one save, applied whole:
  *   {"ops":[{"k":KEY,"e":{entry}}, {"k":KEY,"u":{entry}}, {"k":KEY,"d":true}]}
  * "e" puts an entry (new, or its path or header changed) as offsets.json
@@ -35,15 +35,29 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <xxhash.h>
+#include <zlib.h>
 
 #include "buf.h"
 #include "safefile.h"
 
-#define HASH_HEX     16
+#define HASH_HEX     8
 #define JOURNAL_VER  1
 #define JOURNAL_CAP  ((size_t)STATE_FILE_MAX + JOURNAL_FOLD_MIN + 2 * STATE_HEADER_MAX)
 #define LINE_MAX_LEN (4 * STATE_HEADER_MAX + 4 * STATE_PATH_MAX + 1024)
+
+uint64_t state_crc(const void *p, size_t len)
+{
+        uLong c = crc32(0L, Z_NULL, 0);
+        const Bytef *b = p;
+        /* crc32 takes a uInt length: feed it in pieces */
+        while (len > 0) {
+                uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+                c = crc32(c, b, n);
+                b += n;
+                len -= n;
+        }
+        return (uint64_t)c;
+}
 
 static int64_t now_ms(void)
 {
@@ -88,7 +102,7 @@ static int put_line(struct buf *b, json_t *v)
                 return -1;
         size_t len = strlen(text);
         char hash[HASH_HEX + 2];
-        snprintf(hash, sizeof hash, "%016" PRIx64 " ", (uint64_t)XXH3_64bits(text, len));
+        snprintf(hash, sizeof hash, "%08" PRIx64 " ", state_crc(text, len));
         int rc = buf_append(b, hash, HASH_HEX + 1);
         if (rc == 0)
                 rc = buf_append(b, text, len);
@@ -116,7 +130,7 @@ static json_t *check_line(const char *p, size_t len)
         }
         const char *text = p + HASH_HEX + 1;
         size_t tlen = len - HASH_HEX - 1;
-        if (XXH3_64bits(text, tlen) != h)
+        if (state_crc(text, tlen) != h)
                 return NULL;
         return json_loadb(text, tlen, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
 }
@@ -131,7 +145,7 @@ static bool header_matches(const struct state *s, json_t *v)
             !json_is_integer(size) || !json_is_string(hash))
                 return false;
         char want[HASH_HEX + 1];
-        snprintf(want, sizeof want, "%016" PRIx64, s->snap_hash);
+        snprintf(want, sizeof want, "%08" PRIx64, s->snap_hash);
         return (uint64_t)json_integer_value(size) == s->snap_size &&
                strcmp(json_string_value(hash), want) == 0;
 }
@@ -296,7 +310,7 @@ static int fold(struct state *s, struct state_error *err)
         }
         s->snap_exists = true;
         s->snap_size = b.len;
-        s->snap_hash = XXH3_64bits(b.data ? b.data : "", b.len);
+        s->snap_hash = state_crc(b.data ? b.data : "", b.len);
         buf_free(&b);
         /* Keys start again from the snapshot's order. */
         for (size_t i = 0; i < s->n; i++)
@@ -311,7 +325,7 @@ static int fold(struct state *s, struct state_error *err)
 
         json_t *h = json_object();
         char hash[HASH_HEX + 1];
-        snprintf(hash, sizeof hash, "%016" PRIx64, s->snap_hash);
+        snprintf(hash, sizeof hash, "%08" PRIx64, s->snap_hash);
         json_object_set_new(h, "journal", json_integer(JOURNAL_VER));
         json_object_set_new(h, "base_size", json_integer((json_int_t)s->snap_size));
         json_object_set_new(h, "base_hash", json_string(hash));

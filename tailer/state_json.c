@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <xxhash.h>
+#include <zlib.h>
 
 #include "buf.h"
 #include "safefile.h"
@@ -480,7 +480,7 @@ int state_load(struct state *s, struct state_error *err)
                 /* The journal names the snapshot it follows by these. */
                 s->snap_exists = true;
                 s->snap_size = b.len;
-                s->snap_hash = XXH3_64bits(b.data, b.len);
+                s->snap_hash = state_crc(b.data, b.len);
         }
 out:
         buf_free(&b);

@@ -74,7 +74,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_push  # noqa: E402
 from test_push import Env  # noqa: E402
 from pmta_sim import filtered_bytes  # noqa: E402
-from harness import binary_arg, check, finish, info, poll_until, run_scenarios  # noqa: E402
+from harness import binary_arg, check, finish, info, poll_until, read_offsets, run_scenarios  # noqa: E402
 
 ONLY = [s for s in os.environ.get("PMTATAIL_SAFETY_ONLY", "").split(",") if s]
 OUTAGE_S = float(os.environ.get("PMTATAIL_SAFETY_OUTAGE_S", "30"))
@@ -116,10 +116,8 @@ def status_json(e):
 
 
 def committed_offset(e, path):
-    try:
-        with open(os.path.join(e.state, "offsets.json")) as fh:
-            st = json.load(fh)
-    except (OSError, ValueError):
+    st = read_offsets(e.state)
+    if st is None:
         return None
     for f in st.get("files", []):
         if f.get("path") == path:
