@@ -394,7 +394,10 @@ static int load_doc(struct state *s, json_t *root, struct state_error *err)
 int read_state_file(struct state *s, const char *name, const char *path, size_t cap, struct buf *b,
                     struct state_error *err)
 {
-        int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* offsets.json has always been opened through a link an operator
+         * put there; the journal, new, is ours alone. */
+        int nofollow = strcmp(name, STATE_FILE_NAME) != 0 ? O_NOFOLLOW : 0;
+        int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | nofollow);
         if (fd < 0) {
                 int e = errno;
                 if (e == ENOENT)
