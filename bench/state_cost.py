@@ -20,14 +20,22 @@ after=build/src/pmtatail) runs for every table size (--sizes, default
 0,700,4000), alternating, --rounds times each: same-run figures, whatever
 else the machine does. Medians are reported.
 
+With --rotate-s S the live file is rotated every S seconds as PowerMTA
+does (renamed to bounces-YYYY-MM-DD-NNNN.csv beside it, a new one with its
+header started): each rotation finishes an entry and the table grows (and
+is pruned near its cap), the soak for a flat RSS (rss_start_kib, the RSS
+after the warm-up, against rss_kib at the end).
+
 Targets (issue 20): with 4,000 finished entries at 50 bounces/s, at most 5 %
 of a core and 200 KB/s written.
 
 Usage: python3 bench/state_cost.py --bin before=PATH --bin after=PATH
            [--sizes 0,700,4000] [--rate 50] [--seconds 20] [--rounds 1] [--tmp DIR]
+           [--rotate-s S]
 
 Ends with one machine-readable line per (binary, size):
-`BENCH-STATE bin=... entries=... cpu_pct=... write_kbps=... rss_kib=... delivered=...`.
+`BENCH-STATE bin=... entries=... cpu_pct=... write_kbps=... rss_start_kib=... rss_kib=...
+delivered=... rotations=...`.
 Standard library only (Python 3.11).
 """
 
@@ -148,7 +156,7 @@ def seed_state(state, hist, n):
             json.dump({"version": 1, "files": files}, fh, indent=1)
 
 
-def run_one(binary, n, rate, seconds, sink_exe, tmp_root):
+def run_one(binary, n, rate, seconds, sink_exe, tmp_root, rotate_s=0.0):
     tmp = tempfile.mkdtemp(prefix="pmtastate-", dir=tmp_root)
     try:
         live = os.path.join(tmp, "pmta", "bounces.csv")
@@ -167,16 +175,27 @@ def run_one(binary, n, rate, seconds, sink_exe, tmp_root):
         proc = subprocess.Popen([binary, "-c", conf, "run"], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=err)
         out = open(live, "ab", buffering=0)
-        sent = 0
+        sent = rotations = 0
         try:
             t0 = time.monotonic()
             cpu0 = wb0 = None
+            next_rot = t0 + rotate_s
             while True:
                 now = time.monotonic()
                 if proc.poll() is not None:
                     raise Failure("%s exited (%s)" % (binary, proc.returncode))
                 if cpu0 is None and now - t0 >= WARMUP_S:
                     cpu0, wb0, tm0 = proc_cpu_s(proc.pid), proc_write_bytes(proc.pid), now
+                    rss0 = proc_rss_kib(proc.pid)
+                if rotate_s > 0 and now >= next_rot:
+                    out.close()
+                    rotations += 1
+                    os.rename(live, os.path.join(os.path.dirname(live),
+                                                 "bounces-2099-01-01-%04d.csv" % rotations))
+                    with open(live, "wb") as fh:
+                        fh.write(HEADER + b"\r\n")
+                    out = open(live, "ab", buffering=0)
+                    next_rot += rotate_s
                 if now - t0 >= WARMUP_S + seconds:
                     break
                 due = int((now - t0) * rate)
@@ -203,7 +222,8 @@ def run_one(binary, n, rate, seconds, sink_exe, tmp_root):
             sink.stop()
         span = tm1 - tm0
         return {"cpu_pct": (cpu1 - cpu0) / span * 100, "write_kbps": (wb1 - wb0) / span / 1000,
-                "rss_kib": rss, "delivered": sent}
+                "rss_start_kib": rss0, "rss_kib": rss, "delivered": sent,
+                "rotations": rotations}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -216,6 +236,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--tmp", default=None, help="where the state directories go")
+    ap.add_argument("--rotate-s", type=float, default=0.0,
+                    help="rotate the live file every this many seconds (0: never)")
     a = ap.parse_args()
     bins = []
     for spec in a.bin:
@@ -233,12 +255,12 @@ def main():
         for r in range(a.rounds):
             for n in sizes:
                 for label, path in bins:
-                    x = run_one(path, n, a.rate, a.seconds, sink_exe, a.tmp)
+                    x = run_one(path, n, a.rate, a.seconds, sink_exe, a.tmp, a.rotate_s)
                     res.setdefault((label, n), []).append(x)
                     print("round %d %-8s %5d entries: cpu %5.2f %% of a core, written %8.1f "
-                          "KB/s, rss %6d KiB, %d records" % (r + 1, label, n, x["cpu_pct"],
-                                                              x["write_kbps"], x["rss_kib"],
-                                                              x["delivered"]), flush=True)
+                          "KB/s, rss %6d -> %6d KiB, %d records, %d rotations"
+                          % (r + 1, label, n, x["cpu_pct"], x["write_kbps"], x["rss_start_kib"],
+                             x["rss_kib"], x["delivered"], x["rotations"]), flush=True)
     except (Failure, subprocess.CalledProcessError) as e:
         print("state_cost.py: cannot measure: %s" % e, file=sys.stderr)
         return 1
@@ -255,8 +277,9 @@ def main():
             print("%-8s %8d %10.2f %12.1f %10d" % (label, n, m["cpu_pct"], m["write_kbps"],
                                                    m["rss_kib"]))
             lines.append("BENCH-STATE bin=%s entries=%d cpu_pct=%.2f write_kbps=%.1f "
-                         "rss_kib=%d delivered=%d" % (label, n, m["cpu_pct"], m["write_kbps"],
-                                                      m["rss_kib"], m["delivered"]))
+                         "rss_start_kib=%d rss_kib=%d delivered=%d rotations=%d"
+                         % (label, n, m["cpu_pct"], m["write_kbps"], m["rss_start_kib"],
+                            m["rss_kib"], m["delivered"], m["rotations"]))
     for ln in lines:
         print(ln)
     return 0

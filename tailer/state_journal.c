@@ -257,8 +257,9 @@ int journal_load(struct state *s, struct state_error *err)
                 }
                 pos = (size_t)(nl - b.data) + 1;
         }
-        if (rc == 0 && pos < b.len && err) {
-                /* What a crash cut short: never acknowledged as saved. */
+        if (rc == 0 && pos < b.len && err && !s->readonly) {
+                /* What a crash cut short: never acknowledged as saved. (A
+                 * read-only reader may just meet a line being written.) */
                 size_t used = strlen(err->note);
                 snprintf(err->note + used, sizeof err->note - used,
                          "%s%s: dropped %zu bytes after line %zu, a save a crash cut short",
