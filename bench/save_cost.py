@@ -32,7 +32,6 @@ Standard library only (Python 3.11).
 
 import argparse
 import csv
-import json
 import os
 import shutil
 import signal
@@ -44,6 +43,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "py"))
+from harness import read_offsets  # noqa: E402  (offsets.json and its journal)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_PCT = 5.0
 
@@ -137,10 +138,8 @@ def deliver(binary, csv_path, events, size, sink_exe, tmp_root, cap_s):
         last_ino = None
 
         def committed():
-            try:
-                with open(offsets) as fh:
-                    doc = json.load(fh)
-            except (OSError, ValueError):
+            doc = read_offsets(state)
+            if doc is None:
                 return -1
             return max([int(e.get("offset", -1)) for e in doc.get("files", [])
                         if e.get("path") == live] or [-1])
@@ -154,7 +153,11 @@ def deliver(binary, csv_path, events, size, sink_exe, tmp_root, cap_s):
                 if proc.poll() is not None:
                     raise Failure("%s exited (%s)" % (binary, proc.returncode))
                 try:
-                    ino = os.stat(offsets).st_ino  # each save renames a new file in
+                    # each snapshot renames a new file in, each other save
+                    # appends a line to the journal
+                    st = os.stat(offsets)
+                    ino = (st.st_ino, os.path.getsize(os.path.join(state, "offsets.journal"))
+                           if os.path.exists(os.path.join(state, "offsets.journal")) else 0)
                     if ino != last_ino:
                         saves += 1
                         last_ino = ino

@@ -34,6 +34,12 @@ state_fail(struct state_error *err, enum state_errkind kind, int errnum, const c
 
 /* Entries */
 
+struct state_entry *entry_alloc(void)
+{
+        struct entry_rec *r = calloc(1, sizeof *r);
+        return r ? &r->e : NULL;
+}
+
 void entry_free(struct state_entry *e)
 {
         if (!e)
@@ -98,7 +104,7 @@ enum state_errkind entry_check(const struct state_entry *e, char *why, size_t si
 
 static struct state_entry *entry_copy(const struct state_entry *t)
 {
-        struct state_entry *e = calloc(1, sizeof *e);
+        struct state_entry *e = entry_alloc();
         if (!e)
                 return NULL;
         *e = *t;
@@ -125,8 +131,27 @@ const struct state_entry *table_find_id(const struct state *s, uint64_t dev, uin
         return NULL;
 }
 
-/* Take ownership of `e` into the table. */
+size_t table_find_key(const struct state *s, uint64_t key)
+{
+        size_t lo = 0, hi = s->n;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (rec_of(s->entries[mid])->key < key)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
 int table_append(struct state *s, struct state_entry *e)
+{
+        return table_insert(s, s->n, e);
+}
+
+/* Keys grow with the table's order, so that the journal's ops find their
+ * entry by a binary search however long the table. */
+int table_insert(struct state *s, size_t i, struct state_entry *e)
 {
         if (s->n == s->alloc) {
                 size_t na = s->alloc ? s->alloc * 2 : 16;
@@ -138,7 +163,14 @@ int table_append(struct state *s, struct state_entry *e)
                 s->entries = p;
                 s->alloc = na;
         }
-        s->entries[s->n++] = e;
+        struct entry_rec *r = rec_of(e);
+        if (r->key == 0)
+                r->key = ++s->next_key;
+        else if (r->key > s->next_key)
+                s->next_key = r->key;
+        memmove(&s->entries[i + 1], &s->entries[i], (s->n - i) * sizeof *s->entries);
+        s->entries[i] = e;
+        s->n++;
         return 0;
 }
 
@@ -147,14 +179,26 @@ void table_clear(struct state *s)
         for (size_t i = 0; i < s->n; i++)
                 entry_free(s->entries[i]);
         s->n = 0;
+        s->nremoved = 0;
+}
+
+void note_removed(struct state *s, struct state_entry *e)
+{
+        if (!rec_of(e)->saved)
+                return;
+        if (!s->removed && !(s->removed = malloc(REMOVED_MAX * sizeof *s->removed)))
+                s->nremoved = REMOVED_MAX; /* unrecorded: the next save rewrites all */
+        if (s->nremoved >= REMOVED_MAX) {
+                s->need_fold = true;
+                return;
+        }
+        s->removed[s->nremoved++] = rec_of(e)->key;
 }
 
 static size_t index_of(const struct state *s, const struct state_entry *e)
 {
-        for (size_t i = 0; i < s->n; i++)
-                if (s->entries[i] == e)
-                        return i;
-        return s->n;
+        size_t i = table_find_key(s, rec_of(e)->key);
+        return i < s->n && s->entries[i] == e ? i : s->n;
 }
 
 size_t state_count(const struct state *s)
@@ -254,6 +298,7 @@ int state_set_path(struct state *s, struct state_entry *e, const char *path,
         }
         free(e->path);
         e->path = c;
+        rec_of(e)->strings_changed = true;
         return 0;
 }
 
@@ -265,6 +310,7 @@ int state_set_header(struct state *s, struct state_entry *e, const char *header,
                 free(e->header);
                 e->header = NULL;
                 e->header_len = 0;
+                rec_of(e)->strings_changed = true;
                 return 0;
         }
         if (len > STATE_HEADER_MAX) {
@@ -280,6 +326,7 @@ int state_set_header(struct state *s, struct state_entry *e, const char *header,
         free(e->header);
         e->header = c;
         e->header_len = len;
+        rec_of(e)->strings_changed = true;
         return 0;
 }
 
@@ -295,6 +342,7 @@ void state_remove(struct state *s, struct state_entry *e)
         size_t i = index_of(s, e);
         if (i == s->n)
                 return;
+        note_removed(s, e);
         entry_free(e);
         memmove(&s->entries[i], &s->entries[i + 1], (s->n - i - 1) * sizeof *s->entries);
         s->n--;
@@ -314,6 +362,7 @@ size_t state_prune(struct state *s, time_t now, time_t retention_s,
                                 drop = true;
                 }
                 if (drop) {
+                        note_removed(s, e);
                         entry_free(e);
                         dropped++;
                 } else {

@@ -1,9 +1,16 @@
-/* The tailer's durable offset store: STATE_DIR/offsets.json.
+/* The tailer's durable offset store: STATE_DIR/offsets.json and
+ * STATE_DIR/offsets.journal.
  *
- * An in-memory table of the files the tailer tracks, saved whole by an atomic,
- * durable replace (temp file, fsync, rename, fsync of the directory), so that
- * at every instant the disk holds either the previous table or the new one,
- * never a half-written one. `offset` is the committed offset: every record
+ * An in-memory table of the files the tailer tracks. offsets.json is a
+ * snapshot of the whole table, written by an atomic, durable replace (temp
+ * file, fsync, rename, fsync of the directory); offsets.journal holds the
+ * saves since, one checksummed line each with only the entries that changed,
+ * so that a save costs what changed, not the history the table keeps (see
+ * state_journal.c). The disk holds at every instant the table as of a whole
+ * save, never a half-written one; the journal is folded into a new snapshot
+ * when it outgrows the last one and at a clean close, and an offsets.json
+ * without a journal (an older pmtatail's) is simply the table. `offset` is
+ * the committed offset: every record
  * before it has been acknowledged by the output, so resuming there loses
  * nothing (records after it may be delivered twice: at-least-once).
  *
@@ -26,16 +33,17 @@
 #include <stdint.h>
 #include <time.h>
 
-#define STATE_FILE_NAME   "offsets.json"
-#define STATE_LOCK_NAME   "lock"
-#define STATE_VERSION     1
-#define STATE_MAX_ENTRIES 4096
-#define STATE_SOURCE_MAX  255                 /* bytes of `source`, NUL not counted */
-#define STATE_PATH_MAX    4096                /* bytes of `path`, NUL not counted */
-#define STATE_HEADER_MAX  (64 * 1024)         /* bytes of `header` */
-#define STATE_FP_MAX      1024                /* the most bytes a fingerprint covers */
-#define STATE_FILE_MAX    (256 * 1024 * 1024) /* offsets.json is refused beyond this */
-#define STATE_ERROR_LEN   1024
+#define STATE_FILE_NAME    "offsets.json"
+#define STATE_JOURNAL_NAME "offsets.journal"
+#define STATE_LOCK_NAME    "lock"
+#define STATE_VERSION      1
+#define STATE_MAX_ENTRIES  4096
+#define STATE_SOURCE_MAX   255                 /* bytes of `source`, NUL not counted */
+#define STATE_PATH_MAX     4096                /* bytes of `path`, NUL not counted */
+#define STATE_HEADER_MAX   (64 * 1024)         /* bytes of `header` */
+#define STATE_FP_MAX       1024                /* the most bytes a fingerprint covers */
+#define STATE_FILE_MAX     (256 * 1024 * 1024) /* offsets.json is refused beyond this */
+#define STATE_ERROR_LEN    1024
 
 /* One tracked file.
  *
@@ -93,6 +101,7 @@ enum state_errkind {
 enum {
         STATE_NOTE_TEMP_REMOVED = 1u << 0,  /* a leftover offsets.json.tmp was removed */
         STATE_NOTE_RESET_CORRUPT = 1u << 1, /* a corrupt offsets.json was moved aside */
+        STATE_NOTE_JOURNAL_TAIL = 1u << 2,  /* a save a crash cut short was dropped */
 };
 
 struct state_error {
@@ -120,11 +129,14 @@ void state_close(struct state *s);
 /* The path of offsets.json, for messages. Valid until state_close. */
 const char *state_file_path(const struct state *s);
 
-/* Write the whole table to offsets.json atomically and durably. On failure
- * returns -1 and the previous offsets.json is intact (the message says so),
- * except when only the final fsync of the directory failed: the new file is
- * then in place but may not survive a power loss. Refused on a read-only
- * table and when an entry holds an out-of-range field. */
+/* Save what changed since the last save: a line appended to the journal (or,
+ * now and then, a new snapshot). On failure returns -1 and what is on disk is
+ * the last save (the message says so), except when only the final fsync of
+ * a snapshot's directory failed: it is then in place but may not survive a
+ * power loss. A kill -9 after a success loses nothing; a power cut may lose
+ * saves that only advanced offsets within the last JOURNAL_SYNC_MS (1 s),
+ * which resends, never loses. Refused on a read-only table and when an entry
+ * holds an out-of-range field. */
 int state_save(struct state *s, struct state_error *err);
 
 /* Number of entries, and the i-th one (i < state_count), in insertion order.

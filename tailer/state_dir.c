@@ -12,7 +12,6 @@
 
 #include "safefile.h"
 
-#define CORRUPT_NAME STATE_FILE_NAME ".corrupt-"
 /* offsets.json and its siblings must fit in a path under the directory. */
 #define DIR_MAX (STATE_PATH_MAX - 64)
 
@@ -35,29 +34,44 @@ __attribute__((format(printf, 3, 4))) static void add_note(struct state_error *e
         va_end(ap);
 }
 
-/* Rename the untrusted offsets.json to offsets.json.corrupt-<epoch> (or
- * .corrupt-<epoch>.N if taken) and make that durable. */
-static int move_aside(struct state *s, char *name, size_t size, struct state_error *err)
+/* Rename the untrusted `from` (offsets.json or its journal) to
+ * from.corrupt-<epoch> (or .corrupt-<epoch>.N if taken) and make that
+ * durable. */
+static int move_aside(struct state *s, const char *from, char *name, size_t size,
+                      struct state_error *err)
 {
         long long now = (long long)time(NULL);
         int e = EEXIST;
         for (int k = 0; k < 1000; k++) {
                 if (k == 0)
-                        snprintf(name, size, CORRUPT_NAME "%lld", now);
+                        snprintf(name, size, "%s.corrupt-%lld", from, now);
                 else
-                        snprintf(name, size, CORRUPT_NAME "%lld.%d", now, k);
+                        snprintf(name, size, "%s.corrupt-%lld.%d", from, now, k);
                 struct stat st;
                 if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
                         continue;
-                if (errno == ENOENT && renameat(s->dirfd, STATE_FILE_NAME, s->dirfd, name) == 0 &&
+                if (errno == ENOENT && renameat(s->dirfd, from, s->dirfd, name) == 0 &&
                     fsync(s->dirfd) == 0)
                         return 0;
                 e = errno;
                 break;
         }
-        state_fail(err, STATE_E_IO, e, "cannot move %s aside to %s/%s: %s", s->file_path, s->dir,
+        state_fail(err, STATE_E_IO, e, "cannot move %s/%s aside to %s/%s: %s", s->dir, from, s->dir,
                    name, strerror(e));
         return -1;
+}
+
+/* The snapshot, then the journal's saves since. Returns as state_load. */
+static int load_all(struct state *s, struct state_error *err)
+{
+        int loaded = state_load(s, err);
+        if (loaded > 0 && journal_load(s, err) < 0)
+                return -1;
+        journal_mark_all_saved(s);
+        /* A torn or foreign journal must not be appended to: the first
+         * save writes a snapshot and a journal of its own. */
+        s->need_fold = true;
+        return loaded;
 }
 
 static int take_lock(struct state *s, struct state_error *err)
@@ -134,11 +148,18 @@ int state_open(struct state **out, const char *dir, unsigned flags, struct state
         }
         s->dirfd = -1;
         s->lockfd = -1;
+        s->jfd = -1;
         s->readonly = flags & STATE_OPEN_READONLY;
         s->dir = strndup(dir, dlen);
         if (!s->dir || asprintf(&s->file_path, "%s%s%s", s->dir, strcmp(s->dir, "/") ? "/" : "",
                                 STATE_FILE_NAME) < 0) {
                 s->file_path = NULL;
+                state_fail(err, STATE_E_NOMEM, ENOMEM, "out of memory");
+                goto fail;
+        }
+        if (asprintf(&s->journal_path, "%s%s%s", s->dir, strcmp(s->dir, "/") ? "/" : "",
+                     JOURNAL_NAME) < 0) {
+                s->journal_path = NULL;
                 state_fail(err, STATE_E_NOMEM, ENOMEM, "out of memory");
                 goto fail;
         }
@@ -161,7 +182,7 @@ int state_open(struct state **out, const char *dir, unsigned flags, struct state
                 goto fail;
         }
         if (s->readonly) {
-                if (state_load(s, err) < 0)
+                if (load_all(s, err) < 0)
                         goto fail;
                 *out = s;
                 return 0;
@@ -182,7 +203,15 @@ int state_open(struct state **out, const char *dir, unsigned flags, struct state
                 goto fail;
         }
 
-        int loaded = state_load(s, err);
+        /* Never committed either: only ever renamed over the journal. */
+        if (unlinkat(s->dirfd, JOURNAL_TEMP_NAME, 0) < 0 && errno != ENOENT) {
+                int e = errno;
+                state_fail(err, STATE_E_IO, e, "cannot remove %s/%s: %s", s->dir, JOURNAL_TEMP_NAME,
+                           strerror(e));
+                goto fail;
+        }
+
+        int loaded = load_all(s, err);
         if (temp_removed)
                 add_note(err, STATE_NOTE_TEMP_REMOVED,
                          "removed %s/%s left by an interrupted save (never committed)%s", s->dir,
@@ -195,14 +224,23 @@ int state_open(struct state **out, const char *dir, unsigned flags, struct state
                         goto fail;
                 char why[STATE_ERROR_LEN];
                 memcpy(why, err->msg, sizeof why);
+                /* Whichever file was wrong, the pair goes: a journal
+                 * follows only its own snapshot. */
                 table_clear(s);
-                char name[64];
+                s->snap_exists = false;
+                char name[64], jname[64];
                 state_err_reset(err);
-                if (move_aside(s, name, sizeof name, err) < 0)
+                struct stat st;
+                bool had_snap = fstatat(s->dirfd, STATE_FILE_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0;
+                bool had_journal = fstatat(s->dirfd, JOURNAL_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0;
+                if (had_snap && move_aside(s, STATE_FILE_NAME, name, sizeof name, err) < 0)
+                        goto fail;
+                if (had_journal && move_aside(s, JOURNAL_NAME, jname, sizeof jname, err) < 0)
                         goto fail;
                 add_note(err, STATE_NOTE_RESET_CORRUPT,
-                         "moved %s aside to %s/%s and started with no offsets (%s)", s->file_path,
-                         s->dir, name, why);
+                         "moved %s aside to %s/%s and started with no offsets (%s)",
+                         had_snap ? s->file_path : s->journal_path, s->dir, had_snap ? name : jname,
+                         why);
         }
         *out = s;
         return 0;
@@ -218,8 +256,12 @@ void state_close(struct state *s)
 {
         if (!s)
                 return;
+        journal_fold_if_clean(s);
+        journal_close(s);
         table_clear(s);
         free(s->entries);
+        free(s->removed);
+        free(s->journal_path);
         if (s->lockfd >= 0)
                 close(s->lockfd); /* releases the flock */
         if (s->dirfd >= 0)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <zlib.h>
 
 #include "buf.h"
 #include "safefile.h"
@@ -55,7 +56,7 @@ static int put_u64(json_t *obj, const char *key, uint64_t x)
         return json_object_set_new(obj, key, json_string(d));
 }
 
-static json_t *entry_to_json(const struct state_entry *e)
+json_t *entry_to_json(const struct state_entry *e, bool with_header)
 {
         json_t *o = json_object();
         if (!o)
@@ -72,7 +73,7 @@ static json_t *entry_to_json(const struct state_entry *e)
         rc |= put_u64(o, "offset", e->offset);
         rc |= json_object_set_new(o, "finished", json_boolean(e->finished));
         rc |= json_object_set_new(o, "seen", json_integer(e->seen));
-        if (e->header)
+        if (e->header && with_header)
                 rc |= put_bytes(o, "header", e->header, e->header_len);
         if (rc) {
                 json_decref(o);
@@ -85,7 +86,7 @@ static json_t *entry_to_json(const struct state_entry *e)
 
 struct reader {
         const char *file; /* for messages */
-        size_t idx;       /* the entry being read */
+        char where[48];   /* the entry being read: "files[3]", "line 7" */
         struct state_error *err;
 };
 
@@ -96,7 +97,7 @@ __attribute__((format(printf, 2, 3))) static void bad(const struct reader *r, co
         va_start(ap, fmt);
         vsnprintf(why, sizeof why, fmt, ap);
         va_end(ap);
-        state_fail(r->err, STATE_E_CORRUPT, EBADMSG, "%s: files[%zu]: %s", r->file, r->idx, why);
+        state_fail(r->err, STATE_E_CORRUPT, EBADMSG, "%s: %s: %s", r->file, r->where, why);
 }
 
 static int hexval(char c)
@@ -249,7 +250,7 @@ static struct state_entry *entry_from_json(const struct reader *r, json_t *o)
                         return NULL;
                 }
         }
-        struct state_entry *e = calloc(1, sizeof *e);
+        struct state_entry *e = entry_alloc();
         if (!e) {
                 state_fail(r->err, STATE_E_NOMEM, ENOMEM, "%s: out of memory", r->file);
                 return NULL;
@@ -315,6 +316,14 @@ fail:
         return NULL;
 }
 
+struct state_entry *entry_from_json_at(json_t *o, const char *file, const char *where,
+                                       struct state_error *err)
+{
+        struct reader r = {.file = file, .err = err};
+        snprintf(r.where, sizeof r.where, "%s", where);
+        return entry_from_json(&r, o);
+}
+
 /* Fill the empty table from the parsed document. */
 static int load_doc(struct state *s, json_t *root, struct state_error *err)
 {
@@ -361,8 +370,9 @@ static int load_doc(struct state *s, json_t *root, struct state_error *err)
                            s->file_path, json_array_size(files), STATE_MAX_ENTRIES);
                 return -1;
         }
-        for (r.idx = 0; r.idx < json_array_size(files); r.idx++) {
-                struct state_entry *e = entry_from_json(&r, json_array_get(files, r.idx));
+        for (size_t i = 0; i < json_array_size(files); i++) {
+                snprintf(r.where, sizeof r.where, "files[%zu]", i);
+                struct state_entry *e = entry_from_json(&r, json_array_get(files, i));
                 if (!e)
                         return -1;
                 const struct state_entry *dup = table_find_id(s, e->dev, e->ino, NULL);
@@ -381,57 +391,77 @@ static int load_doc(struct state *s, json_t *root, struct state_error *err)
         return 0;
 }
 
-/* Read offsets.json into the table. Returns 1 when loaded, 0 when there is
- * no file, -1 on an error (the table may hold part of the entries). */
-int state_load(struct state *s, struct state_error *err)
+int read_state_file(struct state *s, const char *name, const char *path, size_t cap, struct buf *b,
+                    struct state_error *err)
 {
-        int fd = openat(s->dirfd, STATE_FILE_NAME, O_RDONLY | O_CLOEXEC);
+        /* offsets.json has always been opened through a link an operator
+         * put there; the journal, new, is ours alone. */
+        int nofollow = strcmp(name, STATE_FILE_NAME) != 0 ? O_NOFOLLOW : 0;
+        int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | nofollow);
         if (fd < 0) {
                 int e = errno;
                 if (e == ENOENT)
                         return 0;
-                state_fail(err, STATE_E_IO, e, "cannot open %s: %s", s->file_path, strerror(e));
+                if (e == ELOOP) {
+                        state_fail(err, STATE_E_CORRUPT, EBADMSG, "%s: a symbolic link", path);
+                        return -1;
+                }
+                state_fail(err, STATE_E_IO, e, "cannot open %s: %s", path, strerror(e));
                 return -1;
         }
         struct stat st;
         if (fstat(fd, &st) < 0) {
                 int e = errno;
                 close(fd);
-                state_fail(err, STATE_E_IO, e, "cannot stat %s: %s", s->file_path, strerror(e));
+                state_fail(err, STATE_E_IO, e, "cannot stat %s: %s", path, strerror(e));
                 return -1;
         }
         if (!S_ISREG(st.st_mode)) {
                 close(fd);
-                state_fail(err, STATE_E_CORRUPT, EBADMSG, "%s: not a regular file", s->file_path);
+                state_fail(err, STATE_E_CORRUPT, EBADMSG, "%s: not a regular file", path);
                 return -1;
         }
-        struct buf b;
-        buf_init(&b, STATE_FILE_MAX);
+        buf_init(b, cap);
         char chunk[READ_CHUNK];
-        int rc = -1;
+        int rc = 1;
         for (;;) {
                 ssize_t n = read(fd, chunk, sizeof chunk);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
                         int e = errno;
-                        state_fail(err, STATE_E_IO, e, "cannot read %s: %s", s->file_path,
-                                   strerror(e));
-                        goto out;
+                        state_fail(err, STATE_E_IO, e, "cannot read %s: %s", path, strerror(e));
+                        rc = -1;
+                        break;
                 }
                 if (n == 0)
                         break;
-                if (buf_append(&b, chunk, (size_t)n) < 0) {
+                if (buf_append(b, chunk, (size_t)n) < 0) {
                         if (errno == E2BIG)
                                 state_fail(err, STATE_E_CORRUPT, EBADMSG,
-                                           "%s: larger than %d bytes: not an offsets file",
-                                           s->file_path, STATE_FILE_MAX);
+                                           "%s: larger than %zu bytes: not an offsets file", path,
+                                           cap);
                         else
-                                state_fail(err, STATE_E_NOMEM, ENOMEM, "%s: out of memory",
-                                           s->file_path);
-                        goto out;
+                                state_fail(err, STATE_E_NOMEM, ENOMEM, "%s: out of memory", path);
+                        rc = -1;
+                        break;
                 }
         }
+        close(fd);
+        if (rc < 0)
+                buf_free(b);
+        return rc;
+}
+
+/* Read offsets.json into the table. Returns 1 when loaded, 0 when there is
+ * no file, -1 on an error (the table may hold part of the entries). */
+int state_load(struct state *s, struct state_error *err)
+{
+        struct buf b;
+        int rc = read_state_file(s, STATE_FILE_NAME, s->file_path, STATE_FILE_MAX, &b, err);
+        if (rc <= 0)
+                return rc;
+        rc = -1;
         if (b.len == 0) {
                 state_fail(err, STATE_E_CORRUPT, EBADMSG,
                            "%s: empty file (an interrupted write or a failing disk?): refusing to "
@@ -449,9 +479,14 @@ int state_load(struct state *s, struct state_error *err)
         }
         rc = load_doc(s, root, err) < 0 ? -1 : 1;
         json_decref(root);
+        if (rc > 0) {
+                /* The journal names the snapshot it follows by these. */
+                s->snap_exists = true;
+                s->snap_size = b.len;
+                s->snap_hash = state_crc(b.data, b.len);
+        }
 out:
         buf_free(&b);
-        close(fd);
         return rc;
 }
 
@@ -462,36 +497,8 @@ static int dump_cb(const char *p, size_t n, void *data)
         return buf_append(data, p, n);
 }
 
-/* Write `b` to the temp file, make it durable and rename it over
- * offsets.json, then make the rename durable. The temp file is created
- * afresh (a leftover or a planted link is removed, never followed). */
-static int replace_file(struct state *s, const struct buf *b, struct state_error *err)
+int snapshot_render(struct state *s, struct buf *b, struct state_error *err)
 {
-        const char *step = "create";
-        if (safefile_replace_at(s->dirfd, STATE_FILE_NAME, b->data ? b->data : "", b->len,
-                                SAFEFILE_DURABLE, &step) == 0)
-                return 0;
-        int e = errno;
-        if (strcmp(step, "fsync directory") == 0)
-                state_fail(
-                    err, STATE_E_IO, e,
-                    "saved %s but cannot fsync %s: %s: the new offsets may not survive a power "
-                    "loss",
-                    s->file_path, s->dir, strerror(e));
-        else
-                state_fail(err, STATE_E_IO, e, "cannot save offsets: %s %s/%s: %s; %s is unchanged",
-                           step, s->dir, TEMP_NAME, strerror(e), s->file_path);
-        return -1;
-}
-
-int state_save(struct state *s, struct state_error *err)
-{
-        state_err_reset(err);
-        if (s->readonly) {
-                state_fail(err, STATE_E_INVALID, EROFS, "%s: opened read-only, not saving",
-                           s->file_path);
-                return -1;
-        }
         json_t *root = json_object();
         json_t *files = json_array();
         int rc = json_object_set_new(root, "version", json_integer(STATE_VERSION));
@@ -508,27 +515,24 @@ int state_save(struct state *s, struct state_error *err)
                                    e->path ? e->path : "(no path)", why);
                         return -1;
                 }
-                rc |= json_array_append_new(files, entry_to_json(e));
+                rc |= json_array_append_new(files, entry_to_json(e, true));
         }
         json_decref(files);
-        struct buf b;
-        buf_init(&b, STATE_FILE_MAX);
+        buf_init(b, STATE_FILE_MAX);
         errno = 0;
         if (rc == 0)
-                rc = json_dump_callback(root, dump_cb, &b, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+                rc = json_dump_callback(root, dump_cb, b, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
         json_decref(root);
         if (rc == 0)
-                rc = buf_putc(&b, '\n');
+                rc = buf_putc(b, '\n');
         if (rc != 0) {
                 int e = errno == E2BIG ? E2BIG : ENOMEM;
-                buf_free(&b);
+                buf_free(b);
                 state_fail(err, e == E2BIG ? STATE_E_LIMIT : STATE_E_NOMEM, e,
                            "cannot save offsets: %s; %s is unchanged",
                            e == E2BIG ? "the table would be too large" : "out of memory",
                            s->file_path);
                 return -1;
         }
-        rc = replace_file(s, &b, err);
-        buf_free(&b);
-        return rc;
+        return 0;
 }

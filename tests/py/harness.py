@@ -2,6 +2,7 @@
 timeout, readings from /proc, and the daemon runs in a temporary directory
 (Daemon). Standard library only."""
 
+import json
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import tempfile
 import time
 import traceback
+import zlib
 
 
 class _Tally:
@@ -33,6 +35,65 @@ def check(name, cond, details=()):
 
 def info(msg):
     print("info - " + msg, flush=True)
+
+
+def _crc_line(line):
+    """The JSON of a journal line "CRC32HEX JSON" if it checks, else None."""
+    if len(line) < 10 or line[8:9] != b" ":
+        return None
+    try:
+        want = int(line[:8], 16)
+    except ValueError:
+        return None
+    if zlib.crc32(line[9:]) != want:
+        return None
+    try:
+        return json.loads(line[9:])
+    except ValueError:
+        return None
+
+
+def read_offsets(state_dir):
+    """The offsets table as the daemon saved it, {"version": 1, "files":
+    [...]}, read independently of it: offsets.json (the snapshot) and the
+    saves in offsets.journal that follow it, up to a line that does not
+    check. None when there is no offsets.json or it is not JSON."""
+    try:
+        with open(os.path.join(state_dir, "offsets.json"), "rb") as fh:
+            snap = fh.read()
+        doc = json.loads(snap)
+    except (OSError, ValueError):
+        return None
+    files = doc.get("files") or []
+    try:
+        with open(os.path.join(state_dir, "offsets.journal"), "rb") as fh:
+            lines = fh.read().split(b"\n")[:-1]
+    except OSError:
+        lines = []
+    head = _crc_line(lines[0]) if lines else None
+    if not head or head.get("base_size") != len(snap) or \
+            head.get("base_hash") != "%08x" % zlib.crc32(snap):
+        return doc  # no journal, or one already folded into this snapshot
+    table = {i + 1: f for i, f in enumerate(files)}
+    for line in lines[1:]:
+        rec = _crc_line(line)
+        if rec is None:
+            break
+        for op in rec.get("ops", []):
+            k = op["k"]
+            if op.get("d"):
+                table.pop(k, None)
+            elif "e" in op:
+                table[k] = op["e"]
+            else:
+                e = dict(op["u"])
+                old = table.get(k, {})
+                for h in ("header", "header_hex"):
+                    if h in old:
+                        e[h] = old[h]
+                table[k] = e
+    doc["files"] = [table[k] for k in sorted(table)]
+    return doc
 
 
 def poll_until(pred, timeout, step=0.02):

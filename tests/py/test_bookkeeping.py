@@ -54,7 +54,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backend import Backend  # noqa: E402
-from harness import Daemon, check, finish, info, poll_until  # noqa: E402
+from harness import Daemon, check, finish, info, poll_until, read_offsets  # noqa: E402
 from pmta_sim import HEADER, filtered_bytes, rcpt_number, record_bytes  # noqa: E402
 from pmta_sim import record_fields  # noqa: E402
 
@@ -166,11 +166,8 @@ class Env(Daemon):
         return rc, (out + err).replace(self.tmp, "TMP")
 
     def state_entries(self):
-        try:
-            with open(self.offsets) as fh:
-                return json.load(fh)["files"]
-        except (OSError, ValueError, KeyError):
-            return []
+        doc = read_offsets(self.state)
+        return (doc or {}).get("files") or []
 
     # -- what the backend accepted
 

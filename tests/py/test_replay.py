@@ -74,7 +74,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import (HEADER, HEADER_FIELDS, TIME_BASE, Sim, ranges,  # noqa: E402
                       rcpt_number, record_bytes, record_fields)
 from backend import Backend  # noqa: E402
-from harness import Daemon, check, finish, info, poll_until, run_scenarios, wait_or_kill, binary_arg
+from harness import Daemon, check, finish, info, poll_until, run_scenarios, wait_or_kill, binary_arg, read_offsets
 
 ONLY = [s for s in os.environ.get("PMTATAIL_REPLAY_ONLY", "").split(",") if s]
 KEEP = bool(os.environ.get("PMTATAIL_REPLAY_KEEP"))
@@ -760,11 +760,8 @@ def daemon(e):
                  collections.Counter({n: k for n, k in c.items() if n and n < base}), live)
     exactly_once("daemon: the replay's records",
                  collections.Counter({n: k for n, k in c.items() if n and n > base}), want_r)
-    try:
-        with open(os.path.join(e.state, "offsets.json")) as fh:
-            offs = fh.read()
-    except OSError as ex:
-        offs = "(%s)" % ex
+    doc = read_offsets(e.state)
+    offs = json.dumps(doc) if doc is not None else "(no offsets.json)"
     check("daemon: offsets.json names no replayed file",
           e.arch not in offs and "/old/" not in offs,
           [offs.replace(e.tmp, "TMP")[:400]])

@@ -20,6 +20,7 @@ record accepted, content, eventIds, duplicates, secrets):
                   closed by a later quoted field, between good records in the
                   live file: each costs only its own line;
   planted-links   symlinks planted at status.json(.tmp), offsets.json.tmp,
+                  offsets.journal(.tmp),
                   replay.json.tmp, replay.lock and the state lock: nothing
                   outside the state directory is written, the daemon works or
                   refuses clearly; a state directory writable by others or
@@ -74,7 +75,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_push  # noqa: E402
 from test_push import Env  # noqa: E402
 from pmta_sim import filtered_bytes  # noqa: E402
-from harness import binary_arg, check, finish, info, poll_until, run_scenarios  # noqa: E402
+from harness import binary_arg, check, finish, info, poll_until, read_offsets, run_scenarios  # noqa: E402
 
 ONLY = [s for s in os.environ.get("PMTATAIL_SAFETY_ONLY", "").split(",") if s]
 OUTAGE_S = float(os.environ.get("PMTATAIL_SAFETY_OUTAGE_S", "30"))
@@ -116,10 +117,8 @@ def status_json(e):
 
 
 def committed_offset(e, path):
-    try:
-        with open(os.path.join(e.state, "offsets.json")) as fh:
-            st = json.load(fh)
-    except (OSError, ValueError):
+    st = read_offsets(e.state)
+    if st is None:
         return None
     for f in st.get("files", []):
         if f.get("path") == path:
@@ -325,7 +324,7 @@ def planted_links(e):
     os.makedirs(e.state, mode=0o700)
     victims = {}
     for name in ("status.json.tmp", "offsets.json.tmp", "replay.json.tmp", "replay.lock",
-                 "lock", "status.json"):
+                 "lock", "status.json", "offsets.journal", "offsets.journal.tmp"):
         v = os.path.join(outside, "victim-" + name)
         with open(v, "w") as fh:
             fh.write("precious %s\n" % name)
@@ -489,9 +488,14 @@ def _full_disk(e):
     check("full-disk: delivered while there is room", ok, e.stderr_tail())
     filler = _fill(e)
     t_full = time.monotonic()
-    for _ in range(10):  # keep records flowing: a save is due after each batch
+    # Keep records flowing: a save is due after each batch. A save appends a
+    # line to offsets.journal, which fits in the page the file already has
+    # until that page is full: the failures start when a save needs room.
+    for i in range(60):
         e.sim.write(20)
         time.sleep(0.4)
+        if i >= 9 and e.said("cannot save offsets"):
+            break
     ok, _ = e.wait_delivered(timeout=30)
     secs = time.monotonic() - t_full
     fails = e.said("cannot save offsets")
@@ -513,9 +517,15 @@ def _full_disk(e):
           len(ends) == 1 and re.search(r"after [0-9.]+ s failures=[0-9]+", ends[0]) is not None,
           ends or e.stderr_tail())
     poll_until(lambda: committed_offset(e, e.live) == os.path.getsize(e.live), 10)
-    # Full again, and SIGTERM: the last save fails.
+    # Full again, and SIGTERM: the last save fails (records flow until a save
+    # has failed, as above).
     filler = _fill(e)
     e.sim.write(30)
+    for _ in range(60):
+        if len(e.said("cannot save offsets")) > len(fails):
+            break
+        time.sleep(0.4)
+        e.sim.write(20)
     ok, _ = e.wait_delivered(timeout=30)
     rc, t = e.stop()
     said = e.said("stopping without saving the offsets")

@@ -50,7 +50,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pmta_sim import Sim, ranges, rcpt_number, record_bytes, record_fields  # noqa: E402
-from harness import Daemon, check, finish, info, poll_until, run_scenarios, binary_arg
+from harness import Daemon, check, finish, info, poll_until, run_scenarios, binary_arg, read_offsets
 from backend import Backend  # noqa: E402
 
 SCALE = float(os.environ.get("PMTATAIL_TAIL_SCALE", "1"))
@@ -353,11 +353,9 @@ def _status_at(e, offset):
 
 
 def _saved_at(e, offset):
-    """offsets.json has the live file saved up to offset."""
-    try:
-        with open(e.offsets) as fh:
-            st = json.load(fh)
-    except (OSError, ValueError):
+    """The saved offsets have the live file up to offset."""
+    st = read_offsets(e.state)
+    if st is None:
         return False
     return any(x.get("path") == e.live and x.get("offset") == offset
                for x in st.get("files") or [])

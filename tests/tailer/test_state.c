@@ -1,6 +1,8 @@
 /* The offset store on real files in a temp directory: round trips, the atomic
  * save and its failure, every kind of untrustworthy offsets.json, the lock,
- * read-only opening, pruning and the entry cap. */
+ * read-only opening, pruning and the entry cap; the journal: saves of what
+ * changed, a journal cut at every byte, a stale journal, the takeover of an
+ * older offsets.json, a failed append. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -9,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -653,8 +657,9 @@ static void test_prune(void)
         state_close(s);
 }
 
-/* A save that fails leaves the previous offsets.json exactly as it was and
- * says so; the next save after the cause is gone works. */
+/* A snapshot save that fails leaves the previous offsets.json exactly as it
+ * was and says so; the next save after the cause is gone works. (The first
+ * save after an open writes a snapshot; a reopen brings one back.) */
 static void test_save_failure(void)
 {
         char dir[512], p[600], tmp[600];
@@ -673,6 +678,11 @@ static void test_save_failure(void)
         size_t before_len;
         char *before = read_file(p, &before_len);
         CHECK(before != NULL);
+        state_close(s);
+        CHECK_EQ_INT(state_open(&s, dir, 0, &err), 0);
+        if (!s)
+                return;
+        e = state_find_id(s, 1, 2);
 
         /* the temp file cannot be created */
         join(tmp, sizeof tmp, dir, STATE_FILE_NAME ".tmp");
@@ -714,6 +724,351 @@ static void test_save_failure(void)
         CHECK(e && e->offset == 2000);
         state_close(s);
         free(before);
+}
+
+/* ---- the journal ---- */
+
+/* A copy of DIR's offsets.json and offsets.journal in a new directory: what
+ * a kill -9 at this moment would leave. The journal is cut to `jlen` bytes
+ * (SIZE_MAX: whole). */
+static void crash_image(const char *dir, char *out, size_t size, size_t jlen)
+{
+        new_dir(out, size);
+        CHECK(mkdir(out, 0700) == 0);
+        const char *names[] = {STATE_FILE_NAME, STATE_JOURNAL_NAME};
+        for (int i = 0; i < 2; i++) {
+                char from[600], to[600];
+                join(from, sizeof from, dir, names[i]);
+                join(to, sizeof to, out, names[i]);
+                size_t n;
+                char *d = read_file(from, &n);
+                if (!d)
+                        continue;
+                if (i == 1 && jlen < n)
+                        n = jlen;
+                CHECK(write_file(to, d, n) == 0);
+                free(d);
+        }
+}
+
+/* The offset of (dev 1, ino 2) as a read-only open of `dir` finds it; -1
+ * when not there, -2 when the open fails. */
+static long long offset_in(const char *dir)
+{
+        struct state *s;
+        struct state_error err;
+        if (state_open(&s, dir, STATE_OPEN_READONLY, &err) < 0)
+                return -2;
+        struct state_entry *e = state_find_id(s, 1, 2);
+        long long off = e ? (long long)e->offset : -1;
+        state_close(s);
+        return off;
+}
+
+static size_t file_size(const char *dir, const char *name)
+{
+        char p[600];
+        join(p, sizeof p, dir, name);
+        struct stat st;
+        return stat(p, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+/* A save appends what changed to the journal and leaves the snapshot alone;
+ * a read-only open sees snapshot and journal together; a clean close folds
+ * the journal into offsets.json (an older pmtatail reads it whole). */
+static void test_journal_appends(void)
+{
+        char dir[512], p[600];
+        new_dir(dir, sizeof dir);
+        struct state_error err;
+        struct state *s;
+        CHECK_EQ_INT(state_open(&s, dir, 0, &err), 0);
+        if (!s)
+                return;
+        static const char hdr[] = "type,timeLogged,orig,rcpt,dsnStatus,dsnDiag";
+        struct state_entry *live = NULL;
+        for (uint64_t i = 0; i < 200; i++) {
+                char path[64];
+                snprintf(path, sizeof path, "/l/b-%03u.csv", (unsigned)i);
+                struct state_entry t = sample("bounces", path, 1, 2 + i);
+                t.finished = i > 0;
+                t.header = (char *)hdr;
+                t.header_len = sizeof hdr - 1;
+                struct state_entry *e = state_add(s, &t, &err);
+                if (i == 0)
+                        live = e;
+        }
+        CHECK(live != NULL);
+        CHECK_EQ_INT(state_save(s, &err), 0);
+        join(p, sizeof p, dir, STATE_FILE_NAME);
+        size_t snap_len;
+        char *snap = read_file(p, &snap_len);
+        size_t j0 = file_size(dir, STATE_JOURNAL_NAME);
+        CHECK(j0 > 0);
+        for (int k = 1; live && k <= 50; k++) {
+                live->offset = 4096 + 100 * (uint64_t)k;
+                CHECK_EQ_INT(state_save(s, &err), 0);
+        }
+        size_t snap2_len;
+        char *snap2 = read_file(p, &snap2_len);
+        CHECK(snap && snap2 && snap_len == snap2_len && !memcmp(snap, snap2, snap_len));
+        size_t j1 = file_size(dir, STATE_JOURNAL_NAME);
+        /* 50 saves of one entry: far less than one snapshot each */
+        CHECK(j1 > j0 && (j1 - j0) / 50 < snap_len / 20);
+        /* nothing changed: nothing written */
+        CHECK_EQ_INT(state_save(s, &err), 0);
+        CHECK_EQ_INT(file_size(dir, STATE_JOURNAL_NAME), j1);
+        CHECK_EQ_INT(offset_in(dir), 4096 + 5000);
+        state_close(s);
+        free(snap2);
+        snap2 = read_file(p, &snap2_len);
+        CHECK(snap2 && strstr(snap2, "\"offset\": 9096") != NULL);
+        CHECK_EQ_INT(offset_in(dir), 4096 + 5000);
+        /* a reopen sees the headers too */
+        CHECK_EQ_INT(state_open(&s, dir, STATE_OPEN_READONLY, &err), 0);
+        CHECK_EQ_INT(s ? state_count(s) : 0, 200);
+        struct state_entry *e = s ? state_find_id(s, 1, 2) : NULL;
+        CHECK(e && e->header && e->header_len == sizeof hdr - 1);
+        state_close(s);
+        free(snap);
+        free(snap2);
+}
+
+/* Every change the store writes (offset, header, path, identity, finished,
+ * removal, new entries) is read back from the journal alone. */
+static void test_journal_changes(void)
+{
+        char dir[512], img[512];
+        new_dir(dir, sizeof dir);
+        struct state_error err;
+        struct state *s;
+        CHECK_EQ_INT(state_open(&s, dir, 0, &err), 0);
+        if (!s)
+                return;
+        struct state_entry ta = sample("bounces", "/l/a.csv", 1, 2);
+        struct state_entry tb = sample("bounces", "/l/b.csv", 1, 3);
+        struct state_entry tc = sample("acct", "/l/c.csv", 1, 4);
+        struct state_entry *a = state_add(s, &ta, &err);
+        struct state_entry *b = state_add(s, &tb, &err);
+        CHECK(state_add(s, &tc, &err) != NULL);
+        CHECK_EQ_INT(state_save(s, &err), 0);
+        if (!a || !b) {
+                state_close(s);
+                return;
+        }
+        a->offset = 7777;
+        a->fp = 42;
+        a->fp_len = 77;
+        CHECK_EQ_INT(state_set_header(s, a, "h1,h2", 5, &err), 0);
+        CHECK_EQ_INT(state_set_path(s, a, "/l/a-2024.csv", &err), 0);
+        state_mark_finished(b, 9999, NOW + 5);
+        CHECK_EQ_INT(state_set_id(s, b, 2, 30, &err), 0);
+        state_remove(s, state_find_id(s, 1, 4));
+        struct state_entry td = sample("bounces", "/l/d.csv", 1, 4);
+        td.offset = 12;
+        CHECK(state_add(s, &td, &err) != NULL);
+        CHECK_EQ_INT(state_save(s, &err), 0);
+        crash_image(dir, img, sizeof img, SIZE_MAX);
+        struct state *r;
+        CHECK_EQ_INT(state_open(&r, img, STATE_OPEN_READONLY, &err), 0);
+        if (r) {
+                CHECK_EQ_INT(state_count(r), 3);
+                struct state_entry *x = state_find_id(r, 1, 2);
+                CHECK(x && same_entry(x, a));
+                x = state_find_id(r, 2, 30);
+                CHECK(x && same_entry(x, b) && x->finished);
+                x = state_find_id(r, 1, 4);
+                CHECK(x && x->offset == 12 && !strcmp(x->path, "/l/d.csv"));
+                /* the order of the table is kept */
+                CHECK(state_at(r, 0) && state_at(r, 0)->ino == 2);
+                CHECK(state_at(r, 2) && state_at(r, 2)->ino == 4);
+        }
+        state_close(r);
+        state_close(s);
+}
+
+/* Crash consistency: a journal cut at any byte (a kill -9 or a power cut in
+ * the middle of an append, or the end of a write lost) reads back as the last
+ * whole save, never a mix, never an error. */
+static void test_journal_torn(void)
+{
+        char dir[512], img[512];
+        new_dir(dir, sizeof dir);
+        struct state_error err;
+        struct state *s;
+        CHECK_EQ_INT(state_open(&s, dir, 0, &err), 0);
+        if (!s)
+                return;
+        struct state_entry t = sample("bounces", "/l/b.csv", 1, 2);
+        struct state_entry *e = state_add(s, &t, &err);
+        CHECK_EQ_INT(state_save(s, &err), 0);
+        if (!e) {
+                state_close(s);
+                return;
+        }
+        size_t ends[6];
+        long long offs[6];
+        ends[0] = file_size(dir, STATE_JOURNAL_NAME);
+        offs[0] = 4096;
+        for (int k = 1; k < 6; k++) {
+                e->offset = 4096 + 1000 * (uint64_t)k;
+                CHECK_EQ_INT(state_save(s, &err), 0);
+                ends[k] = file_size(dir, STATE_JOURNAL_NAME);
+                offs[k] = (long long)e->offset;
+        }
+        int bad = 0;
+        for (size_t cut = 0; cut <= ends[5]; cut++) {
+                crash_image(dir, img, sizeof img, cut);
+                long long want = 4096;
+                for (int k = 0; k < 6; k++)
+                        if (cut >= ends[k])
+                                want = offs[k];
+                long long got = offset_in(img);
+                if (got != want && bad++ < 5)
+                        fprintf(stderr, "cut at %zu: offset %lld, want %lld\n", cut, got, want);
+        }
+        CHECK_EQ_INT(bad, 0);
+
+        /* a torn tail is noted at a read-write open, and the next save does
+         * not append after it */
+        crash_image(dir, img, sizeof img, ends[3] + 7);
+        struct state *w;
+        CHECK_EQ_INT(state_open(&w, img, 0, &err), 0);
+        CHECK(err.notes & STATE_NOTE_JOURNAL_TAIL);
+        CHECK(strstr(err.note, STATE_JOURNAL_NAME) != NULL);
+        struct state_entry *x = w ? state_find_id(w, 1, 2) : NULL;
+        CHECK(x && x->offset == (uint64_t)offs[3]);
+        if (x) {
+                x->offset = 123456;
+                CHECK_EQ_INT(state_save(w, &err), 0);
+                x->offset = 123457;
+                CHECK_EQ_INT(state_save(w, &err), 0);
+        }
+        CHECK_EQ_INT(offset_in(img), 123457);
+        state_close(w);
+
+        /* garbage where the last line should be: the same */
+        crash_image(dir, img, sizeof img, SIZE_MAX);
+        char jp[600];
+        join(jp, sizeof jp, img, STATE_JOURNAL_NAME);
+        FILE *f = fopen(jp, "ab");
+        CHECK(f != NULL);
+        if (f) {
+                fputs("0123456789abcdef {\"ops\":[{\"k\":1,\"d\":true}]}\n", f);
+                fclose(f);
+        }
+        CHECK_EQ_INT(offset_in(img), offs[5]);
+        state_close(s);
+}
+
+/* A crash between a fold's new snapshot and its new journal leaves the old
+ * journal beside a snapshot it does not follow: it is ignored (its saves are
+ * in the snapshot), not replayed on top. */
+static void test_journal_stale(void)
+{
+        char dir[512], img[512], p[600], q[600];
+        new_dir(dir, sizeof dir);
+        struct state_error err;
+        struct state *s;
+        CHECK_EQ_INT(state_open(&s, dir, 0, &err), 0);
+        if (!s)
+                return;
+        struct state_entry t = sample("bounces", "/l/b.csv", 1, 2);
+        struct state_entry *e = state_add(s, &t, &err);
+        CHECK_EQ_INT(state_save(s, &err), 0);
+        if (e)
+                e->offset = 5000;
+        CHECK_EQ_INT(state_save(s, &err), 0);
+        crash_image(dir, img, sizeof img, SIZE_MAX); /* old snapshot, its journal */
+        if (e) {
+                state_remove(s, e); /* the old journal would remove... */
+                struct state_entry t2 = sample("bounces", "/l/b.csv", 1, 2);
+                t2.offset = 70;
+                CHECK(state_add(s, &t2, &err) != NULL); /* ...this one */
+        }
+        CHECK_EQ_INT(state_save(s, &err), 0);
+        state_close(s); /* folds: a new snapshot */
+        join(p, sizeof p, dir, STATE_FILE_NAME);
+        join(q, sizeof q, img, STATE_FILE_NAME);
+        CHECK(rename(p, q) == 0);
+        CHECK_EQ_INT(offset_in(img), 70);
+}
+
+/* An offsets.json written by an older pmtatail (no journal) is taken over:
+ * read whole, then saved to as usual. */
+static void test_takeover(void)
+{
+        char dir[512];
+        new_dir(dir, sizeof dir);
+        put_offsets(dir, "{\"version\": 1, \"files\": [{\"source\": \"bounces\", \"path\": "
+                         "\"/l/b.csv\", \"dev\": 1, \"ino\": 2, \"fp\": \"0123456789abcdef\", "
+                         "\"fp_len\": 1024, \"offset\": 300, \"finished\": false, \"seen\": "
+                         "1700000000, \"header\": \"a,b\"}, {\"source\": \"bounces\", \"path\": "
+                         "\"/l/o.csv\", \"dev\": 1, \"ino\": 9, \"fp\": \"0123456789abcdef\", "
+                         "\"fp_len\": 1024, \"offset\": 900, \"finished\": true, \"seen\": "
+                         "1700000000}]}\n");
+        CHECK_EQ_INT(offset_in(dir), 300);
+        struct state_error err;
+        struct state *s;
+        CHECK_EQ_INT(state_open(&s, dir, 0, &err), 0);
+        struct state_entry *e = s ? state_find_id(s, 1, 2) : NULL;
+        CHECK(e && e->header && !strcmp(e->header, "a,b"));
+        if (e) {
+                e->offset = 310;
+                CHECK_EQ_INT(state_save(s, &err), 0);
+                e->offset = 320;
+                CHECK_EQ_INT(state_save(s, &err), 0);
+        }
+        CHECK_EQ_INT(offset_in(dir), 320);
+        state_close(s);
+        CHECK_EQ_INT(offset_in(dir), 320);
+        CHECK_EQ_INT(state_open(&s, dir, STATE_OPEN_READONLY, &err), 0);
+        CHECK_EQ_INT(s ? state_count(s) : 0, 2);
+        e = s ? state_find_id(s, 1, 9) : NULL;
+        CHECK(e && e->finished && e->offset == 900);
+        state_close(s);
+}
+
+/* An append that fails part-way (here: the file size limit) is cut off; the
+ * disk keeps the last save, and the next save after the cause is gone is
+ * read back. */
+static void test_journal_write_failure(void)
+{
+        char dir[512], img[512];
+        new_dir(dir, sizeof dir);
+        struct state_error err;
+        struct state *s;
+        CHECK_EQ_INT(state_open(&s, dir, 0, &err), 0);
+        if (!s)
+                return;
+        struct state_entry t = sample("bounces", "/l/b.csv", 1, 2);
+        struct state_entry *e = state_add(s, &t, &err);
+        CHECK_EQ_INT(state_save(s, &err), 0);
+        if (!e) {
+                state_close(s);
+                return;
+        }
+        e->offset = 5000;
+        CHECK_EQ_INT(state_save(s, &err), 0);
+        size_t j = file_size(dir, STATE_JOURNAL_NAME);
+        struct rlimit old, lim;
+        CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+        lim = old;
+        lim.rlim_cur = j + 20; /* room for the start of a line only */
+        signal(SIGXFSZ, SIG_IGN);
+        CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+        e->offset = 6000;
+        CHECK_EQ_INT(state_save(s, &err), -1);
+        CHECK_EQ_INT(err.kind, STATE_E_IO);
+        CHECK(strstr(err.msg, "cannot save offsets") != NULL);
+        CHECK(strstr(err.msg, STATE_JOURNAL_NAME) != NULL);
+        CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+        CHECK_EQ_INT(file_size(dir, STATE_JOURNAL_NAME), j);
+        crash_image(dir, img, sizeof img, SIZE_MAX);
+        CHECK_EQ_INT(offset_in(img), 5000);
+        CHECK_EQ_INT(state_save(s, &err), 0);
+        CHECK_EQ_INT(offset_in(dir), 6000);
+        state_close(s);
 }
 
 /* At most STATE_MAX_ENTRIES entries, in the table and in the file. */
@@ -823,6 +1178,12 @@ int main(void)
         RUN(test_save_failure);
         RUN(test_cap);
         RUN(test_bad_args);
+        RUN(test_journal_appends);
+        RUN(test_journal_changes);
+        RUN(test_journal_torn);
+        RUN(test_journal_stale);
+        RUN(test_takeover);
+        RUN(test_journal_write_failure);
         nftw(root_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
         TEST_MAIN_END;
 }
