@@ -85,7 +85,7 @@
 #define LONELY_CREDENTIALS 5  /* 401, 403, 407 for it alone: a WAF rule */
 #define LONELY_OVERLOAD    30 /* 429, 502-504, no answer: almost always the backend's */
 /* ...and only while the backend accepts most requests (an EWMA of answers) */
-#define HEALTHY_RATIO 0.75
+#define HEALTHY_RATIO 0.5
 /* 429s among the latest 50 answers that say the backend limits our rate */
 #define RECENT_429_MASK ((UINT64_C(1) << 50) - 1)
 #define RECENT_429_MANY 20
@@ -1011,8 +1011,13 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
         bool suspect = pt->lonely > 0;
         bool lonely = h->accepts > pt->accepts_at || (suspect && !others_may_answer(h, pt) &&
                                                       now - h->last_accept_ms < RECENT_ACCEPT_MS);
-        h->ok_ratio -= h->ok_ratio / 32;
-        h->works -= h->works / 32;
+        /* the backend's health from first attempts only: a request that
+         * keeps failing on its own must not make the backend look ill (and
+         * so escape its verdict) */
+        if (pt->attempts == 1) {
+                h->ok_ratio -= h->ok_ratio / 32;
+                h->works -= h->works / 32;
+        }
         trouble(h, now, status, timed_out, why);
         log_debug(h->base.log, "not accepted attempt=%u lonely=%d window=%u reason=\"%s\"",
                   pt->attempts, lonely, pace_window(&h->pace), why);
@@ -1086,6 +1091,8 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
                                                     : LONELY_SERVER;
                 if (lonely && healthy && ++pt->lonely >= limit)
                         condemn(h, pt, status, why);
+                else if (lonely && !healthy)
+                        hold(h, pt, now); /* no verdict now: not again at once */
                 return;
         }
         case F_TOO_LONG:
@@ -1128,9 +1135,13 @@ static void judge_pending(struct http_push *h)
                 bool alone = !others_may_answer(h, pt);
                 /* nothing else can answer: judge by the acceptances of a
                  * moment ago (its siblings in a split batch, say) */
-                if (!content && alone && pt->pending_kind == F_REFUSED &&
-                    now - h->last_accept_ms < ALONE_RECENT_MS && h->ref_streak < REFUSAL_STREAK)
-                        content = true;
+                if (!content && alone && h->ref_streak < REFUSAL_STREAK) {
+                        if (pt->pending_kind == F_REFUSED)
+                                content = now - h->last_accept_ms < ALONE_RECENT_MS;
+                        else /* credentials: a suspect already, refused alone */
+                                content =
+                                    pt->lonely > 0 && now - h->last_accept_ms < RECENT_ACCEPT_MS;
+                }
                 if (content) {
                         pt->pending = false;
                         h->npending--;
