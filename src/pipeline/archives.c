@@ -223,7 +223,8 @@ int archives_expand(const char *const *args, size_t nargs, struct archives *out,
         if (!x.err && !head)
                 x.err = ENOMEM;
         if (!x.err) {
-                qsort(x.v, x.n, sizeof *x.v, cmp_item);
+                if (x.n > 0) /* x.v is NULL when nothing matched */
+                        qsort(x.v, x.n, sizeof *x.v, cmp_item);
                 out->v = calloc(x.n ? x.n : 1, sizeof *out->v);
                 if (!out->v)
                         x.err = ENOMEM;
