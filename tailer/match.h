@@ -29,6 +29,7 @@
 #ifndef PMTATAIL_MATCH_H
 #define PMTATAIL_MATCH_H
 
+#include "archive.h"
 #include "identity.h"
 
 #include <stdbool.h>
@@ -46,6 +47,10 @@ struct candidate {
         struct file_id id;
         long line_end; /* first '\n' in the fingerprinted bytes, -1 when none */
         bool used;     /* assigned to a saved file */
+        bool live;     /* found at the source's live path */
+        /* where it comes in reading order (archive.h); key.name points into
+         * path */
+        struct archive_key key;
 };
 
 struct cand_list {

@@ -110,20 +110,23 @@ void tfile_set_path(struct tailer *t, struct tfile *f, const char *path)
 
 /* A state entry for a file seen for the first time. An entry left with the
  * same device and inode belongs to a file that is gone (the inode was
- * reused): it is replaced. A table near full is pruned first, oldest
- * finished entries first; entries still owed are never dropped. */
+ * reused): it forgets that inode (entry_take_inode), and is never removed
+ * here (a file may still hold it). A table near full is pruned first,
+ * oldest finished entries first; entries still owed are never dropped. */
 struct state_entry *entry_for_new(struct tailer *t, struct tsource *s, const struct file_id *id,
                                   const char *path, uint64_t start)
 {
         struct state_error err;
-        struct state_entry *old = state_find_id(t->state, id->dev, id->ino);
-        if (old) {
+        struct state_entry *old;
+        while (id->ino && (old = state_find_id(t->state, id->dev, id->ino))) {
                 char b[512];
-                log_info(t->log, "forgetting the offsets of a file whose inode was reused file=%s",
+                log_info(t->log,
+                         "forgetting the offsets' inode of a file whose inode was reused file=%s",
                          q(b, sizeof b, old->path));
-                state_remove(t->state, old);
+                old->dev = old->ino = 0;
         }
         if (state_count(t->state) >= STATE_MAX_ENTRIES - STATE_HEADROOM) {
+                tailer_keep_newest(t);
                 size_t n = state_prune_oldest(t->state, STATE_MAX_ENTRIES - 2 * STATE_HEADROOM);
                 if (n)
                         log_info(t->log,
@@ -195,7 +198,14 @@ int tfile_open(struct tfile *f)
                         return -1;
                 }
                 /* renamed since we listed it: look for its inode */
-                char *moved = attempt == 0 ? source_find_moved(s, f->id.dev, f->id.ino) : NULL;
+                char *moved = NULL;
+                int lerr = attempt == 0 ? source_find_moved(s, f->id.dev, f->id.ino, &moved) : 0;
+                if (!moved && lerr) {
+                        /* a directory could not be listed: not seeing it
+                         * says nothing; it stays owed */
+                        owed_fail(&f->owed, lerr, f->path, s->name, now, t->log);
+                        return -1;
+                }
                 if (!moved) {
                         f->gone = true;
                         errno = ENOENT;
@@ -231,6 +241,14 @@ int tfile_open(struct tfile *f)
                         if (f->entry)
                                 entry_from_id(f->entry, &id);
                 }
+                struct stat st;
+                if (f->want_end && fstat(fd, &st) == 0) {
+                        /* first seen unreadable, start_at = end: its end now */
+                        f->start = f->acked = last_line_end(fd, (uint64_t)st.st_size);
+                        if (f->entry)
+                                f->entry->offset = f->start;
+                }
+                f->want_end = false;
                 f->verified = true;
                 t->dirty = true;
         }
@@ -259,9 +277,27 @@ void tfile_drop_gone(struct tfile *f)
                  q(b, sizeof b, f->path), s->name, (unsigned long long)f->acked);
         queue_unlink(s, f);
         if (f->entry)
-                state_remove(t->state, f->entry);
+                entry_forget(t, f->entry);
         t->dirty = true;
+        /* a reader holding the next file of the queue starts again */
+        t->requeued = true;
         tfile_free(f);
+}
+
+void entry_forget(struct tailer *t, struct state_entry *e)
+{
+        for (size_t i = 0; i < t->nsrc; i++) {
+                for (struct tfile *f = t->src[i].queue; f; f = f->next) {
+                        if (f->entry == e)
+                                f->entry = NULL;
+                }
+        }
+        for (struct tfile *f = t->zombies; f; f = f->next) {
+                if (f->entry == e)
+                        f->entry = NULL;
+        }
+        state_remove(t->state, e);
+        t->dirty = true;
 }
 
 /* The first file from f on that can be read now. Owed files that cannot

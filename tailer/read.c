@@ -20,6 +20,17 @@ ssize_t tailer_read(struct tfile *f, uint64_t off, void *buf, size_t len)
         }
         if (f->fd < 0 && tfile_open(f) < 0)
                 return -1;
+        if (f->tail_len && off <= f->tail_end && off + len > f->tail_end) {
+                /* Before reading on past what was read, the bytes read last
+                 * must still be there: a file truncated and written again
+                 * while reading was paused has grown past the offset, and
+                 * only its content shows the rewrite. Nothing is read from it
+                 * then; the caller's check for a rewrite follows the end. */
+                unsigned char now[sizeof f->tail];
+                ssize_t k = pread(f->fd, now, f->tail_len, (off_t)(f->tail_end - f->tail_len));
+                if (k >= 0 && ((size_t)k != f->tail_len || memcmp(now, f->tail, f->tail_len) != 0))
+                        return 0;
+        }
         ssize_t n;
         do
                 n = pread(f->fd, buf, len, (off_t)off);
@@ -175,30 +186,6 @@ bool tailer_file_superseded(const struct tfile *f)
         return false;
 }
 
-/* A copy of f made before f was truncated in place (copy-and-truncate
- * rotation): a rotated name holding f's content up to what was acknowledged,
- * on another inode, not followed yet. Returns a new tfile for it, or NULL. */
-static struct tfile *find_copy(struct tailer *t, struct tfile *f, int *err)
-{
-        struct tsource *s = f->src;
-        struct cand_list cl;
-        cand_list_init(&cl);
-        *err = source_list_rotated(t, s, &cl);
-        struct tfile *copy = NULL;
-        struct match_saved sv = {.id = f->id, .offset = f->acked, .finished = false};
-        for (size_t k = 0; k < cl.n && !copy; k++) {
-                struct candidate *c = &cl.v[k];
-                bool followed = false;
-                for (struct tfile *g = s->queue; g && !followed; g = g->next)
-                        followed = g->id.dev == c->dev && g->id.ino == c->ino;
-                if (followed || match_saved(&sv, c) != MATCH_COPIED)
-                        continue;
-                copy = tfile_from_cand(s, c, &c->id, f->acked, NULL);
-        }
-        cand_list_free(&cl);
-        return copy;
-}
-
 bool tailer_file_undecided(const struct tfile *f)
 {
         return f->look_err != 0;
@@ -213,21 +200,29 @@ bool tailer_file_truncated(struct tfile *f, uint64_t offset)
         /* Rewritten in place: its first bytes, or the last ones read, are
          * not what they were. */
         bool replaced = !shrank && identity_compare(&f->id, f->fd) != IDENTITY_SAME;
-        if (!shrank && !replaced && f->tail_len && f->tail_end == offset) {
+        if (!shrank && !replaced && f->tail_len) {
                 unsigned char now[sizeof f->tail];
-                replaced = pread(f->fd, now, f->tail_len, (off_t)(offset - f->tail_len)) !=
+                replaced = pread(f->fd, now, f->tail_len, (off_t)(f->tail_end - f->tail_len)) !=
                                (ssize_t)f->tail_len ||
                            memcmp(now, f->tail, f->tail_len) != 0;
         }
         if (!shrank && !replaced) {
                 f->look_err = 0; /* nothing left to decide */
+                f->rewritten = false;
                 return false;
         }
         struct tailer *t = f->src->t;
         char b[512];
-        int list_err = 0;
-        struct tfile *copy = f->entry ? find_copy(t, f, &list_err) : NULL;
-        if (!copy && list_err) {
+        /* A look decides what happened: a copy of what was read (copy and
+         * truncate) takes f over, and f reads on in it; else f is read
+         * again from 0. */
+        f->rewritten = true;
+        int list_err = source_reconcile(t, f->src, false);
+        if (!f->rewritten) {
+                f->look_err = 0;
+                return false; /* f is its copy now: read on where it was */
+        }
+        if (list_err) {
                 /* The copy a copy-and-truncate made may be there, unseen (no
                  * descriptor left to list its directory): reading the file
                  * again from 0 now would skip the records only the copy
@@ -238,40 +233,16 @@ bool tailer_file_truncated(struct tfile *f, uint64_t offset)
                                  "file %s, cannot look for its copy yet file=%s error=\"%s\": "
                                  "nothing is read from it until the look works",
                                  shrank ? "truncated" : "rewritten", q(b, sizeof b, f->path),
-                                 owed_reason(list_err));
-                f->look_err = list_err;
+                                 list_err < 0 ? "out of memory" : owed_reason(list_err));
+                f->look_err = list_err < 0 ? ENOMEM : list_err;
                 f->look_at = time(NULL) + 1;
                 return false;
         }
+        f->rewritten = false;
         f->look_err = 0;
         log_warn(t->log, "file %s, reading it again from 0 file=%s offset=%llu size=%llu",
                  shrank ? "truncated" : "rewritten", q(b, sizeof b, f->path),
                  (unsigned long long)offset, (unsigned long long)st.st_size);
-        if (copy) {
-                /* The records not yet acknowledged are in the copy: it takes
-                 * over f's offsets (and the header in force there) and is
-                 * read first. */
-                log_info(t->log, "reading the copy made before the truncation file=%s offset=%llu",
-                         q(b, sizeof b, copy->path), (unsigned long long)copy->start);
-                struct state_entry *e = f->entry;
-                uint64_t dev = f->id.dev, ino = f->id.ino;
-                if (state_set_id(t->state, e, copy->id.dev, copy->id.ino, NULL) == 0) {
-                        state_set_path(t->state, e, copy->path, NULL);
-                        copy->entry = e;
-                        copy->rotated_at = time(NULL) - TAILER_ROTATE_GRACE_S;
-                        f->entry = NULL;
-                        struct tfile **pp = &f->src->queue;
-                        while (*pp != f)
-                                pp = &(*pp)->next;
-                        copy->next = f;
-                        *pp = copy;
-                        struct file_id nid;
-                        if (identity_of_fd(f->fd, &nid) == 0 && nid.dev == dev && nid.ino == ino)
-                                f->entry = entry_for_new(t, f->src, &nid, f->path, 0);
-                } else {
-                        tfile_free(copy);
-                }
-        }
         identity_of_fd(f->fd, &f->id);
         f->start = 0;
         f->acked = 0;
@@ -281,6 +252,7 @@ bool tailer_file_truncated(struct tfile *f, uint64_t offset)
         hver_clear(f);
         t->requeued = true;
         if (f->entry) {
+                entry_take_inode(t, f->entry, f->id.dev, f->id.ino);
                 f->entry->offset = 0;
                 entry_from_id(f->entry, &f->id);
                 state_set_header(t->state, f->entry, NULL, 0, NULL);
@@ -309,8 +281,14 @@ static void find_done_copy(struct tfile *f)
         struct match_saved sv = {.id = f->id, .offset = f->final_end, .finished = true};
         for (size_t k = 0; k < cl.n && !f->has_copy; k++) {
                 struct candidate *c = &cl.v[k];
-                if (c->size != f->final_end || match_saved(&sv, c) != MATCH_COPIED)
+                /* its content compared with what is open when it is open (a
+                 * weak fingerprint, the header alone, is enough then) */
+                if (c->size != f->final_end || (f->fd >= 0 ? fd_cand_relate(f->fd, c) != RC_REL_COPY
+                                                           : match_saved(&sv, c) != MATCH_COPIED))
                         continue;
+                char b[512], b2[512];
+                log_info(s->t->log, "the file being read was copied file=%s copy=%s",
+                         q(b, sizeof b, f->path), q(b2, sizeof b2, c->path));
                 f->has_copy = true;
                 f->copy_dev = c->dev;
                 f->copy_ino = c->ino;
@@ -330,24 +308,24 @@ static void finish(struct tfile *f)
                 /* Remember the archived name (and, for a copy on another file
                  * system, its inode), so the next start finds it where it is
                  * and knows it is done. */
-                char *moved = source_find_moved(s, f->id.dev, f->id.ino);
+                char *moved = NULL;
+                source_find_moved(s, f->id.dev, f->id.ino, &moved);
                 if (moved) {
                         tfile_set_path(t, f, moved);
                         free(moved);
                 } else {
                         if (!f->has_copy)
                                 find_done_copy(f);
-                        if (f->has_copy) {
-                                struct state_entry *other =
-                                    state_find_id(t->state, f->copy_dev, f->copy_ino);
-                                if (other && other != f->entry && other->finished)
-                                        state_remove(t->state, other);
-                                state_set_id(t->state, f->entry, f->copy_dev, f->copy_ino, NULL);
-                        }
+                        if (f->has_copy)
+                                entry_take_inode(t, f->entry, f->copy_dev, f->copy_ino);
                 }
         }
         if (f->entry)
                 state_mark_finished(f->entry, f->final_end, time(NULL));
+        /* the table keeps the entry (and may prune it below): f is done
+         * with it */
+        f->entry = NULL;
+        tailer_keep_newest(t);
         /* A daemon that runs for months must not fill the table with
          * finished files: drop those gone from where we last saw them
          * (PowerMTA's delete-after) and those past the retention. */

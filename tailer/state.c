@@ -355,7 +355,7 @@ size_t state_prune(struct state *s, time_t now, time_t retention_s,
         for (size_t i = 0; i < s->n; i++) {
                 struct state_entry *e = s->entries[i];
                 bool drop = false;
-                if (e->finished) {
+                if (e->finished && !e->keep) {
                         if (retention_s >= 0 && (int64_t)now - e->seen > (int64_t)retention_s)
                                 drop = true;
                         else if (still_exists && !still_exists(e, ctx))
@@ -379,7 +379,7 @@ size_t state_prune_oldest(struct state *s, size_t target)
         while (s->n > target) {
                 size_t oldest = s->n;
                 for (size_t i = 0; i < s->n; i++) {
-                        if (s->entries[i]->finished &&
+                        if (s->entries[i]->finished && !s->entries[i]->keep &&
                             (oldest == s->n || s->entries[i]->seen < s->entries[oldest]->seen))
                                 oldest = i;
                 }

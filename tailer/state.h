@@ -68,6 +68,10 @@ struct state_entry {
         char *header;
         size_t header_len;
         int64_t seen; /* epoch seconds this file was last seen or updated */
+        /* Not saved: pruning passes it over (the tailer keeps the newest
+         * entry of each source, so a source whose files were all pruned is
+         * still known, with the time it last recorded anything). */
+        bool keep;
 };
 
 /* Flags for state_open. */

@@ -59,16 +59,11 @@ static int source_init(struct tsource *s, const struct tailer_source_cfg *cfg)
         free(b);
         if (!s->dir || !s->base)
                 return -1;
-        /* bounces.csv rotates to bounces-YYYY-MM-DD-HHMM.csv */
+        /* bounces.csv rotates to bounces-YYYY-MM-DD-NNNN.csv (archive.h) */
         const char *dot = strrchr(s->base, '.');
         size_t stem = dot && dot != s->base ? (size_t)(dot - s->base) : strlen(s->base);
-        s->stem = malloc(stem + 2);
-        if (!s->stem)
-                return -1;
-        memcpy(s->stem, s->base, stem);
-        s->stem[stem] = '-';
-        s->stem[stem + 1] = '\0';
-        return 0;
+        s->stem = strndup(s->base, stem);
+        return s->stem ? 0 : -1;
 }
 
 static void source_free(struct tsource *s)
@@ -132,9 +127,10 @@ int tailer_open(struct tailer **out, const struct tailer_source_cfg *src, size_t
                 arm_watch(t, &t->src[i]);
         /* Finished entries go by age only: one whose file was moved where
          * we cannot see must still be recognised if it comes back. */
+        tailer_keep_newest(t);
         state_prune(t->state, time(NULL), TAILER_RETENTION_S, NULL, NULL);
         for (size_t i = 0; i < nsrc; i++) {
-                if (source_start(t, &t->src[i]) < 0) {
+                if (source_reconcile(t, &t->src[i], true) < 0) {
                         snprintf(err, errlen, "out of memory");
                         goto fail;
                 }
@@ -199,8 +195,17 @@ static void on_watch_event(void *ctx, const struct watch_event *ev)
         }
         for (size_t i = 0; i < t->nsrc; i++) {
                 struct tsource *s = &t->src[i];
-                if ((ev->wd == s->wd || ev->wd == s->archive_wd) && (ev->mask & IN_ATTRIB))
+                bool mine = ev->wd == s->wd || ev->wd == s->archive_wd;
+                if (mine && (ev->mask & IN_ATTRIB))
                         retry_owed(s);
+                /* A file of the source came, went or changed its mode: a
+                 * look, once the events read together are taken in. */
+                /* (A writer closing the live file is not: it may do so for
+                 * every record. A copy being closed is: it is complete.) */
+                if (mine && !(ev->mask & IN_MODIFY) && ev->name[0] &&
+                    ((strcmp(ev->name, s->base) == 0 && !(ev->mask & IN_CLOSE_WRITE)) ||
+                     source_is_rotated_name(s, ev->name)))
+                        s->look = true;
                 if (s->wd != ev->wd)
                         continue;
                 if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
@@ -213,11 +218,8 @@ static void on_watch_event(void *ctx, const struct watch_event *ev)
                                 watch_remove(t->watch, s->wd), s->wd = -1;
                         t->rewatch = true;
                         t->rewatch_at = time(NULL) + REWATCH_S;
-                        source_check(t, s);
-                        continue;
+                        s->look = true;
                 }
-                if (strcmp(ev->name, s->base) == 0 && !(ev->mask & IN_MODIFY))
-                        source_check(t, s);
         }
 }
 
@@ -232,13 +234,39 @@ int tailer_handle_events(struct tailer *t)
                 log_warn(t->log, "inotify queue overflowed: checking every file again");
                 tailer_rescan(t);
         }
+        for (size_t i = 0; i < t->nsrc; i++) {
+                if (t->src[i].look) {
+                        t->src[i].look = false;
+                        source_reconcile(t, &t->src[i], false);
+                }
+        }
         return 0;
 }
 
 void tailer_rescan(struct tailer *t)
 {
-        for (size_t i = 0; i < t->nsrc; i++)
-                source_check(t, &t->src[i]);
+        for (size_t i = 0; i < t->nsrc; i++) {
+                t->src[i].look = false;
+                source_reconcile(t, &t->src[i], false);
+        }
+}
+
+void tailer_keep_newest(struct tailer *t)
+{
+        size_t n = state_count(t->state);
+        for (size_t i = 0; i < n; i++)
+                state_at(t->state, i)->keep = false;
+        for (size_t k = 0; k < t->nsrc; k++) {
+                struct state_entry *best = NULL;
+                for (size_t i = 0; i < n; i++) {
+                        struct state_entry *e = state_at(t->state, i);
+                        if (strcmp(e->source, t->src[k].name) == 0 &&
+                            (!best || e->seen > best->seen))
+                                best = e;
+                }
+                if (best)
+                        best->keep = true;
+        }
 }
 
 static void earliest(time_t *when, time_t w)
@@ -258,6 +286,7 @@ int tailer_deadline_ms(const struct tailer *t)
                         earliest(&when, s->live_owed.retry_at);
                 if (s->list_owed.err)
                         earliest(&when, s->list_owed.retry_at);
+                earliest(&when, s->look_at);
                 for (struct tfile *f = s->queue; f; f = f->next) {
                         if (f->owed.err)
                                 earliest(&when, f->owed.retry_at);
@@ -280,18 +309,17 @@ void tailer_tick(struct tailer *t)
                 t->rewatch = false;
                 for (size_t i = 0; i < t->nsrc; i++) {
                         if (t->src[i].wd < 0 && arm_watch(t, &t->src[i]) == 0)
-                                source_check(t, &t->src[i]);
+                                source_reconcile(t, &t->src[i], false);
                 }
         }
         for (size_t i = 0; i < t->nsrc; i++) {
                 struct tsource *s = &t->src[i];
-                /* an owed look first: files rotated before the live one
-                 * was opened go before it */
-                bool adopt = s->live_owed.err && !owed_waiting(&s->live_owed, now) && !s->live;
-                if (s->list_owed.err && (adopt || !owed_waiting(&s->list_owed, now)))
-                        source_list_again(t, s);
-                if (adopt)
-                        source_adopt_live(t, s, false);
+                /* an owed look: a directory that could not be listed, a
+                 * live path that could not be looked at */
+                if ((s->live_owed.err && !owed_waiting(&s->live_owed, now)) ||
+                    (s->list_owed.err && !owed_waiting(&s->list_owed, now)) ||
+                    (s->look_at && now >= s->look_at))
+                        source_reconcile(t, s, false);
                 /* Owed files whose time came: try them here, so that one
                  * queued behind a file still being read is not waited for
                  * by a timer that would fire again and again. */

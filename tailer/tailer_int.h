@@ -12,14 +12,19 @@
  * Who does what:
  *   tailer.c   open and close, the caller's loop (fd, events, deadline,
  *              tick), status, saving the offsets;
+ *   scan.c     looking at the disk: the live path, rotated names in reading
+ *              order, where a file went (no decision);
+ *   reconcile.c which known file is which file now, and what every other
+ *              file is: one pure function for the start and every look;
+ *   source.c   a look: scan, reconcile, and the plan carried out on the
+ *              queue and the table (the only caller of the reconciler);
  *   queue.c    a tfile's life: made, queued, renamed, given a table entry,
  *              opened, dropped when gone; the queue's head for the reader;
- *   discover.c finding the source's files while running: the live path,
- *              rotations, files missed between two looks, copies of the
- *              file being read, where a file went;
- *   start.c    the start: the saved entries matched to the files found;
- *   read.c     reading, header lines, truncation and rewrites, when a
- *              rotated file's end is final, acknowledgements, finishing.
+ *   read.c     reading, header lines, a rewrite found (a look decides what
+ *              it was), when a rotated file's end is final,
+ *              acknowledgements, finishing.
+ * Calls go one way: tailer.c and read.c → source.c → queue.c → scan.c;
+ * reconcile.c calls nothing.
  *
  * Nothing here is global: every piece works on the struct tailer it is
  * given. */
@@ -31,6 +36,7 @@
 #include "identity.h"
 #include "match.h"
 #include "owed.h"
+#include "reconcile.h"
 #include "state.h"
 
 #include <stdbool.h>
@@ -98,6 +104,10 @@ struct tfile {
          * and when to look again (0: nothing pending). */
         int look_err;
         time_t look_at;
+        bool rewritten; /* its inode no longer holds what was read: a look decides */
+        bool want_end;  /* first seen unreadable with start_at = end: start at its end */
+        bool fresh;     /* made by the look running now (not yet queued) */
+        bool early;     /* ... owed and not seen: it goes first */
 };
 
 struct tsource {
@@ -106,20 +116,27 @@ struct tsource {
         char *path;
         char *dir;         /* of the live file */
         char *base;        /* the live file's name */
-        char *stem;        /* "bounces-" for bounces.csv: rotated names start so */
+        char *stem;        /* "bounces" for bounces.csv (archive.h's stem) */
         char *archive_dir; /* NULL when none */
         bool start_at_end;
         int wd;         /* watch of dir, -1 when lost */
         int archive_wd; /* watch of archive_dir: late writes to rotated files wake us */
         struct tfile *queue;
         struct tfile *live;
-        time_t last_live_since; /* since of the last live file, for queue_missed */
-        struct owed live_owed;  /* the live path cannot be opened or is no file */
+        struct owed live_owed; /* the live path is no regular file, or cannot be looked at */
+        bool look;             /* an event asks for a look */
+        time_t look_at;        /* a look is due then (a file to look at again), 0: none */
+        /* Candidates a look made wait (reconcile.h), and since when: the
+         * next looks know how long they have waited. */
+        struct waiting {
+                uint64_t dev, ino;
+                time_t since;
+        } waiting[16];
+        size_t nwaiting;
         /* A look for files rotated before they were seen could not list
          * the directories (no descriptors left): what it would have found
          * is still owed, so it is tried again, for files since list_since. */
         struct owed list_owed;
-        time_t list_since;
 };
 
 struct tailer {
@@ -166,26 +183,53 @@ struct state_entry *entry_for_new(struct tailer *t, struct tsource *s, const str
 int tfile_open(struct tfile *f);
 /* Unlink and free a queued file that is gone (or keep it owed while held). */
 void tfile_drop_gone(struct tfile *f);
+/* Remove e from the table; a file that held it lets go of it first. */
+void entry_forget(struct tailer *t, struct state_entry *e);
 
-/* ---- discover.c ---- */
+/* ---- tailer.c ---- */
 
-void source_adopt_live(struct tailer *t, struct tsource *s, bool first_run);
-/* qsort order of tfile pointers: oldest mtime first, then by path. */
-int tfile_cmp_mtime(const void *a, const void *b);
+/* Mark the newest entry of each source as kept from pruning. */
+void tailer_keep_newest(struct tailer *t);
+
+/* ---- scan.c ---- */
+
+/* Whether `name` is a rotated name of s (PowerMTA's, logrotate's; not
+ * compressed). */
+bool source_is_rotated_name(const struct tsource *s, const char *name);
+/* Add the source's rotated files to cl. Returns 0, or the errno of a
+ * directory that exists but cannot be listed (logged once per streak). */
 int source_list_rotated(struct tailer *t, struct tsource *s, struct cand_list *cl);
-/* The tfile is not queued: the caller appends it, in mtime order. */
-struct tfile *queue_new_cand(struct tailer *t, struct tsource *s, struct candidate *c);
-void source_check(struct tailer *t, struct tsource *s);
-/* The look for rotated files owed by list_owed, again. */
-void source_list_again(struct tailer *t, struct tsource *s);
-/* A new string the caller frees, or NULL. */
-char *source_find_moved(const struct tsource *s, uint64_t dev, uint64_t ino);
+/* Put cl in reading order (archive.h), the live file last. */
+void source_order(const struct tsource *s, struct cand_list *cl);
+/* The live path (in *live_err the errno of a live path that exists but is
+ * no regular file or cannot be looked at) and the rotated files, in
+ * reading order. Returns source_list_rotated's answer. */
+int source_observe(struct tailer *t, struct tsource *s, struct cand_list *cl, int *live_err);
+/* Where a file went, by its inode, among the rotated names: *out a new
+ * string, or NULL. Returns 0, or the errno of a directory that could not be
+ * listed (then not finding it says nothing). */
+int source_find_moved(const struct tsource *s, uint64_t dev, uint64_t ino, char **out);
 
-/* ---- start.c ---- */
+bool pread_all(int fd, void *buf, size_t n, uint64_t off);
+/* How the file at candidate c relates to the file open as fd (content
+ * compared): RC_REL_COPY (one is a copy of the other, maybe still being
+ * made), RC_REL_PREFIX (too little to tell, or changed while compared: the
+ * next look tells), RC_REL_NONE. */
+enum rc_rel fd_cand_relate(int fd, const struct candidate *c);
+/* The same for two candidates as listed. */
+enum rc_rel cands_relate(const struct candidate *on, const struct candidate *c);
+
+/* ---- source.c ---- */
 
 struct match_saved saved_of_entry(const struct state_entry *e);
-/* Queue the source's files at start. Returns 0, or -1 when out of memory. */
-int source_start(struct tailer *t, struct tsource *s);
+uint64_t last_line_end(int fd, uint64_t size);
+/* Look at the source's files and act on what changed (reconcile.h): at the
+ * start, on events, on ticks, when a file read was rewritten. Returns 0,
+ * the errno of a directory that could not be listed, or -1 when out of
+ * memory. */
+int source_reconcile(struct tailer *t, struct tsource *s, bool start);
+/* Give e the identity (dev, ino); a stale holder forgets it. */
+void entry_take_inode(struct tailer *t, struct state_entry *e, uint64_t dev, uint64_t ino);
 
 /* ---- read.c ---- */
 

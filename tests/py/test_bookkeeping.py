@@ -228,8 +228,25 @@ def wait_entry(e, pred, timeout=20):
     return found[0]
 
 
+_NAMES = {}
+
+
 def archived(e, name):
+    """The archive path for a rotated file the scenario calls `name`: as
+    PowerMTA names it (bounces-YYYY-MM-DD-NNNN.csv, NNNN in the order the
+    scenario first names them), unless it already is a rotated name
+    (logrotate's bounces.csv.1, bounces.csv-DATE) or no file of the source."""
+    if name.startswith("bounces-") and not re.match(r"bounces-\d{4}-\d\d-\d\d-\d{4}\.csv$", name):
+        seqs = _NAMES.setdefault(e.tmp, {})
+        if name not in seqs:
+            seqs[name] = "bounces-2026-01-01-%04d.csv" % (len(seqs) + 1)
+        name = seqs[name]
     return os.path.join(e.archive, name)
+
+
+def arch_name(e, name):
+    """The file name archived() gives `name`, for a log search."""
+    return re.escape(os.path.basename(archived(e, name)))
 
 
 SCENARIOS = []
@@ -299,7 +316,7 @@ def header_only_inode_reuse(e):
     e.wait_for(range(1, 20))
     e.verify("case 1 (header-only file, inode reused, stopped)", range(1, 20))
     check("case 1: the reused inode is named in the log",
-          e.said(r"inode was reused file=TMP/pmta/archive/bounces-stop-H\.csv"), e.tail())
+          e.said(r"inode was reused file=TMP/pmta/archive/" + arch_name(e, "bounces-stop-H.csv")), e.tail())
     check("case 1: SIGTERM, exit 0", e.stop() == 0, e.tail())
 
 
@@ -465,7 +482,7 @@ def unreadable_file(e):
     os.chmod(e.live, 0o644)
     e.start()
     e.wait_for(range(31, 36))
-    for name in ("bounces-a.csv", "bounces-b.csv"):
+    for name in (arch_name(e, "bounces-a.csv"), arch_name(e, "bounces-b.csv")):
         pat = r"cannot read file=TMP/pmta/archive/%s .*Permission denied" % name
         check("case 4: %s named with its reason" % name,
               poll_until(lambda: e.said(pat), 10), e.tail())
@@ -480,19 +497,20 @@ def unreadable_file(e):
     check("case 4: SIGTERM while blocked, exit 0", e.stop() == 0, e.tail())
     ents = {os.path.basename(x["path"]): x for x in e.state_entries()}
     check("case 4: both still owed in offsets.json",
-          all(n in ents and not ents[n]["finished"] for n in ("bounces-a.csv", "bounces-b.csv")),
+          all(n in ents and not ents[n]["finished"]
+              for n in (os.path.basename(a), os.path.basename(b))),
           [json.dumps(list(ents.values()))[:600]])
     e.start()
     # start() returns once the watches are armed: the archive is looked at after
     check("case 4: still named after the restart",
-          poll_until(lambda: e.said(r"cannot read file=TMP/pmta/archive/bounces-a\.csv", -1), 10),
+          poll_until(lambda: e.said(r"cannot read file=TMP/pmta/archive/" + arch_name(e, "bounces-a.csv"), -1), 10),
           e.tail())
     os.chmod(a, 0o644)
     os.chmod(b, 0o644)
     e.wait_for(range(1, 36))
     e.verify("case 4 (unreadable, then chmod 644)", range(1, 36))
     check("case 4: the end of the streak is logged",
-          poll_until(lambda: e.said(r"file readable again file=TMP/pmta/archive/bounces-a\.csv"),
+          poll_until(lambda: e.said(r"file readable again file=TMP/pmta/archive/" + arch_name(e, "bounces-a.csv")),
                      10), e.tail())
     ok = poll_until(lambda: e.status()[0] == 0, 15, 0.5)
     check("case 4: status healthy again", ok, e.status()[1].splitlines())
