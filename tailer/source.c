@@ -433,13 +433,17 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i, boo
                 }
                 return;
         case RC_COPIED:
-                if (e)
+                if (e) {
                         entry_take_inode(t, e, c->dev, c->ino);
+                        /* named where it is now: a finished entry is pruned
+                         * when its name no longer leads to its inode */
+                        if (strcmp(e->path, c->path) != 0 &&
+                            state_set_path(t->state, e, c->path, NULL) == 0)
+                                t->dirty = true;
+                }
                 if (!f) {
-                        if (e->finished) {
-                                state_set_path(t->state, e, c->path, NULL);
+                        if (e->finished)
                                 return;
-                        }
                         struct file_id id = {c->dev, c->ino, e->fp, e->fp_len};
                         f = tfile_from_cand(s, c, &id, e->offset, e);
                         if (!f)

@@ -123,6 +123,8 @@ static struct state_entry *entry_copy(const struct state_entry *t)
 const struct state_entry *table_find_id(const struct state *s, uint64_t dev, uint64_t ino,
                                         const struct state_entry *except)
 {
+        if (ino == 0)
+                return NULL; /* no inode known (released): never a duplicate */
         for (size_t i = 0; i < s->n; i++) {
                 const struct state_entry *e = s->entries[i];
                 if (e != except && e->dev == dev && e->ino == ino)
