@@ -34,6 +34,8 @@ larger than the daemon's 1000-event window) draws from:
   restart / kill9 / sighup / stop (..start) the daemon
   outage (..up)     the backend down; pause (..resume): answers delayed, with
                     a burst that fills the daemon's window
+  create-live       the writer opens its next live file now (header alone)
+  slow MS (..resume) answers delayed by MS: batches in flight
   sleep S
 
 The daemon runs as the user nobody when this runs as root (so mode 000
@@ -690,6 +692,17 @@ class Run(Daemon):
         self.backend.set_delay_ms(0)
         self.backend_delay = 0
 
+    def op_create_live(self, source=0):
+        """The writer opens its next live file at once: the header alone."""
+        s = self.sources[source]
+        s.open_live()
+        s.flush()
+
+    def op_slow(self, ms=800):
+        """Answers delayed (batches stay in flight), not a full window."""
+        self.backend.set_delay_ms(ms)
+        self.backend_delay = ms
+
     def op_sleep(self, s=1.0):
         time.sleep(s)
 
@@ -744,16 +757,25 @@ class Run(Daemon):
         self.say("settled in %.1f s (%s)" % (t, "all delivered" if ok else "NOT all delivered"))
         self.dstop()
         self.settle()
+        before = self.accepted_counts()
         if final_restart:
-            before = self.backend.stats()["events_accepted"]
+            k0 = len(self.backend.accepted_events())
             self.dstart()
             time.sleep(QUIET_S + 0.5)
             self.check_alive("the last restart")
             self.dstop()
             self.settle()
-            again = self.backend.stats()["events_accepted"] - before
+            after = [rcpt_number(ev.get("rcpt")) for ev in self.backend.accepted_events()[k0:]]
+            again = [n for n in after if before.get(n)]
             if again:
-                self.fail("resend", "a clean restart at the end resent %d events" % again)
+                self.fail("resend", "a clean restart at the end resent %d events: u%s" % (
+                    len(again), ranges(again)[:200]))
+            late = sorted(n for n in set(after) if n is not None and not before.get(n)
+                          and n in self.complete and n not in self.excused)
+            if late:
+                self.fail("stall", "%d records delivered only after a restart at the end "
+                          "(not within %.0f s while running): u%s" % (
+                              len(late), timeout, ranges(late)[:200]))
 
     def judge(self, events=None):
         """The oracle over the accepted events (or `events`): a summary dict;
@@ -866,6 +888,7 @@ WEIGHTS = [
     ("delete-archive", 4), ("gzip-archive", 4), ("header-change", 2), ("chmod-live", 2),
     ("chmod-archive", 2), ("chmod-dir", 2), ("inode-reuse", 3), ("restart", 3),
     ("kill9", 3), ("sighup", 2), ("stop", 3), ("outage", 2), ("pause", 2), ("sleep", 3),
+    ("create-live", 2), ("slow", 2),
 ]
 
 
@@ -914,6 +937,9 @@ def plan(seed):
             continue
         elif name == "outage":
             later.append((len(ops) + 1 + rng.randint(1, 3), {"op": "up"}))
+        elif name == "slow":
+            op["ms"] = rng.choice([300, 800, 1500])
+            later.append((len(ops) + 1 + rng.randint(1, 3), {"op": "resume"}))
         elif name == "pause":
             if pause_used:
                 continue
