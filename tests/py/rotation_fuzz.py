@@ -265,6 +265,7 @@ class Run(Daemon):
         self.rec_fields = {}        # n -> fields of the file it was written in
         self.complete = set()
         self.excused = {}           # n -> why (deleted/gzipped while unread)
+        self.stuck = set()          # ... of those, unread with nothing in the way
         self.kills = []
         self.failures = []          # (kind, text)
         self.notes = []
@@ -386,6 +387,11 @@ class Run(Daemon):
         self.freed.append(st.st_ino)
         c = self.accepted_counts()
         lost = [n for n in f.numbers() if not c.get(n) and not self.holders(n)]
+        if lost and self.alive() and self.backend.running and not self.backend_delay \
+                and not self.locked:
+            # nothing kept the daemon from reading it: a stall (counted apart)
+            why += " (the daemon running, the backend up)"
+            self.stuck.update(lost)
         for n in lost:
             self.excused[n] = why
         return lost
@@ -628,6 +634,9 @@ class Run(Daemon):
         self.files.append(g)
         c = self.accepted_counts()
         unread = [n for n in g.numbers() if not c.get(n)]
+        if unread and self.alive() and self.backend.running and not self.backend_delay \
+                and not self.locked:
+            self.stuck.update(unread)
         for n in unread:
             self.excused.setdefault(n, "gzipped while unread")
         self.say("  gzip %s%s" % (os.path.relpath(f.path, self.tmp),
@@ -846,6 +855,7 @@ class Run(Daemon):
                 len(strays), strays[:2]))
         return {"records": len(self.complete), "required": len(req), "lost": len(lost),
                 "lost_numbers": ranges(lost)[:400], "deleted_unread": len(excused),
+                "unread_stuck": len([n for n in excused if n in self.stuck]),
                 "dup_events": dup_total, "dup_after_kill": kill_dupes,
                 "dup_unexcused": sum(counts[n] - 1 - allowed[n] for n in unexcused),
                 "dup_numbers": ranges(unexcused)[:400], "kills": len(self.kills),
@@ -978,10 +988,11 @@ def run_seed(binary, seed, keep=False, verbose=True, ops=None, timeout=20.0):
 
 
 def summary_line(res):
-    return ("seed %d: %s in %.1f s; %s records, lost %s, deleted unread %s, dup events %s "
+    return ("seed %d: %s in %.1f s; %s records, lost %s, deleted unread %s (stuck %s), dup events %s "
             "(after kills %s, unexcused %s), kills %s, crashes %s%s" % (
                 res["seed"], "ok" if res["ok"] else "FAIL", res["seconds"],
                 res.get("records"), res.get("lost"), res.get("deleted_unread"),
+                res.get("unread_stuck"),
                 res.get("dup_events"), res.get("dup_after_kill"), res.get("dup_unexcused"),
                 res.get("kills"), res.get("crashes"),
                 "" if res["ok"] else " [" + ", ".join(sorted({k for k, _ in res["failures"]}))
