@@ -142,6 +142,9 @@ def wait_all(r, timeout=10):
     check("%s: the %d records written so far delivered within %d s (after op %d)" % (
         r.name, len(r.complete), timeout, len(r.ops_done)), ok,
         ["missing u%s" % ranges(miss)[:300]] + r.log_lines(None, 6))
+    if not ok:
+        r.failures.append(("unread", "%d records not delivered %d s after op %d (u%s)" % (
+            len(miss), timeout, len(r.ops_done), ranges(miss)[:200])))
     return ok
 
 
