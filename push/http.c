@@ -107,6 +107,7 @@
 #define QUIET_MS         2000 /* failures this far back: the streak is over */
 
 enum fault {
+        F_UNREACHED,   /* never reached the backend (no connection): nobody's content */
         F_OVERLOAD,    /* the backend's state */
         F_SERVER,      /* the backend's, unless it fails for this request alone */
         F_CREDENTIALS, /* ours, unless refused for this request alone */
@@ -1011,6 +1012,11 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
         bool suspect = pt->lonely > 0;
         bool lonely = h->accepts > pt->accepts_at || (suspect && !others_may_answer(h, pt) &&
                                                       now - h->last_accept_ms < RECENT_ACCEPT_MS);
+        if (kind == F_UNREACHED) {
+                /* the backend went away (or never listened): its state */
+                suspect = lonely = false;
+                kind = F_OVERLOAD;
+        }
         /* the backend's health from first attempts only: a request that
          * keeps failing on its own must not make the backend look ill (and
          * so escape its verdict) */
@@ -1084,6 +1090,7 @@ static void failed(struct http_push *h, struct hpart *pt, enum fault kind, long 
                 hold(h, pt, now);
         bool healthy = h->ok_ratio >= HEALTHY_RATIO;
         switch (kind) {
+        case F_UNREACHED:
         case F_OVERLOAD:
         case F_SERVER: {
                 unsigned limit = kind == F_OVERLOAD ? LONELY_OVERLOAD
@@ -1214,7 +1221,9 @@ static void done(struct http_push *h, struct hpart *pt, CURLcode rc)
                         failed(h, pt, F_TOO_LONG, 0, 0, true, why);
                         return;
                 }
-                failed(h, pt, processing ? F_SERVER : F_OVERLOAD, 0, 0,
+                /* nothing of it sent (no connection): whatever the others'
+                 * answers, its content is not in question */
+                failed(h, pt, processing ? F_SERVER : sent > 0 ? F_OVERLOAD : F_UNREACHED, 0, 0,
                        rc == CURLE_OPERATION_TIMEDOUT, why);
                 return;
         }

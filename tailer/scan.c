@@ -144,16 +144,21 @@ bool pread_all(int fd, void *buf, size_t n, uint64_t off)
         return pread(fd, buf, n, (off_t)off) == (ssize_t)n;
 }
 
-/* How the file open as b relates to the file open as a: a copy of it (or a
- * is b's) when they are equal over their first bytes and the last bytes
- * they have in common, and that common part reaches past the first line
- * (every file of a source starts with the same header) or both are whole
- * and equal; PREFIX when they agree but over too little to tell. */
+/* How the file open as b relates to the file open as a: a copy of it when
+ * b is equal to a's beginning over its first bytes and its last ones, and
+ * reaches past the first line (every file of a source starts with the same
+ * header) or is all of a; PREFIX when they agree over too little to tell
+ * (a copy being made). */
 static enum rc_rel fds_relate(int a, uint64_t size_a, int b, uint64_t size_b)
 {
-        uint64_t n = size_a < size_b ? size_a : size_b;
+        /* b is a's copy or a copy being made: never more than a holds (a
+         * file a copy was made of only grows, unless it was rewritten,
+         * which the caller tells apart) */
+        if (size_b > size_a)
+                return RC_REL_NONE;
+        uint64_t n = size_b;
         if (n == 0)
-                return size_b == 0 ? RC_REL_PREFIX : RC_REL_NONE;
+                return RC_REL_PREFIX;
         static const size_t head = AGREE_HEAD;
         size_t h = n < head ? (size_t)n : head;
         char *x = malloc(h), *y = malloc(h);
