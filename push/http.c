@@ -1223,8 +1223,11 @@ static void done(struct http_push *h, struct hpart *pt, CURLcode rc)
                 }
                 /* nothing of it sent (no connection): whatever the others'
                  * answers, its content is not in question */
-                failed(h, pt, processing ? F_SERVER : sent > 0 ? F_OVERLOAD : F_UNREACHED, 0, 0,
-                       rc == CURLE_OPERATION_TIMEDOUT, why);
+                failed(h, pt,
+                       processing ? F_SERVER
+                       : sent > 0 ? F_OVERLOAD
+                                  : F_UNREACHED,
+                       0, 0, rc == CURLE_OPERATION_TIMEDOUT, why);
                 return;
         }
         int cls = status >= 100 && status < 600 ? (int)(status / 100) : 0;

@@ -533,6 +533,15 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i, boo
         }
 }
 
+static void record_history(struct tailer *t, struct tsource *s, struct candidate *c, time_t now)
+{
+        if (cand_fingerprint(c) < 0)
+                return;
+        struct state_entry *e = entry_for_new(t, s, &c->id, c->path, c->size);
+        if (e)
+                state_mark_finished(e, c->size, now);
+}
+
 /* Put the new files of this look in the queue: the ones rotated before
  * they were seen before the live file, in reading order, then a new live
  * file last. */
@@ -706,6 +715,14 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start)
                                          "reading a file rotated before it was seen file=%s "
                                          "source=%s",
                                          q(b, sizeof b, f->path), s->name);
+                        break;
+                case RC_C_HISTORY:
+                        /* Before the source was ever read, what is there is
+                         * history. A recent one is recorded as done: a later
+                         * start, the source known by then, would take it for
+                         * a file rotated while stopped. */
+                        if (!known && c->mtime.tv_sec >= now - RC_MARGIN_S)
+                                record_history(t, s, c, now);
                         break;
                 case RC_C_LIVE_NEW:
                         if (s->live && s->live->live)

@@ -517,6 +517,8 @@ def first_start_with_archives(e):
     (replay's job): whether they are read is only reported."""
     burst_with_rotations(e.sim, n_(20000), 3)
     live = [n for rec in e.sim.files if rec.path == e.live for n in rec.numbers]
+    for p in e.sim.archives:
+        os.utime(p)  # rotated a moment ago, as at a real first start
     e.start()
     ok, t = e.wait_delivered(required=live)
     poll_until(lambda: False, 0.3)
@@ -526,6 +528,15 @@ def first_start_with_archives(e):
          "records in older archives were delivered too" % (
              len(live), t, sum(1 for n in older if e.out.counts.get(n)), len(older)))
     e.verify("first-start-with-archives", required=live)
+    # The next start decides as the first did: the archives were history
+    # then, and are not taken now for files rotated while it was stopped.
+    before = sum(1 for n in older if e.out.poll().counts.get(n))
+    e.start()
+    poll_until(lambda: False, 1.0)
+    e.expect_stop("first-start-with-archives (restart)")
+    after = sum(1 for n in older if e.out.poll().counts.get(n))
+    check("first-start-with-archives: a restart reads none of the archives history at the "
+          "first start (%d records before, %d after)" % (before, after), after == before)
 
 
 @scenario
