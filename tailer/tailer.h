@@ -14,12 +14,15 @@
  * acknowledged; then its state entry is marked finished.
  *
  * Offsets are durable in STATE_DIR/offsets.json (tailer/state.h); a file is
- * known by device, inode and a fingerprint of its first bytes
- * (tailer/identity.h), so a file rotated while the daemon was down is found
- * again in its archive directory and resumed where the acknowledged records
- * end, and a reused inode is not mistaken for the file that had it.
+ * known by its content (a fingerprint of its first bytes, tailer/identity.h,
+ * or the bytes of a file still open), device and inode being a hint, so a
+ * file rotated while the daemon was down is found again in its archive
+ * directory and resumed where the acknowledged records end, and a reused
+ * inode is not mistaken for the file that had it.
  *
- * Identity matching is tailer/match.h's; files owed but unreadable for now
+ * Which known file is which file on disk is decided by one function for the
+ * start and every later look (tailer/reconcile.h); the rules that tell a
+ * candidate are tailer/match.h's; files owed but unreadable for now
  * (permissions, descriptors, I/O errors) are tailer/owed.h's: they stay
  * queued and tracked, passed over until they open, never dropped. A queued
  * file holds no descriptor until it is read: only the file being read, the
