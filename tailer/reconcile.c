@@ -118,7 +118,8 @@ void rc_plan(const struct rc_input *in, struct rc_kout *kout, struct rc_cout *co
                         cout[k].fate = RC_C_LIVE_NEW;
                         continue;
                 }
-                if (!in->source_known || c->mtime_s < in->watermark - RC_MARGIN_S) {
+                if (in->source_known ? c->mtime_s < in->watermark - RC_MARGIN_S
+                                     : c->mtime_ns < in->watching_since_ns) {
                         cout[k].fate = RC_C_HISTORY;
                         continue;
                 }

@@ -25,9 +25,9 @@
  *     worked;
  *   - a candidate no known file claims is a copy of a known file still
  *     present (move-to copies before it deletes), or new (read whole), or
- *     history: written before this source was known, or long before what it
- *     last read. One that is empty, or holds only the first bytes of a file
- *     still present (a copy being made), waits for the next look.
+ *     history: written before the daemon first watched a source it never
+ *     read, or long before what the source last read. One that is empty, or holds only the first
+ * bytes of a file still present (a copy being made), waits for the next look.
  *
  * No I/O here, no allocation, nothing global. */
 #ifndef PMTATAIL_RECONCILE_H
@@ -66,6 +66,7 @@ struct rc_known {
 struct rc_cand {
         uint64_t dev, ino, size;
         int64_t mtime_s;
+        int64_t mtime_ns;      /* the same, in nanoseconds */
         int64_t waiting_since; /* when an earlier look made it wait, 0: it did not */
         bool live;             /* at the live path */
 };
@@ -120,6 +121,9 @@ struct rc_input {
         void *ctx;
         bool look_failed;  /* a directory could not be listed: not seeing is not absence */
         bool source_known; /* the source has read something before */
+        /* Before that, files written since the daemon began to watch (epoch
+         * ns) are new all the same: only what was there before is history. */
+        int64_t watching_since_ns;
         int64_t watermark; /* the newest time the source recorded anything (epoch s) */
         int64_t now;
 };

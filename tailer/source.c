@@ -603,6 +603,7 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start)
             .look_failed = list_err != 0,
             .source_known = known,
             .watermark = watermark,
+            .watching_since_ns = t->watching_since_ns,
             .now = (int64_t)now,
         };
         struct rc_cand *rcc = calloc(lk.cl.n ? lk.cl.n : 1, sizeof *rcc);
@@ -614,6 +615,8 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start)
                                           .ino = c->ino,
                                           .size = c->size,
                                           .mtime_s = (int64_t)c->mtime.tv_sec,
+                                          .mtime_ns = (int64_t)c->mtime.tv_sec * 1000000000 +
+                                                      c->mtime.tv_nsec,
                                           .live = c->live};
                 for (size_t w = 0; w < s->nwaiting; w++) {
                         if (s->waiting[w].dev == c->dev && s->waiting[w].ino == c->ino)
@@ -721,7 +724,7 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start)
                          * history. A recent one is recorded as done: a later
                          * start, the source known by then, would take it for
                          * a file rotated while stopped. */
-                        if (!known && c->mtime.tv_sec >= now - RC_MARGIN_S)
+                        if (!known && c->mtime.tv_sec >= now - RC_MARGIN_S - 1)
                                 record_history(t, s, c, now);
                         break;
                 case RC_C_LIVE_NEW:

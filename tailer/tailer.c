@@ -10,6 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* File times come from the kernel's coarse clock, a tick behind the real
+ * one: a file written just after the watches were armed may carry a time
+ * this much before. */
+#define WATCH_CLOCK_SLACK_NS (20 * 1000 * 1000)
+
 /* While a watched directory is missing, look for it again this often. */
 #define REWATCH_S 5
 
@@ -123,6 +128,9 @@ int tailer_open(struct tailer **out, const struct tailer_source_cfg *src, size_t
                 }
         }
         /* Watches first, so nothing that happens while we look is missed. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t->watching_since_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - WATCH_CLOCK_SLACK_NS;
         for (size_t i = 0; i < nsrc; i++)
                 arm_watch(t, &t->src[i]);
         /* Finished entries go by age only: one whose file was moved where

@@ -145,6 +145,10 @@ struct tailer {
         struct watch *watch;
         struct tsource *src;
         size_t nsrc;
+        /* When the watches were first armed (epoch ns, a little before:
+         * file times are taken from a coarse clock): what changed since was
+         * written while watched. */
+        int64_t watching_since_ns;
         bool dirty;
         bool requeued;         /* a file was put before one being read */
         struct tfile *zombies; /* finished, still held by the caller */

@@ -233,6 +233,24 @@ class Kill:
         self.op_index = op_index
 
 
+def others_can_run(path):
+    """Whether a user with no rights of owner or group can execute path:
+    every directory on the way searchable by others, the file executable."""
+    path = os.path.abspath(path)
+    try:
+        if not os.stat(path).st_mode & 0o001:
+            return False
+        d = os.path.dirname(path)
+        while True:
+            if not os.stat(d).st_mode & 0o001:
+                return False
+            if d == "/":
+                return True
+            d = os.path.dirname(d)
+    except OSError:
+        return False
+
+
 class Run(Daemon):
     """One temporary directory: pmta/bounces.csv (+ more sources), pmta/archive,
     state/, logs/, a backend, the daemon runs, and the oracle's world."""
@@ -249,7 +267,10 @@ class Run(Daemon):
         self.makedirs(self.pmta, self.archive, self.state, self.logs, self.scratch)
         os.chmod(self.tmp, 0o755)
         if user is None:
-            user = NOBODY if os.geteuid() == 0 else None
+            # as nobody when root (so that chmod 000 blocks the daemon), if
+            # nobody can reach the binary (a package build's private
+            # directory cannot: then as root, chmod blocking nothing)
+            user = NOBODY if os.geteuid() == 0 and others_can_run(binary) else None
         self.user = user
         if user is not None:
             os.chown(self.state, user, user)

@@ -202,6 +202,18 @@ static const struct rc_case cases[] = {
         .max_questions = -1,
     },
     {
+        /* a source never read: a file rotated after the daemon began to
+         * watch is read, one from before is history */
+        .name = "first start: rotated since the watches were armed",
+        .nk = 0,
+        .nc = 3,
+        .cand = {ARCH(41, 900),
+                 {.dev = 1, .ino = 43, .size = 700, .mtime_s = NOW - 1},
+                 LIVE(42, 50)},
+        .unknown_source = true,
+        .wc = {{RC_C_HISTORY, -1}, {RC_C_NEW, -1}, {RC_C_LIVE_NEW, -1}},
+    },
+    {
         /* copy-move during an outage: the file read (deleted, still open)
          * has a copy: named by it, not read again */
         .name = "repeat-f: copy and delete of the open file",
@@ -335,10 +347,15 @@ static const struct rc_case cases[] = {
 static void run_case(const struct rc_case *c)
 {
         struct ctx x = {.c = c};
+        struct rc_cand cand[MAXC];
+        for (size_t k = 0; k < c->nc; k++) {
+                cand[k] = c->cand[k];
+                cand[k].mtime_ns = cand[k].mtime_s * 1000000000;
+        }
         struct rc_input in = {
             .known = c->known,
             .nknown = c->nk,
-            .cand = c->cand,
+            .cand = cand,
             .ncand = c->nc,
             .relate = relate,
             .ctx = &x,
@@ -346,6 +363,7 @@ static void run_case(const struct rc_case *c)
             .source_known = !c->unknown_source,
             .watermark = NOW,
             .now = NOW,
+            .watching_since_ns = (NOW - 5) * (int64_t)1000000000,
         };
         struct rc_kout ko[MAXK];
         struct rc_cout co[MAXC];
@@ -405,8 +423,16 @@ static void invariants(void)
                 }
                 c.look_failed = (seed >> 20) & 1;
                 struct ctx x = {.c = &c};
-                struct rc_input in = {c.known, c.nk,          c.cand, c.nc, relate,
-                                      &x,      c.look_failed, true,   NOW,  NOW};
+                struct rc_input in = {.known = c.known,
+                                      .nknown = c.nk,
+                                      .cand = c.cand,
+                                      .ncand = c.nc,
+                                      .relate = relate,
+                                      .ctx = &x,
+                                      .look_failed = c.look_failed,
+                                      .source_known = true,
+                                      .watermark = NOW,
+                                      .now = NOW};
                 struct rc_kout ko[MAXK];
                 struct rc_cout co[MAXC];
                 rc_plan(&in, ko, co);
