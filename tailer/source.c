@@ -204,6 +204,26 @@ static int64_t source_watermark(struct tailer *t, const struct tsource *s, bool 
         return w;
 }
 
+/* A source watched before any file of it existed is marked by an entry of
+ * no file (finished at 0, no inode, no fingerprint): files written since
+ * are its own, not history, even across a restart. */
+static bool is_marker(const struct state_entry *e)
+{
+        return e->finished && e->ino == 0 && e->fp_len == 0 && e->offset == 0;
+}
+
+static void mark_watched(struct tailer *t, struct tsource *s, time_t now)
+{
+        for (size_t i = 0; i < state_count(t->state); i++) {
+                if (strcmp(state_at(t->state, i)->source, s->name) == 0)
+                        return;
+        }
+        struct file_id none = {0, 0, 0, 0};
+        struct state_entry *e = entry_for_new(t, s, &none, s->path, 0);
+        if (e)
+                state_mark_finished(e, 0, now);
+}
+
 static int look_known(struct look *lk)
 {
         struct tailer *t = lk->t;
@@ -232,6 +252,8 @@ static int look_known(struct look *lk)
         for (size_t i = 0; i < state_count(t->state); i++) {
                 struct state_entry *e = state_at(t->state, i);
                 if (strcmp(e->source, s->name) != 0 || entry_held(s, e))
+                        continue;
+                if (is_marker(e))
                         continue;
                 lk->refs[lk->nk] = (struct kref){NULL, e};
                 lk->known[lk->nk++] = (struct rc_known){
@@ -749,6 +771,8 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start)
                 s->live = new_live;
 
         time_t now2 = time(NULL);
+        if (!known)
+                mark_watched(t, s, now2);
         const char *dir = s->archive_dir ? s->archive_dir : s->dir;
         if (list_err) {
                 owed_note(&s->list_owed, list_err, now2);
