@@ -12,7 +12,8 @@ accounting files, run against the real daemon, judged by an oracle.
 Options: --keep (keep the temporary directory, with logs/timeline.txt: the
 operations, the backend's requests and the daemon's log lines on one clock),
 --json (one result line, for the parallel runner), --ops (print the plan of a
-seed and exit, no daemon).
+seed and exit, no daemon), --results FILE (with --count or --long: every
+result appended to FILE as a JSON line, its failures and log lines in full).
 
 A sequence (6-20 operations, a few hundred records; a pause writes a burst
 larger than the daemon's 1000-event window) draws from:
@@ -1138,6 +1139,10 @@ def run_seed(binary, seed, keep=False, verbose=True, ops=None, timeout=20.0):
     t0 = time.monotonic()
     res = {"seed": seed, "ops": [describe(o) for o in ops]}
     try:
+        res["binary_mtime"] = round(os.stat(binary).st_mtime)  # a binary replaced meanwhile
+    except OSError:
+        pass
+    try:
         if verbose:
             print("seed %d in %s" % (seed, r.tmp), flush=True)
         for op in ops:
@@ -1321,6 +1326,8 @@ def main(argv):
     ap.add_argument("--ops", action="store_true")
     ap.add_argument("--self-check", action="store_true")
     ap.add_argument("--timeout", type=float, default=20.0)
+    ap.add_argument("--results", help="append each sequence's result to this file "
+                    "(one JSON line each)")
     a = ap.parse_args(argv[1:])
     binary = os.path.abspath(a.binary)
     if a.self_check:
@@ -1354,6 +1361,9 @@ def main(argv):
 
     def show(res):
         print(summary_line(res), flush=True)
+        if a.results:
+            with open(a.results, "a") as fh:
+                fh.write(json.dumps(res) + "\n")
         if not res["ok"]:
             for kind, text in res["failures"][:4]:
                 print("    %s: %s" % (kind, str(text)[:400]), flush=True)
