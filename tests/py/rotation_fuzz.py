@@ -7,9 +7,13 @@ accounting files, run against the real daemon, judged by an oracle.
     rotation_fuzz.py PMTATAIL_BINARY --long SECONDS [--jobs J]
                                                      random seeds until the time is up
     rotation_fuzz.py PMTATAIL_BINARY --self-check    the oracle must see a planted loss,
-                                                     duplicate, wrong field, wrong source
-Options: --keep (keep the temporary directory), --json (one result line, for
-the parallel runner), --ops (print the plan of a seed and exit, no daemon).
+                                                     duplicate, wrong field, wrong source;
+                                                     excuse a kill's or an outage's resend
+Options: --keep (keep the temporary directory, with logs/timeline.txt: the
+operations, the backend's requests and the daemon's log lines on one clock),
+--json (one result line, for the parallel runner), --ops (print the plan of a
+seed and exit, no daemon), --results FILE (with --count or --long: every
+result appended to FILE as a JSON line, its failures and log lines in full).
 
 A sequence (6-20 operations, a few hundred records; a pause writes a burst
 larger than the daemon's 1000-event window) draws from:
@@ -47,7 +51,11 @@ The oracle, after permissions are restored, the backend is up and delivery
 settles: every record written was accepted at least once (except those
 deleted while unread); a record accepted more than once only when a kill -9
 came between its acceptances and the offsets saved at that kill did not
-cover it, and never more than twice unless several kills excuse it; every
+cover it, or when an outage stopped the backend at most OUTAGE_WINDOW_S after
+a request carrying it was accepted (or while it was still being answered:
+the answer may never reach the daemon) and it was accepted again after the
+stop began, the offsets saved when the backend came back not covering it;
+never more than twice unless several kills or outages excuse it; every
 event's fields and message are its record's (as written under its file's
 header); every event's path is a file of its own source; no event that is
 not a record written; SIGTERM exits 0; the daemon never dies on its own.
@@ -72,11 +80,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from backend import Backend  # noqa: E402
+from backend import Backend, Request  # noqa: E402
 from harness import Daemon, poll_until, read_offsets  # noqa: E402
 from pmta_sim import HEADER_FIELDS, ranges, rcpt_number, record_fields  # noqa: E402
 
@@ -86,6 +95,14 @@ WINDOW = 1000          # the daemon's least window (src/pipeline/daemon.c)
 QUIET_S = 2            # TAILER_QUIET_S
 BURST = 1200           # records a pause writes: more than the window
 DELAY_PAUSED_MS = 2500
+# An `outage` stops the backend while it may have just answered a request:
+# the answer sent, not yet read by the daemon when the server closes the
+# socket (an RST can drop it) or still being answered (counted accepted, the
+# socket shut under it). The daemon then rightly sends those records again,
+# as after a kill -9. A request accepted no earlier than this many seconds
+# before the stop began is "at the outage" (the daemon reads an answer within
+# milliseconds; a second covers a loaded machine).
+OUTAGE_WINDOW_S = 1.0
 
 
 def encode(n, fields):
@@ -251,6 +268,31 @@ def others_can_run(path):
         return False
 
 
+class Outage:
+    """An `outage` op: when the backend's stop began and ended (monotonic),
+    and the records the offsets saved when it came back up cover (the
+    daemon read those answers: a resend of them is not excused)."""
+
+    def __init__(self, t_stop, t_stopped, op_index):
+        self.t_stop = t_stop
+        self.t_stopped = t_stopped
+        self.op_index = op_index
+        self.committed = None
+
+
+def accepted_numbers(req):
+    """Record numbers of the events a request had accepted."""
+    if not req.accepted:
+        return set()
+    out = set()
+    for i, e in enumerate(req.events):
+        if isinstance(e, dict) and i not in req.refused:
+            n = rcpt_number(e.get("rcpt"))
+            if n is not None:
+                out.add(n)
+    return out
+
+
 class Run(Daemon):
     """One temporary directory: pmta/bounces.csv (+ more sources), pmta/archive,
     state/, logs/, a backend, the daemon runs, and the oracle's world."""
@@ -288,6 +330,9 @@ class Run(Daemon):
         self.excused = {}           # n -> why (deleted/gzipped while unread)
         self.stuck = set()          # ... of those, unread with nothing in the way
         self.kills = []
+        self.outages = []
+        self.t_begin = time.monotonic()
+        self.op_times = []          # (monotonic, op) for the timeline
         self.failures = []          # (kind, text)
         self.notes = []
         self.ops_done = []
@@ -300,6 +345,12 @@ class Run(Daemon):
         self.reuse_hits = 0
         self.concurrency = concurrency
         self.batch = batch
+        self._log_times = []
+        self._log_stop = False
+        self._log_thread = None
+        if keep:
+            self._log_thread = threading.Thread(target=self._watch_logs, daemon=True)
+            self._log_thread.start()
         self.write_conf()
 
     def write_conf(self, extra_sources=""):
@@ -494,13 +545,18 @@ class Run(Daemon):
         time.sleep(0.05)
         poll_until(lambda: self.backend.stats()["in_flight"] == 0, timeout)
 
-    def committed_numbers(self):
-        """Records the offsets saved now cover (matched by inode and path)."""
+    def committed_numbers(self, gone_too=False):
+        """Records the offsets saved now cover (matched by inode and path);
+        with gone_too, also by an entry whose inode only one file ever had,
+        gone since (a moved-to copy's original)."""
         doc = read_offsets(self.state) or {}
         out = set()
         for e in doc.get("files") or []:
+            same = [f for f in self.files if f.ino == e.get("ino")]
             for f in self.files:
-                if f.gone or f.ino != e.get("ino"):
+                if f.ino != e.get("ino"):
+                    continue
+                if f.gone and not (gone_too and len(same) == 1):
                     continue
                 if f.path != e.get("path") and not (e.get("finished")):
                     # the same inode under another name: trust it only by inode
@@ -708,10 +764,23 @@ class Run(Daemon):
         self.reuse_next = True
 
     def op_outage(self):
+        if not self.backend.running:
+            return
+        t = time.monotonic()
         self.backend.stop()
+        self.outages.append(Outage(t, time.monotonic(), len(self.ops_done)))
+
+    def backend_up(self):
+        if self.backend.running:
+            return
+        if self.outages and self.outages[-1].committed is None:
+            # nothing can be acknowledged while it is down: what the
+            # offsets cover now is what the daemon knew delivered
+            self.outages[-1].committed = self.committed_numbers(gone_too=True)
+        self.backend.start()
 
     def op_up(self):
-        self.backend.start()
+        self.backend_up()
 
     def op_pause(self, burst=BURST, source=0):
         self.backend.set_delay_ms(DELAY_PAUSED_MS)
@@ -740,6 +809,7 @@ class Run(Daemon):
         op = dict(op)
         name = op.pop("op")
         self.ops_done.append(describe(dict(op, op=name)))
+        self.op_times.append((time.monotonic(), self.ops_done[-1]))
         self.say("op %d: %s" % (len(self.ops_done), self.ops_done[-1]))
         getattr(self, "op_" + name.replace("-", "_"))(**op)
         self.check_alive(self.ops_done[-1])
@@ -750,8 +820,7 @@ class Run(Daemon):
         """Permissions back, the backend up and quick, every record
         complete, the daemon running."""
         self.op_unlock()
-        if not self.backend.running:
-            self.backend.start()
+        self.backend_up()
         self.backend.set_delay_ms(0)
         for s in self.sources:
             s.flush()
@@ -807,10 +876,53 @@ class Run(Daemon):
                           "(not within %.0f s while running): u%s" % (
                               len(late), timeout, ranges(late)[:200]))
 
-    def judge(self, events=None):
-        """The oracle over the accepted events (or `events`): a summary dict;
-        problems are added to self.failures."""
+    def outage_allowance(self, requests):
+        """Records an outage excuses (a Counter: how many more acceptances).
+        An acceptance at an outage is a request's, accepted at most
+        OUTAGE_WINDOW_S before the stop began or still being answered
+        (arrived before the stop ended): the daemon may not have read its
+        answer. Each excuses one later acceptance of its records, by a
+        request that came after the stop began, each such resend counted
+        for one acceptance at an outage only; not for records the offsets
+        saved before the backend came back covered (the daemon read that
+        answer)."""
+        acc = [(r, accepted_numbers(r)) for r in requests
+               if r.accepted and r.t0 is not None and r.t1 is not None]
+        by_n = collections.defaultdict(list)
+        for r, nums in acc:
+            for n in nums:
+                by_n[n].append(r)
+        # (n, request) at an outage -> the earliest time a resend may begin
+        at = {}
+        for o in self.outages:
+            for r, nums in acc:
+                if not (r.t0 <= o.t_stopped and r.t1 >= o.t_stop - OUTAGE_WINDOW_S):
+                    continue
+                for n in nums:
+                    if o.committed and n in o.committed:
+                        continue
+                    key = (n, r.n)
+                    at[key] = min(at.get(key, o.t_stop), o.t_stop)
+        out = collections.Counter()
+        for n in sorted({k[0] for k in at}):
+            rs = sorted(by_n[n], key=lambda r: r.t0)
+            used = set()
+            xs = sorted(((max(at[(n, r.n)], r.t0), r) for r in rs if (n, r.n) in at),
+                        key=lambda x: (x[0], x[1].n))
+            for after, x in xs:
+                for y in rs:
+                    if y is not x and y.n not in used and y.t0 > x.t0 and y.t0 >= after:
+                        used.add(y.n)
+                        out[n] += 1
+                        break
+        return out
+
+    def judge(self, events=None, requests=None):
+        """The oracle over the accepted events (or `events`, with the
+        backend's request log or `requests` for the outages): a summary
+        dict; problems are added to self.failures."""
         events = self.backend.accepted_events() if events is None else events
+        requests = self.backend.requests() if requests is None else requests
         counts = collections.Counter()
         order = []
         bad_fields, strays, wrong_src = [], [], []
@@ -839,15 +951,19 @@ class Run(Daemon):
         req = self.required()
         lost = [n for n in req if not counts.get(n)]
         excused = sorted(n for n in self.excused if not counts.get(n))
-        allowed = collections.Counter()
+        allowed_kill = collections.Counter()
         for k in self.kills:
             for n, c in k.accepted.items():
                 if c and n not in k.committed:
-                    allowed[n] += 1
+                    allowed_kill[n] += 1
+        allowed_out = self.outage_allowance(requests)
+        allowed = allowed_kill + allowed_out
         dup_total = sum(c - 1 for c in counts.values() if c > 1)
         unexcused = sorted(n for n, c in counts.items() if c > 1 + allowed[n])
         over_twice = sorted(n for n, c in counts.items() if c > 2 and c > 1 + allowed[n])
-        kill_dupes = sum(min(c - 1, allowed[n]) for n, c in counts.items() if c > 1)
+        kill_dupes = sum(min(c - 1, allowed_kill[n]) for n, c in counts.items() if c > 1)
+        outage_dupes = sum(min(c - 1, allowed[n]) - min(c - 1, allowed_kill[n])
+                           for n, c in counts.items() if c > 1)
         if lost:
             where = collections.defaultdict(list)
             for n in lost:
@@ -858,7 +974,7 @@ class Run(Daemon):
                 len(lost), len(req), ranges(lost)[:300],
                 "; ".join("%s: u%s" % (k, ranges(v)[:80]) for k, v in list(where.items())[:6])))
         if unexcused:
-            self.fail("duplicate", "%d records delivered more often than kills excuse "
+            self.fail("duplicate", "%d records delivered more often than kills and outages excuse "
                       "(%d extra events): u%s" % (
                           len(unexcused), sum(counts[n] - 1 - allowed[n] for n in unexcused),
                           ranges(unexcused)[:300]))
@@ -878,12 +994,67 @@ class Run(Daemon):
                 "lost_numbers": ranges(lost)[:400], "deleted_unread": len(excused),
                 "unread_stuck": len([n for n in excused if n in self.stuck]),
                 "dup_events": dup_total, "dup_after_kill": kill_dupes,
+                "dup_after_outage": outage_dupes, "outages": len(self.outages),
                 "dup_unexcused": sum(counts[n] - 1 - allowed[n] for n in unexcused),
                 "dup_numbers": ranges(unexcused)[:400], "kills": len(self.kills),
                 "crashes": self.crashes, "reuse_hits": self.reuse_hits,
                 "order": order}
 
+    def timeline(self):
+        """Operations, backend requests and outages on one clock (seconds
+        since the run began), and the daemon runs: lines for logs/timeline.txt."""
+        t0 = self.t_begin
+        rows = [(t, "op      %s" % op) for t, op in self.op_times]
+        for o in self.outages:
+            rows.append((o.t_stop, "outage  stop began (op %d), ended at %.3f; offsets at up "
+                         "cover %s records" % (o.op_index, o.t_stopped - t0,
+                                               "?" if o.committed is None else len(o.committed))))
+        for r in self.backend.requests():
+            nums = sorted(n for n in (rcpt_number(e.get("rcpt")) for e in r.events
+                                      if isinstance(e, dict)) if n is not None)
+            rows.append((r.t0 if r.t0 is not None else t0,
+                         "request #%d conn %d %s events u%s -> %s%s, answered at %s" % (
+                             r.n, r.conn, len(nums), ranges(nums)[:120],
+                             r.status if r.status is not None else r.action,
+                             " accepted" if r.accepted else "",
+                             "-" if r.t1 is None else "%.3f" % (r.t1 - t0))))
+        for t, line in self._log_times:
+            rows.append((t, "daemon  %s" % line))
+        rows.sort(key=lambda x: x[0])
+        return ["%8.3f %s" % (t - t0, text) for t, text in rows]
+
+    def _watch_logs(self):
+        """(With --keep) stamp the daemon's stderr lines as they appear."""
+        seen = {}
+        while not self._log_stop:
+            for path, _ in list(self.runs):
+                try:
+                    with open(path, "rb") as fh:
+                        fh.seek(seen.get(path, 0))
+                        data = fh.read()
+                except OSError:
+                    continue
+                k = data.rfind(b"\n") + 1
+                if k:
+                    seen[path] = seen.get(path, 0) + k
+                    now = time.monotonic()
+                    run = os.path.basename(path)
+                    for ln in data[:k].decode("utf-8", "replace").splitlines():
+                        if not ln.startswith("debug look"):
+                            self._log_times.append((now, "%s: %s" % (
+                                run, ln.replace(self.tmp, "TMP"))))
+            time.sleep(0.02)
+
     def cleanup(self):
+        if self.keep:
+            self._log_stop = True
+            if self._log_thread is not None:
+                self._log_thread.join(2)
+            try:
+                with open(os.path.join(self.logs, "timeline.txt"), "w") as fh:
+                    fh.write("\n".join(self.timeline()) + "\n")
+            except Exception:
+                traceback.print_exc()
         for s in self.sources:
             if s.fd is not None:
                 os.close(s.fd)
@@ -989,6 +1160,10 @@ def run_seed(binary, seed, keep=False, verbose=True, ops=None, timeout=20.0):
     t0 = time.monotonic()
     res = {"seed": seed, "ops": [describe(o) for o in ops]}
     try:
+        res["binary_mtime"] = round(os.stat(binary).st_mtime)  # a binary replaced meanwhile
+    except OSError:
+        pass
+    try:
         if verbose:
             print("seed %d in %s" % (seed, r.tmp), flush=True)
         for op in ops:
@@ -1010,11 +1185,12 @@ def run_seed(binary, seed, keep=False, verbose=True, ops=None, timeout=20.0):
 
 def summary_line(res):
     return ("seed %d: %s in %.1f s; %s records, lost %s, deleted unread %s (stuck %s), dup events %s "
-            "(after kills %s, unexcused %s), kills %s, crashes %s%s" % (
+            "(after kills %s, after outages %s, unexcused %s), kills %s, crashes %s%s" % (
                 res["seed"], "ok" if res["ok"] else "FAIL", res["seconds"],
                 res.get("records"), res.get("lost"), res.get("deleted_unread"),
                 res.get("unread_stuck"),
-                res.get("dup_events"), res.get("dup_after_kill"), res.get("dup_unexcused"),
+                res.get("dup_events"), res.get("dup_after_kill"), res.get("dup_after_outage"),
+                res.get("dup_unexcused"),
                 res.get("kills"), res.get("crashes"),
                 "" if res["ok"] else " [" + ", ".join(sorted({k for k, _ in res["failures"]}))
                 + "]"))
@@ -1070,9 +1246,9 @@ def self_check(binary, verbose=True):
         victim = events[len(events) // 2]
         vn = rcpt_number(victim["rcpt"])
 
-        def judged(evs):
+        def judged(evs, reqs=None):
             r.failures = []
-            res = r.judge(evs)
+            res = r.judge(evs, reqs)
             return res, r.failures
 
         def names_victim(fails, kind, needle=None):
@@ -1110,6 +1286,47 @@ def self_check(binary, verbose=True):
         res, f = judged(events + [victim])
         out.append(("a resend of a record committed at the kill is reported",
                     res["dup_unexcused"] == base["dup_unexcused"] + 1, str(f)[:300]))
+        # an outage excuses one resend of what was accepted just before it
+        r.kills = []
+        reqs = r.backend.requests()
+        x = [q for q in reqs if vn in accepted_numbers(q)][0]
+
+        def resend(t0, k=0):
+            q = Request()
+            q.n, q.t0, q.t1 = 100000 + k, t0, t0 + 0.001
+            q.events, q.accepted, q.status = [victim], True, 200
+            return q
+
+        def outage(t_stop, committed=()):
+            o = Outage(t_stop, t_stop + 0.05, 0)
+            o.committed = set(committed)
+            return [o]
+        r.outages = outage(x.t1 + 0.3)
+        res, f = judged(events + [victim], reqs + [resend(x.t1 + 2)])
+        out.append(("a resend after an outage of a record accepted just before it is excused",
+                    res["dup_unexcused"] == base["dup_unexcused"], str(f)[:300]))
+        r.outages = outage(x.t0 - 0.01)
+        res, f = judged(events + [victim], reqs + [resend(x.t1 + 2)])
+        out.append(("... and of one accepted while the backend was stopping",
+                    res["dup_unexcused"] == base["dup_unexcused"], str(f)[:300]))
+        r.outages = outage(x.t1 + OUTAGE_WINDOW_S + 1.0)
+        res, f = judged(events + [victim], reqs + [resend(x.t1 + OUTAGE_WINDOW_S + 2.0)])
+        out.append(("a resend with no outage near its first acceptance is reported",
+                    res["dup_unexcused"] == base["dup_unexcused"] + 1, str(f)[:300]))
+        r.outages = outage(x.t1 + 0.3)
+        res, f = judged(events + [victim], reqs + [resend(x.t1 + 0.1)])
+        out.append(("a repeat before the outage is reported",
+                    res["dup_unexcused"] == base["dup_unexcused"] + 1, str(f)[:300]))
+        res, f = judged(events + [victim, victim],
+                        reqs + [resend(x.t1 + 2), resend(x.t1 + 3, 1)])
+        out.append(("a second resend after one outage is reported",
+                    res["dup_unexcused"] == base["dup_unexcused"] + 1
+                    and names_victim(f, "over-twice"), str(f)[:300]))
+        r.outages = outage(x.t1 + 0.3, {vn})
+        res, f = judged(events + [victim], reqs + [resend(x.t1 + 2)])
+        out.append(("a resend after an outage of a record the offsets covered is reported",
+                    res["dup_unexcused"] == base["dup_unexcused"] + 1, str(f)[:300]))
+        r.outages = []
         out.append(("the base run had its records", base["records"] == 90,
                     str(base["records"])))
     finally:
@@ -1130,6 +1347,8 @@ def main(argv):
     ap.add_argument("--ops", action="store_true")
     ap.add_argument("--self-check", action="store_true")
     ap.add_argument("--timeout", type=float, default=20.0)
+    ap.add_argument("--results", help="append each sequence's result to this file "
+                    "(one JSON line each)")
     a = ap.parse_args(argv[1:])
     binary = os.path.abspath(a.binary)
     if a.self_check:
@@ -1163,6 +1382,9 @@ def main(argv):
 
     def show(res):
         print(summary_line(res), flush=True)
+        if a.results:
+            with open(a.results, "a") as fh:
+                fh.write(json.dumps(res) + "\n")
         if not res["ok"]:
             for kind, text in res["failures"][:4]:
                 print("    %s: %s" % (kind, str(text)[:400]), flush=True)

@@ -5,9 +5,10 @@ fuzzer's engine (tests/py/rotation_fuzz.py) against the real daemon.
     python3 tests/py/test_rotation_cases.py PMTATAIL_BINARY
 
 Every case ends with the fuzzer's oracle: every record written delivered
-(once; a second time only for what was in flight at a kill -9), fields and
-message exact, each record under its own source, SIGTERM exits 0, the daemon
-never dies, a clean restart resends nothing. Then the case's own detail.
+(once; a second time only for what was in flight at a kill -9 or answered
+just before an outage), fields and message exact, each record under its own
+source, SIGTERM exits 0, the daemon never dies, a clean restart resends
+nothing. Then the case's own detail.
 
   crash_at_start_copytruncate  copytruncate `rotate 1` while stopped, the new
                                bounces.csv.1 on the inode of the old one: the
@@ -96,8 +97,9 @@ def ended(r, label, final_restart=True, timeout=20.0):
     check("%s: all %d records delivered (lost %d, deleted unread %d)" % (
         label, res["required"], res["lost"], res["deleted_unread"]), not kinds.get("lost"),
         kinds.get("lost", []) + r.log_lines(None, 8))
-    check("%s: nothing delivered twice beyond a kill's in-flight records (%d duplicate events, "
-          "%d after kills)" % (label, res["dup_events"], res["dup_after_kill"]),
+    check("%s: nothing delivered twice beyond a kill's in-flight records or an outage's "
+          "unread answers (%d duplicate events, %d after kills, %d after outages)" % (
+              label, res["dup_events"], res["dup_after_kill"], res["dup_after_outage"]),
           not kinds.get("duplicate") and not kinds.get("over-twice"),
           kinds.get("duplicate", []) + kinds.get("over-twice", []) + r.log_lines(None, 8))
     check("%s: a clean restart at the end resends nothing" % label, not kinds.get("resend"),
@@ -112,8 +114,8 @@ def ended(r, label, final_restart=True, timeout=20.0):
     check("%s: the test itself ran" % label, not kinds.get("exception"),
           kinds.get("exception", []))
     row = {k: res.get(k) for k in ("records", "lost", "dup_events", "dup_after_kill",
-                                   "dup_unexcused", "deleted_unread", "kills", "crashes",
-                                   "reuse_hits")}
+                                   "dup_after_outage", "dup_unexcused", "deleted_unread",
+                                   "kills", "crashes", "reuse_hits")}
     row["ok"] = not r.failures
     TABLE[label] = row
     info("%s: %s" % (label, json.dumps(row)))
@@ -538,8 +540,8 @@ def main(argv):
     if BINARY is None:
         return rc
     rc = run_scenarios(SCENARIOS, ONLY, make_env)
-    print("\nper case (records, lost, duplicate events, after kills, unexcused, deleted "
-          "unread, crashes):")
+    print("\nper case (records, lost, duplicate events, after kills, after outages, "
+          "unexcused, deleted unread, crashes):")
     for label, row in TABLE.items():
         print("  %-60s %s" % (label, " ".join("%s=%s" % kv for kv in row.items())))
     if RESULTS_FILE:

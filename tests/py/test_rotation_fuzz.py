@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """The rotation fuzzer (tests/py/rotation_fuzz.py) as a CI test: its oracle's
 self-check first (a planted loss, duplicate, wrong field, wrong source and
-stray event must each be reported; a kill's in-flight resend excused, no
-more), then a fixed list of seeds, a few sequences at a time.
+stray event must each be reported; a kill's in-flight resend excused, and
+an outage's resend of what was accepted just before it, no more), then a
+fixed list of seeds, a few sequences at a time.
 
     python3 tests/py/test_rotation_fuzz.py PMTATAIL_BINARY
 
