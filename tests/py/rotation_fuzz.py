@@ -538,6 +538,11 @@ class Run(Daemon):
         rc = self.end_run(sig)
         if sig == signal.SIGTERM and rc != 0:
             self.fail("exit", "SIGTERM: exit status %r: %s" % (rc, " | ".join(self.log_lines(-1, 6))))
+        # A stop whose bounded wait ran out (a backend too slow to answer)
+        # leaves requests the backend may still accept: like a kill, what
+        # the offsets do not cover may come once more (the daemon says so).
+        if sig == signal.SIGTERM and self.said("stopping with undelivered records", -1):
+            self.note_kill()
         return rc
 
     def settle(self, timeout=6):
