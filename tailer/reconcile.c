@@ -107,17 +107,17 @@ void rc_plan(const struct rc_input *in, struct rc_kout *kout, struct rc_cout *co
                 }
         }
 
-        /* 5 and 6: candidates nobody is on. Long before the source's last
-         * record, or before the source was ever read, a file is history
-         * and is not opened at all. */
+        /* 5 and 6: candidates nobody is on; the live file first. Long
+         * before the source's last record, or before the source was ever
+         * read, a file is history and is not opened at all. */
+        for (size_t k = 0; k < nc; k++) {
+                if (in->cand[k].live && cout[k].fate == RC_C_UNDECIDED)
+                        cout[k].fate = RC_C_LIVE_NEW;
+        }
         for (size_t k = 0; k < nc; k++) {
                 const struct rc_cand *c = &in->cand[k];
                 if (cout[k].fate != RC_C_UNDECIDED)
                         continue;
-                if (c->live) {
-                        cout[k].fate = RC_C_LIVE_NEW;
-                        continue;
-                }
                 if (in->source_known ? c->mtime_s < in->watermark - RC_MARGIN_S
                                      : c->mtime_ns < in->watching_since_ns) {
                         cout[k].fate = RC_C_HISTORY;
@@ -142,6 +142,16 @@ void rc_plan(const struct rc_input *in, struct rc_kout *kout, struct rc_cout *co
                                 cout[k] = (struct rc_cout){RC_C_COPY_OF, (long)i};
                                 break;
                         }
+                        prefix = prefix || r == RC_REL_PREFIX;
+                }
+                /* a copy of the live file, new in this look (move-to's
+                 * copy made before the daemon ever saw the file) */
+                for (size_t l = 0; l < nc && cout[k].fate == RC_C_UNDECIDED; l++) {
+                        if (!in->cand[l].live || cout[l].fate != RC_C_LIVE_NEW)
+                                continue;
+                        enum rc_rel r = in->relate(in->ctx, RC_NO_KNOWN, k, (long)l);
+                        if (r == RC_REL_COPY)
+                                cout[k] = (struct rc_cout){RC_C_COPY_OF, -1};
                         prefix = prefix || r == RC_REL_PREFIX;
                 }
                 if (cout[k].fate == RC_C_UNDECIDED)

@@ -86,7 +86,8 @@ enum rc_fate {
 enum rc_cfate {
         RC_C_UNDECIDED = 0,
         RC_C_KNOWN,    /* claimed by known `known` */
-        RC_C_COPY_OF,  /* a copy of known `known`, which is present too */
+        RC_C_COPY_OF,  /* a copy of known `known`, which is present too; known -1:
+                        * of the live file, new in this look */
         RC_C_NEW,      /* never seen: read from 0 */
         RC_C_LIVE_NEW, /* the live path's file, never seen: follow it */
         RC_C_HISTORY,  /* not ours to read */
@@ -109,7 +110,10 @@ struct rc_cout {
 
 /* How candidate `cand` relates to known file `known`. `on` is the candidate
  * the known file was found on in this look (-1 when none): a candidate is a
- * copy of a file still present when its content agrees with that file's. */
+ * copy of a file still present when its content agrees with that file's.
+ * known RC_NO_KNOWN: how `cand` relates to candidate `on` (the live file,
+ * new in this look). */
+#define RC_NO_KNOWN ((size_t)-1)
 typedef enum rc_rel (*rc_relate_fn)(void *ctx, size_t known, size_t cand, long on);
 
 struct rc_input {

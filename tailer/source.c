@@ -134,6 +134,8 @@ static enum rc_rel relate(void *ctx, size_t i, size_t k, long on)
 {
         struct look *lk = ctx;
         struct candidate *c = &lk->cl.v[k];
+        if (i == RC_NO_KNOWN)
+                return cands_relate(&lk->cl.v[on], c);
         const struct kref *r = &lk->refs[i];
         if (on >= 0) {
                 /* a copy of a file still present: compared with what is
