@@ -263,7 +263,6 @@ void tfile_drop_gone(struct tfile *f)
 {
         struct tsource *s = f->src;
         struct tailer *t = s->t;
-        char b[512];
         if (f->refs || f->user) {
                 /* read in part and given back its descriptor, then gone: the
                  * caller still holds it; it stays owed (and shown) instead */
@@ -271,10 +270,7 @@ void tfile_drop_gone(struct tfile *f)
                 owed_fail(&f->owed, ENOENT, f->path, s->name, time(NULL), t->log);
                 return;
         }
-        log_warn(t->log,
-                 "tracked file gone, its unread records cannot be delivered file=%s source=%s "
-                 "offset=%llu",
-                 q(b, sizeof b, f->path), s->name, (unsigned long long)f->acked);
+        report_gone(t, s->name, f->path, f->acked);
         queue_unlink(s, f);
         if (f->entry)
                 entry_forget(t, f->entry);
@@ -282,6 +278,15 @@ void tfile_drop_gone(struct tfile *f)
         /* a reader holding the next file of the queue starts again */
         t->requeued = true;
         tfile_free(f);
+}
+
+void report_gone(struct tailer *t, const char *source, const char *path, uint64_t offset)
+{
+        char b[512];
+        log_warn(t->log,
+                 "tracked file gone, its unread records cannot be delivered file=%s source=%s "
+                 "offset=%llu",
+                 q(b, sizeof b, path), source, (unsigned long long)offset);
 }
 
 void entry_forget(struct tailer *t, struct state_entry *e)

@@ -384,6 +384,25 @@ struct source_ctx {
         struct tfile *fresh_live;
 };
 
+/* Follow the table's entry e (not followed yet) on candidate c, from its
+ * offset: a file found again at the start or after a look that could not
+ * see it. */
+static struct tfile *resume_entry(struct look *lk, size_t i, struct state_entry *e,
+                                  const struct candidate *c, const char *how)
+{
+        char b[512];
+        struct file_id id = {c->dev, c->ino, e->fp, e->fp_len};
+        struct tfile *f = tfile_from_cand(lk->s, c, &id, e->offset, e);
+        if (!f)
+                return NULL;
+        f->rotated_at = time(NULL) - TAILER_ROTATE_GRACE_S;
+        lk->refs[i].f = f;
+        f->fresh = true;
+        log_info(lk->t->log, "resuming file=%s source=%s offset=%llu%s", q(b, sizeof b, c->path),
+                 lk->s->name, (unsigned long long)e->offset, how);
+        return f;
+}
+
 static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i, bool start)
 {
         struct tailer *t = lk->t;
@@ -406,15 +425,9 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i, boo
                                         t->dirty = true;
                                 return;
                         }
-                        struct file_id id = {c->dev, c->ino, e->fp, e->fp_len};
-                        f = tfile_from_cand(s, c, &id, e->offset, e);
+                        f = resume_entry(lk, i, e, c, "");
                         if (!f)
                                 return;
-                        f->rotated_at = now - TAILER_ROTATE_GRACE_S;
-                        lk->refs[i].f = f;
-                        f->fresh = true;
-                        log_info(t->log, "resuming file=%s source=%s offset=%llu",
-                                 q(b, sizeof b, c->path), s->name, (unsigned long long)e->offset);
                 }
                 tfile_set_path(t, f, c->path);
                 if (f->entry && strcmp(f->entry->path, c->path) != 0 &&
@@ -468,15 +481,7 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i, boo
                 if (!f) {
                         if (e->finished)
                                 return;
-                        struct file_id id = {c->dev, c->ino, e->fp, e->fp_len};
-                        f = tfile_from_cand(s, c, &id, e->offset, e);
-                        if (!f)
-                                return;
-                        f->rotated_at = now - TAILER_ROTATE_GRACE_S;
-                        lk->refs[i].f = f;
-                        f->fresh = true;
-                        log_info(t->log, "resuming file=%s source=%s offset=%llu (a copy)",
-                                 q(b, sizeof b, c->path), s->name, (unsigned long long)e->offset);
+                        resume_entry(lk, i, e, c, " (a copy)");
                         return;
                 }
                 log_info(t->log,
@@ -545,10 +550,7 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i, boo
                         lk->refs[i].f = NULL;
                         return;
                 }
-                log_warn(t->log,
-                         "tracked file gone, its unread records cannot be delivered file=%s "
-                         "source=%s offset=%llu",
-                         q(b, sizeof b, e->path), s->name, (unsigned long long)e->offset);
+                report_gone(t, s->name, e->path, e->offset);
                 entry_forget(t, e);
                 return;
         default:

@@ -187,6 +187,8 @@ struct state_entry *entry_for_new(struct tailer *t, struct tsource *s, const str
 int tfile_open(struct tfile *f);
 /* Unlink and free a queued file that is gone (or keep it owed while held). */
 void tfile_drop_gone(struct tfile *f);
+/* The loud line for a file owed and nowhere to be found. */
+void report_gone(struct tailer *t, const char *source, const char *path, uint64_t offset);
 /* Remove e from the table; a file that held it lets go of it first. */
 void entry_forget(struct tailer *t, struct state_entry *e);
 
