@@ -495,6 +495,9 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                 }
                 r->at_end = false;
                 ssize_t n = tailer_read(f, off, d->chunk, READ_CHUNK);
+                /* a look (a rewrite found, a file opened again) may have
+                 * named f anew, freeing the old name */
+                r->meta.path = tailer_file_path(f);
                 if (n < 0) {
                         /* the tailer logs it once per streak and keeps the
                          * file; reading goes on from here when it can */
@@ -509,6 +512,7 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                         reader_free(r);
                         return false; /* the source's order may have changed */
                 } else if (tailer_file_final(f)) {
+                        r->meta.path = tailer_file_path(f);
                         rc = pmta_parser_finish(r->parser);
                         if (rc == PMTA_FEED_OK) {
                                 uint64_t end = pmta_parser_next_offset(r->parser);
