@@ -59,7 +59,9 @@ void rc_plan(const struct rc_input *in, struct rc_kout *kout, struct rc_cout *co
                         if (cout[j].fate != RC_C_UNDECIDED || (long)j == kout[i].cand ||
                             !size_fits(kn, c) || same_inode(kn, c))
                                 continue;
-                        if (in->relate(in->ctx, i, j, -1) != RC_REL_COPY)
+                        enum rc_rel r = in->relate(in->ctx, i, j, -1);
+                        kout[i].maybe = kout[i].maybe || r == RC_REL_PREFIX;
+                        if (r != RC_REL_COPY)
                                 continue;
                         if (kn->open && !kn->rewritten) {
                                 kout[i].fate = RC_OPEN;
@@ -97,7 +99,7 @@ void rc_plan(const struct rc_input *in, struct rc_kout *kout, struct rc_cout *co
                         kout[i].fate = RC_OPEN;
                 else if (kn->finished)
                         kout[i].fate = RC_DONE_AWAY;
-                else if (in->look_failed)
+                else if (in->look_failed || kout[i].maybe)
                         kout[i].fate = RC_OWED;
                 else
                         kout[i].fate = RC_GONE;
@@ -133,9 +135,15 @@ void rc_plan(const struct rc_input *in, struct rc_kout *kout, struct rc_cout *co
                 for (size_t i = 0; i < nk; i++) {
                         const struct rc_known *kn = &in->known[i];
                         enum rc_fate f = kout[i].fate;
+                        bool owed_maybe = f == RC_OWED && kout[i].maybe;
                         if (kn->finished || kout[i].copy >= 0 ||
-                            (f != RC_ON && f != RC_BLOCKED && f != RC_OPEN))
+                            (f != RC_ON && f != RC_BLOCKED && f != RC_OPEN && !owed_maybe))
                                 continue;
+                        if (owed_maybe) {
+                                /* maybe its copy: told when it can be read */
+                                prefix = prefix || in->relate(in->ctx, i, k, -1) == RC_REL_PREFIX;
+                                continue;
+                        }
                         enum rc_rel r = in->relate(in->ctx, i, k, f == RC_OPEN ? -1 : kout[i].cand);
                         if (r == RC_REL_COPY) {
                                 kout[i].copy = (long)k;

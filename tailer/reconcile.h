@@ -101,6 +101,9 @@ struct rc_kout {
         /* Not on a candidate, and its recorded inode is another file's now:
          * forget the inode (it keeps its content's fingerprint). */
         bool release;
+        /* A candidate might be its copy but could not be told (unreadable
+         * for now): not seen is not gone then, it is owed. */
+        bool maybe;
 };
 
 struct rc_cout {

@@ -166,6 +166,8 @@ static enum rc_rel relate(void *ctx, size_t i, size_t k, long on)
                         /* never read: nothing to tell apart, nothing to lose */
                         return cand_fingerprint(c) < 0 ? RC_REL_BLOCKED : RC_REL_SAME;
                 }
+                if (!same && cand_fingerprint(c) < 0)
+                        return RC_REL_PREFIX; /* unreadable for now: cannot tell */
                 struct match_saved sv = {
                     .id = f->id, .offset = tfile_read_end(f), .finished = false};
                 enum rc_rel rl = rel_of_match(match_saved(&sv, c));
@@ -174,8 +176,13 @@ static enum rc_rel relate(void *ctx, size_t i, size_t k, long on)
                 return rl;
         }
         struct match_saved sv = saved_of_entry(r->e);
-        if (sv.id.fp_len == 0 && sv.id.ino == c->ino && sv.id.dev == c->dev)
+        bool same = sv.id.ino == c->ino && sv.id.dev == c->dev;
+        if (sv.id.fp_len == 0 && same)
                 return cand_fingerprint(c) < 0 ? RC_REL_BLOCKED : RC_REL_SAME;
+        /* another file that cannot be read for now: cannot tell whether it
+         * is this one's copy (the next look can) */
+        if (!same && cand_fingerprint(c) < 0)
+                return RC_REL_PREFIX;
         return rel_of_match(match_saved(&sv, c));
 }
 
@@ -537,8 +544,11 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i, boo
                 if (f->live)
                         mark_rotated(t, s, f, "not seen");
                 /* owed: looked for again when a look works */
-                owed_fail(&f->owed, lk->list_err ? lk->list_err : ENOENT, f->path, s->name, now,
-                          t->log);
+                owed_fail(&f->owed,
+                          lk->list_err ? lk->list_err
+                          : ko->maybe  ? EACCES
+                                       : ENOENT,
+                          f->path, s->name, now, t->log);
                 return;
         case RC_DONE_AWAY:
                 return;
@@ -648,6 +658,10 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start)
                         if (s->waiting[w].dev == c->dev && s->waiting[w].ino == c->ino)
                                 rcc[k].waiting_since = (int64_t)s->waiting[w].since;
                 }
+                /* more waited than the list holds: those left out have
+                 * waited long enough (they are read, a repeat at worst) */
+                if (!rcc[k].waiting_since && s->waiting_full)
+                        rcc[k].waiting_since = (int64_t)now - RC_WAIT_S - 1;
         }
         in.cand = rcc;
         rc_plan(&in, kout, cout);
@@ -660,8 +674,12 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start)
                             rcc[k].dev, rcc[k].ino,
                             rcc[k].waiting_since ? (time_t)rcc[k].waiting_since : now};
         }
+        size_t nwait = 0;
+        for (size_t k = 0; k < lk.cl.n; k++)
+                nwait += cout[k].fate == RC_C_WAIT;
         memcpy(s->waiting, w, nw * sizeof w[0]);
         s->nwaiting = nw;
+        s->waiting_full = nwait > nw;
         free(rcc);
         /* what the look decided, for a debug log: the files that are not
          * simply where they were */

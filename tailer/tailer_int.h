@@ -131,8 +131,9 @@ struct tsource {
         struct waiting {
                 uint64_t dev, ino;
                 time_t since;
-        } waiting[16];
+        } waiting[64];
         size_t nwaiting;
+        bool waiting_full; /* more waited than the list holds */
         /* A look for files rotated before they were seen could not list
          * the directories (no descriptors left): what it would have found
          * is still owed, so it is tried again, for files since list_since. */

@@ -344,6 +344,18 @@ static const struct rc_case cases[] = {
         .wc = {{RC_C_NEW, -1}, {RC_C_KNOWN, 0}},
     },
     {
+        /* its copy is there but unreadable for now: owed, not gone, and
+         * the copy waits rather than be read as new */
+        .name = "a copy that cannot be read yet",
+        .nk = 1,
+        .nc = 1,
+        .known = {READING(20, 300)},
+        .cand = {ARCH(30, 900)},
+        .rel = {{0, 0, -1, RC_REL_PREFIX}},
+        .wk = {{RC_OWED, -1, -1, false}},
+        .wc = {{RC_C_WAIT, -1}},
+    },
+    {
         /* a blocked file keeps its place on its inode */
         .name = "blocked on its inode",
         .nk = 1,
