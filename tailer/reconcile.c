@@ -56,7 +56,9 @@ void rc_plan(const struct rc_input *in, struct rc_kout *kout, struct rc_cout *co
                         continue;
                 for (size_t j = nc; j-- > 0;) {
                         const struct rc_cand *c = &in->cand[j];
-                        if (cout[j].fate != RC_C_UNDECIDED || (long)j == kout[i].cand ||
+                        /* the live path holds what the writer writes now,
+                         * never a copy of an older file */
+                        if (cout[j].fate != RC_C_UNDECIDED || (long)j == kout[i].cand || c->live ||
                             !size_fits(kn, c) || same_inode(kn, c))
                                 continue;
                         enum rc_rel r = in->relate(in->ctx, i, j, -1);
