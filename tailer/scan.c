@@ -193,8 +193,12 @@ enum rc_rel fd_cand_relate(int fd, const struct candidate *c)
         if (fstat(fd, &sa) < 0)
                 return RC_REL_NONE;
         int b = open(c->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-        if (b < 0) /* gone since the listing, or unreadable for now: cannot tell */
-                return RC_REL_PREFIX;
+        if (b < 0) {
+                /* gone since the listing, or unreadable for now: a copy of
+                 * what is open (never larger) cannot be told yet; a larger
+                 * file is not one */
+                return c->size <= (uint64_t)sa.st_size ? RC_REL_PREFIX : RC_REL_NONE;
+        }
         enum rc_rel r = RC_REL_NONE;
         if (fstat(b, &st) == 0 && S_ISREG(st.st_mode)) {
                 if ((uint64_t)st.st_ino != c->ino || (uint64_t)st.st_dev != c->dev)

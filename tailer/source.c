@@ -166,8 +166,6 @@ static enum rc_rel relate(void *ctx, size_t i, size_t k, long on)
                         /* never read: nothing to tell apart, nothing to lose */
                         return cand_fingerprint(c) < 0 ? RC_REL_BLOCKED : RC_REL_SAME;
                 }
-                if (!same && cand_fingerprint(c) < 0)
-                        return RC_REL_PREFIX; /* unreadable for now: cannot tell */
                 struct match_saved sv = {
                     .id = f->id, .offset = tfile_read_end(f), .finished = false};
                 enum rc_rel rl = rel_of_match(match_saved(&sv, c));
@@ -179,10 +177,6 @@ static enum rc_rel relate(void *ctx, size_t i, size_t k, long on)
         bool same = sv.id.ino == c->ino && sv.id.dev == c->dev;
         if (sv.id.fp_len == 0 && same)
                 return cand_fingerprint(c) < 0 ? RC_REL_BLOCKED : RC_REL_SAME;
-        /* another file that cannot be read for now: cannot tell whether it
-         * is this one's copy (the next look can) */
-        if (!same && cand_fingerprint(c) < 0)
-                return RC_REL_PREFIX;
         return rel_of_match(match_saved(&sv, c));
 }
 
