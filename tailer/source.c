@@ -404,7 +404,7 @@ static struct tfile *resume_entry(struct look *lk, size_t i, struct state_entry 
         return f;
 }
 
-static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i, bool start)
+static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i)
 {
         struct tailer *t = lk->t;
         struct tsource *s = lk->s;
@@ -558,7 +558,6 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i, boo
                 entry_forget(t, e);
                 return;
         default:
-                (void)start;
                 return;
         }
 }
@@ -701,7 +700,7 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start)
                         release_inode(t, lk.refs[i].f ? lk.refs[i].f->entry : lk.refs[i].e);
         }
         for (size_t i = 0; i < lk.nk; i++)
-                apply_known(&lk, &kout[i], i, start);
+                apply_known(&lk, &kout[i], i);
 
         size_t nf = 0;
         /* files owed and not seen first (their place is unknown: the

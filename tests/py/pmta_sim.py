@@ -102,18 +102,19 @@ def record_fields(n):
             "bounceCat": cat}
 
 
-def _encode(fields):
+def _encode(fields, order=None):
     out = []
-    for name in HEADER_FIELDS:
+    for name in order or HEADER_FIELDS:
         val = fields[name]
         needs = any(c in val for c in ',"\r\n')
         out.append(_q(val) if needs else val)
     return (",".join(out) + "\r\n").encode()
 
 
-def record_bytes(n):
-    """The exact bytes of record n, CRLF terminator included."""
-    return _encode(record_fields(n))
+def record_bytes(n, order=None):
+    """The exact bytes of record n, CRLF terminator included; its columns in
+    `order` (another header's) when given."""
+    return _encode(record_fields(n), order)
 
 
 def filtered_bytes(k):

@@ -87,7 +87,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backend import Backend, Request  # noqa: E402
 from harness import Daemon, poll_until, read_offsets  # noqa: E402
-from pmta_sim import HEADER_FIELDS, ranges, rcpt_number, record_fields  # noqa: E402
+from pmta_sim import HEADER_FIELDS, ranges, rcpt_number, record_bytes, record_fields  # noqa: E402
 
 NOBODY = 65534
 BATCH = 50
@@ -107,12 +107,7 @@ OUTAGE_WINDOW_S = 1.0
 
 def encode(n, fields):
     """Record n's bytes with its columns in the order `fields`."""
-    f = record_fields(n)
-    out = []
-    for name in fields:
-        v = f[name]
-        out.append('"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\r\n') else v)
-    return (",".join(out) + "\r\n").encode()
+    return record_bytes(n, fields)
 
 
 def header_bytes(fields):

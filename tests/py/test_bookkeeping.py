@@ -68,16 +68,6 @@ def records(first, last):
     return b"".join(record_bytes(n) for n in range(first, last + 1))
 
 
-def encode_as(n, fields):
-    """Record n with its columns in the order `fields` (another header)."""
-    f = record_fields(n)
-    out = []
-    for name in fields:
-        v = f[name]
-        out.append('"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\r\n') else v)
-    return (",".join(out) + "\r\n").encode()
-
-
 def write(path, data, mode="ab"):
     with open(path, mode) as fh:
         fh.write(data)
@@ -330,7 +320,7 @@ HEADER2 = (",".join(SWAPPED) + "\r\n").encode()
 def header_with_offset(e):
     """A second header line (same columns, another order) between the
     committed offset and the read position, then kill -9."""
-    data = HEADER + records(1, 5) + HEADER2 + b"".join(encode_as(n, SWAPPED)
+    data = HEADER + records(1, 5) + HEADER2 + b"".join(record_bytes(n, SWAPPED)
                                                          for n in range(6, 10))
     write(e.live, data, "wb")
     # the first batch (u1..u3) is answered, the rest never
@@ -357,7 +347,7 @@ def header_with_offset(e):
     wrong_before = len(e.accepted()[1])
     e.backend.script({"status": 200}, *([{"action": "hang"}] * 20))
     write(e.live, HEADER + records(10, 15) + HEADER2 +
-          b"".join(encode_as(n, SWAPPED) for n in range(16, 19)))
+          b"".join(record_bytes(n, SWAPPED) for n in range(16, 19)))
     base = len(data) + len(HEADER + records(10, 12))
     ent = wait_entry(e, lambda x: x["offset"] >= base)
     check("case 2 copy: u10..u12 committed", ent is not None and ent["offset"] == base,
@@ -385,7 +375,7 @@ def header_with_offset(e):
     # past replay's first read (256 KiB), resumed by a second replay
     path = os.path.join(e.tmp, "old.csv")
     write(path, HEADER + records(100, 2000) + HEADER2 +
-          b"".join(encode_as(n, SWAPPED) for n in range(2001, 2600)), "wb")
+          b"".join(record_bytes(n, SWAPPED) for n in range(2001, 2600)), "wb")
     wrong_before = len(e.accepted()[1])
     p = subprocess.Popen([BINARY, "-c", e.conf, "replay", path], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
