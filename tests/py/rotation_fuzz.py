@@ -917,6 +917,39 @@ class Run(Daemon):
                         break
         return out
 
+    def dup_detail(self, numbers, requests, k=6):
+        """Where the repeated records went: records grouped by the requests
+        that carried them (at most k groups), each request with its times,
+        whether it carried a record twice, and the operation before it."""
+        carried = collections.defaultdict(list)
+        for r in requests:
+            if not r.accepted or r.t0 is None:
+                continue
+            c = collections.Counter()
+            for i, e in enumerate(r.events):
+                if isinstance(e, dict) and i not in r.refused:
+                    c[rcpt_number(e.get("rcpt"))] += 1
+            for n in numbers:
+                if c.get(n):
+                    carried[n].append((r, c[n]))
+        groups = collections.OrderedDict()
+        for n in sorted(numbers):
+            key = tuple(r.n for r, _ in carried[n])
+            groups.setdefault(key, []).append(n)
+        out = []
+        for key, ns in list(groups.items())[:k]:
+            reqs = []
+            for r, times in carried[ns[0]]:
+                before = [i for i, (t, _) in enumerate(self.op_times) if t <= r.t0]
+                op = ("op %d %s" % (before[-1] + 1, self.op_times[before[-1]][1])) if before \
+                    else "-"
+                reqs.append("#%d conn %d at %.2f-%s s%s after %s" % (
+                    r.n, r.conn, r.t0 - self.t_begin,
+                    "?" if r.t1 is None else "%.2f" % (r.t1 - self.t_begin),
+                    " (%d times in it)" % times if times > 1 else "", op))
+            out.append("u%s: %s" % (ranges(ns)[:60], "; ".join(reqs)))
+        return out
+
     def judge(self, events=None, requests=None):
         """The oracle over the accepted events (or `events`, with the
         backend's request log or `requests` for the outages): a summary
@@ -997,6 +1030,7 @@ class Run(Daemon):
                 "dup_after_outage": outage_dupes, "outages": len(self.outages),
                 "dup_unexcused": sum(counts[n] - 1 - allowed[n] for n in unexcused),
                 "dup_numbers": ranges(unexcused)[:400], "kills": len(self.kills),
+                "dup_detail": self.dup_detail(unexcused, requests) if unexcused else [],
                 "crashes": self.crashes, "reuse_hits": self.reuse_hits,
                 "order": order}
 
@@ -1368,6 +1402,8 @@ def main(argv):
         else:
             for kind, text in res["failures"]:
                 print("FAIL %s: %s" % (kind, text))
+            for ln in res.get("dup_detail") or []:
+                print("  repeated: " + ln)
             for ln in res["log"]:
                 print("  log: " + ln)
             print(summary_line(res))

@@ -76,6 +76,7 @@ def main(argv):
         for kind, text in res["failures"]:
             details.append("%s: %s" % (kind, str(text)[:600]))
         details.append("operations: " + "; ".join(res.get("ops", [])))
+        details += ["repeated: " + ln for ln in res.get("dup_detail") or []]
         details += ["log: " + ln for ln in res.get("log", [])]
         details.append("rerun: python3 tests/py/rotation_fuzz.py %s --seed %d" % (
             binary, res["seed"]))
