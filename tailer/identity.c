@@ -51,6 +51,15 @@ static uint64_t hash(const char *p, size_t n)
 
 /* Whether a fingerprint of the first `len` bytes of `p` reaches past the
  * first line. */
+/* Whether the first len bytes of head are those fingerprinted as fp. No
+ * bytes (len 0) always are, whatever fp holds: an identity known by its
+ * inode alone ({dev, ino, 0, 0}) is written with fp 0, not the hash of
+ * nothing. */
+static int prefix_is(const char *head, size_t len, uint64_t fp)
+{
+        return len == 0 || hash(head, len) == fp;
+}
+
 static int strong(const char *p, size_t len)
 {
         const char *nl = memchr(p, '\n', len);
@@ -120,7 +129,7 @@ enum identity_match identity_compare(const struct file_id *saved, int fd)
         /* Too short to hold the fingerprinted bytes: never the same content. */
         if ((size_t)n < len)
                 return same_inode ? IDENTITY_TRUNCATED : IDENTITY_DIFFERENT;
-        content_matches = hash(head, len) == saved->fp;
+        content_matches = prefix_is(head, len, saved->fp);
         if (same_inode)
                 return content_matches ? IDENTITY_SAME : IDENTITY_INODE_REUSED;
         if (content_matches && strong(head, len))
@@ -164,7 +173,7 @@ int identity_extend(struct file_id *id, int fd)
                 return 0;
         /* Grow only a fingerprint whose bytes are still there: extending over
          * rewritten content would hide the rewrite from identity_compare. */
-        if (hash(head, id->fp_len) != id->fp)
+        if (!prefix_is(head, id->fp_len, id->fp))
                 return 0;
         id->fp_len = (uint32_t)n;
         id->fp = hash(head, (size_t)n);

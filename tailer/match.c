@@ -127,6 +127,8 @@ int cand_fingerprint(struct candidate *c)
  * fingerprint when it covers the same bytes, else by reading them. */
 static bool prefix_matches(const struct file_id *s, struct candidate *c)
 {
+        if (s->fp_len == 0)
+                return true; /* nothing fingerprinted (identity_compare) */
         if (c->id.fp_len == s->fp_len)
                 return c->id.fp == s->fp;
         if (c->id.fp_len < s->fp_len)

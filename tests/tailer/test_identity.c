@@ -279,6 +279,34 @@ static void test_inode_reused(void)
         tmp_cleanup(&t);
 }
 
+/* An identity known by its inode alone ({dev, ino, 0, 0}: the file could
+ * not be read when it was found) is the same file whatever it holds, and
+ * grows into a real fingerprint; it is never the copy of anything. */
+static void test_inode_only(void)
+{
+        struct tmp t;
+        char p[PATH_MAX], copy[PATH_MAX];
+        struct file_id full;
+
+        tmp_make(&t);
+        path_in(p, sizeof(p), t.root, "bounces.csv");
+        path_in(copy, sizeof(copy), t.root, "bounces.csv.1");
+        append_str(p, header);
+        append_str(p, rec1);
+        CHECK_EQ_INT(identity_of_path(p, &full), 0);
+        struct file_id bare = {full.dev, full.ino, 0, 0};
+        CHECK_EQ_INT(compare_path(&bare, p), IDENTITY_SAME);
+        copy_file(p, copy);
+        CHECK_EQ_INT(compare_path(&bare, copy), IDENTITY_DIFFERENT);
+        int fd = open(p, O_RDONLY);
+        CHECK(fd >= 0);
+        CHECK_EQ_INT(identity_extend(&bare, fd), 1);
+        close(fd);
+        CHECK_EQ_INT(bare.fp_len, full.fp_len);
+        CHECK(bare.fp == full.fp);
+        tmp_cleanup(&t);
+}
+
 static void test_truncated(void)
 {
         struct tmp t;
@@ -425,6 +453,7 @@ int main(void)
         RUN(test_same_after_append_and_rename);
         RUN(test_copy);
         RUN(test_inode_reused);
+        RUN(test_inode_only);
         RUN(test_truncated);
         RUN(test_same_header_different_records);
         RUN(test_extend);
