@@ -268,9 +268,19 @@ void tfile_drop_gone(struct tfile *f)
                  * caller still holds it; it stays owed (and shown) instead */
                 f->gone = false;
                 owed_fail(&f->owed, ENOENT, f->path, s->name, time(NULL), t->log);
+                /* not on its inode any more: a file created next may be */
+                tailer_release_inode(t, f->entry, f);
                 return;
         }
-        report_gone(t, s->name, f->path, f->acked);
+        char b[512];
+        if (f->size && f->acked >= f->size)
+                /* nothing unread as far as it was ever seen: no alarm */
+                log_info(t->log,
+                         "tracked file gone, read to the end last seen file=%s source=%s "
+                         "offset=%llu",
+                         q(b, sizeof b, f->path), s->name, (unsigned long long)f->acked);
+        else
+                report_gone(t, s->name, f->path, f->acked);
         queue_unlink(s, f);
         if (f->entry)
                 entry_forget(t, f->entry);
@@ -287,6 +297,17 @@ void report_gone(struct tailer *t, const char *source, const char *path, uint64_
                  "tracked file gone, its unread records cannot be delivered file=%s source=%s "
                  "offset=%llu",
                  q(b, sizeof b, path), source, (unsigned long long)offset);
+}
+
+struct tfile *tfile_of_entry(struct tailer *t, const struct state_entry *e)
+{
+        for (size_t i = 0; i < t->nsrc; i++) {
+                for (struct tfile *f = t->src[i].queue; f; f = f->next) {
+                        if (f->entry == e)
+                                return f;
+                }
+        }
+        return NULL;
 }
 
 void entry_forget(struct tailer *t, struct state_entry *e)

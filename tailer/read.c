@@ -243,7 +243,15 @@ bool tailer_file_truncated(struct tfile *f, uint64_t offset)
         log_warn(t->log, "file %s, reading it again from 0 file=%s offset=%llu size=%llu",
                  shrank ? "truncated" : "rewritten", q(b, sizeof b, f->path),
                  (unsigned long long)offset, (unsigned long long)st.st_size);
-        identity_of_fd(f->fd, &f->id);
+        struct file_id id;
+        identity_of_fd(f->fd, &id);
+        tfile_restart(t, f, &id);
+        return true;
+}
+
+void tfile_restart(struct tailer *t, struct tfile *f, const struct file_id *id)
+{
+        f->id = *id;
         f->start = 0;
         f->acked = 0;
         f->tail_len = 0;
@@ -258,7 +266,6 @@ bool tailer_file_truncated(struct tfile *f, uint64_t offset)
                 state_set_header(t->state, f->entry, NULL, 0, NULL);
         }
         t->dirty = true;
-        return true;
 }
 
 static bool entry_file_exists(const struct state_entry *e, void *ctx)

@@ -10,6 +10,20 @@ static bool size_fits(const struct rc_known *k, const struct rc_cand *c)
         return k->copy_exact ? c->size == k->copy_min : c->size >= k->copy_min;
 }
 
+/* Whether another known file, open, is on known file i's inode. */
+static bool pinned_by_other(const struct rc_input *in, size_t i)
+{
+        const struct rc_known *kn = &in->known[i];
+        if (kn->open || kn->ino == 0)
+                return false;
+        for (size_t j = 0; j < in->nknown; j++) {
+                const struct rc_known *o = &in->known[j];
+                if (j != i && o->open && o->dev == kn->dev && o->ino == kn->ino)
+                        return true;
+        }
+        return false;
+}
+
 void rc_plan(const struct rc_input *in, struct rc_kout *kout, struct rc_cout *cout)
 {
         size_t nk = in->nknown, nc = in->ncand;
@@ -20,9 +34,15 @@ void rc_plan(const struct rc_input *in, struct rc_kout *kout, struct rc_cout *co
 
         /* 1: each known file on its own inode, when the content says so.
          * A shrunk file waits (kout.cand set, still undecided) until no copy
-         * is found: the copy holds the records not yet read. */
+         * is found: the copy holds the records not yet read. A descriptor
+         * pins its inode: a closed file recorded on the inode of an open one
+         * is stale, whatever its bytes say. */
         for (size_t i = 0; i < nk; i++) {
                 const struct rc_known *kn = &in->known[i];
+                if (pinned_by_other(in, i)) {
+                        kout[i].release = true;
+                        continue;
+                }
                 for (size_t k = 0; k < nc; k++) {
                         if (!same_inode(kn, &in->cand[k]))
                                 continue;

@@ -278,21 +278,22 @@ void entry_take_inode(struct tailer *t, struct state_entry *e, uint64_t dev, uin
         if (e->dev == dev && e->ino == ino)
                 return;
         struct state_entry *other;
-        while (ino && (other = state_find_id(t->state, dev, ino)) && other != e) {
-                char b[512];
-                log_info(t->log,
-                         "forgetting the offsets' inode of a file whose inode was reused file=%s",
-                         q(b, sizeof b, other->path));
-                other->dev = other->ino = 0;
-        }
+        while (ino && (other = state_find_id(t->state, dev, ino)) && other != e)
+                tailer_release_inode(t, other, NULL);
         state_set_id(t->state, e, dev, ino, NULL);
         t->dirty = true;
 }
 
-static void release_inode(struct tailer *t, struct state_entry *e)
+void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile *f)
 {
+        char b[512];
+        if (!f && e)
+                f = tfile_of_entry(t, e);
+        /* An open descriptor pins its inode: only a closed file's can be
+         * another file's now. */
+        if (f && f->fd < 0)
+                f->id.dev = f->id.ino = 0;
         if (e && e->ino) {
-                char b[512];
                 log_info(t->log,
                          "forgetting the offsets' inode of a file whose inode was reused "
                          "file=%s",
@@ -414,7 +415,7 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i)
         time_t now = time(NULL);
         char b[512], b2[512];
         if (ko->release)
-                release_inode(t, e);
+                tailer_release_inode(t, e, f);
         switch (ko->fate) {
         case RC_ON:
         case RC_BLOCKED:
@@ -445,19 +446,8 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i)
                                  "size=%llu",
                                  q(b, sizeof b, c->path), (unsigned long long)f->acked,
                                  (unsigned long long)c->size);
-                        f->start = f->acked = 0;
-                        f->tail_len = 0;
-                        f->tail_end = 0;
-                        f->gen++;
-                        f->verified = false;
-                        f->id = (struct file_id){c->dev, c->ino, 0, 0};
-                        if (f->entry) {
-                                f->entry->offset = 0;
-                                f->entry->fp_len = 0;
-                                state_set_header(t->state, f->entry, NULL, 0, NULL);
-                        }
-                        t->requeued = true;
-                        t->dirty = true;
+                        tfile_restart(t, f, &(struct file_id){c->dev, c->ino, 0, 0});
+                        f->verified = false; /* checked when opened */
                 }
                 if (f->fresh) {
                         /* placed with this look's new files */
@@ -697,7 +687,8 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start)
          * meets a stale holder. */
         for (size_t i = 0; i < lk.nk; i++) {
                 if (kout[i].release)
-                        release_inode(t, lk.refs[i].f ? lk.refs[i].f->entry : lk.refs[i].e);
+                        tailer_release_inode(t, lk.refs[i].f ? lk.refs[i].f->entry : lk.refs[i].e,
+                                             lk.refs[i].f);
         }
         for (size_t i = 0; i < lk.nk; i++)
                 apply_known(&lk, &kout[i], i);

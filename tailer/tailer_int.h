@@ -192,6 +192,8 @@ void tfile_drop_gone(struct tfile *f);
 void report_gone(struct tailer *t, const char *source, const char *path, uint64_t offset);
 /* Remove e from the table; a file that held it lets go of it first. */
 void entry_forget(struct tailer *t, struct state_entry *e);
+/* The file that holds e, NULL when none. */
+struct tfile *tfile_of_entry(struct tailer *t, const struct state_entry *e);
 
 /* ---- tailer.c ---- */
 
@@ -237,11 +239,19 @@ uint64_t last_line_end(int fd, uint64_t size);
 int source_reconcile(struct tailer *t, struct tsource *s, bool start);
 /* Give e the identity (dev, ino); a stale holder forgets it. */
 void entry_take_inode(struct tailer *t, struct state_entry *e, uint64_t dev, uint64_t ino);
+/* Forget the inode of entry e and of the closed file f that holds it (f
+ * NULL: found by e): it is another file's now, or may become one (the file
+ * is gone). Both are known by content alone from then on. */
+void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile *f);
 
 /* ---- read.c ---- */
 
 time_t tfile_final_at(const struct tfile *f);
 /* f's size now: fstat of its descriptor, or as last seen while closed. */
 uint64_t tfile_size_now(const struct tfile *f);
+/* f (and its entry) read again from 0 as the file with identity id: a new
+ * generation, so acknowledgements of the old content are ignored and the
+ * reader that read it starts over (tailer_file_gen). */
+void tfile_restart(struct tailer *t, struct tfile *f, const struct file_id *id);
 
 #endif

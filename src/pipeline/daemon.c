@@ -474,6 +474,13 @@ static bool read_file(struct daemon *d, struct tfile *f, size_t src)
                         return false;
                 }
                 struct reader *r = tailer_file_user(f);
+                if (r && r->gen != tailer_file_gen(f)) {
+                        /* read again from 0 (a look found it shrunk): the
+                         * parser's offset and header are the old content's */
+                        tailer_file_set_user(f, NULL);
+                        reader_free(r);
+                        r = NULL;
+                }
                 if (!r) {
                         r = reader_new(d, f, src);
                         if (!r) {

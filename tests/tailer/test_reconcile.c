@@ -273,6 +273,32 @@ static const struct rc_case cases[] = {
         .wc = {{RC_C_KNOWN, 1}},
     },
     {
+        /* a closed file recorded on the inode an open one is read through
+         * (its file deleted, the inode given to the file being read): the
+         * descriptor pins the inode, so the closed one is stale, even
+         * listed first and even if its bytes would say "shrunk" */
+        .name = "an open file keeps its inode from a stale closed one",
+        .nk = 2,
+        .nc = 1,
+        .known = {READING(20, 199), OPEN(20, 400)},
+        .cand = {LIVE(20, 900)},
+        .rel = {{0, 0, -1, RC_REL_TRUNCATED}, {1, 0, -1, RC_REL_SAME}},
+        .wk = {{RC_GONE, -1, -1, true}, {RC_ON, 0, -1, false}},
+        .wc = {{RC_C_KNOWN, 1}},
+    },
+    {
+        /* the same while the open file was truncated (copy and truncate,
+         * the copy not there yet): the open file is the one shrunk */
+        .name = "a truncated open file keeps its inode from a stale closed one",
+        .nk = 2,
+        .nc = 1,
+        .known = {READING(20, 199), REWRITTEN(20, 400)},
+        .cand = {LIVE(20, 55)},
+        .rel = {{0, 0, -1, RC_REL_TRUNCATED}, {1, 0, -1, RC_REL_TRUNCATED}},
+        .wk = {{RC_GONE, -1, -1, true}, {RC_SHRUNK, 0, -1, false}},
+        .wc = {{RC_C_KNOWN, 1}},
+    },
+    {
         /* a finished archive copied elsewhere (another file system) is
          * known as done by its content, not read again */
         .name = "a finished file's copy is done, not new",
