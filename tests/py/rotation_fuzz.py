@@ -68,6 +68,7 @@ tests/py/test_rotation_cases.py use it. Standard library only.
 """
 
 import argparse
+import ast
 import collections
 import concurrent.futures
 import gzip
@@ -1117,6 +1118,21 @@ def describe(op):
     return op["op"] + (" " + args if args else "")
 
 
+def parse_ops(text):
+    """describe()'s lines joined by ';' back into operations (--run)."""
+    ops = []
+    for part in text.split(";"):
+        words = part.split()
+        if not words:
+            continue
+        op = {"op": words[0]}
+        for w in words[1:]:
+            k, _, v = w.partition("=")
+            op[k] = ast.literal_eval(v)
+        ops.append(op)
+    return ops
+
+
 # ------------------------------------------------------------------ plans
 
 WEIGHTS = [
@@ -1379,6 +1395,8 @@ def main(argv):
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--ops", action="store_true")
+    ap.add_argument("--run", help="run these operations (as printed: 'start; append k=5; "
+                    "stop') instead of the seed's")
     ap.add_argument("--self-check", action="store_true")
     ap.add_argument("--timeout", type=float, default=20.0)
     ap.add_argument("--results", help="append each sequence's result to this file "
@@ -1396,7 +1414,8 @@ def main(argv):
             for i, op in enumerate(plan(a.seed), 1):
                 print("op %d: %s" % (i, describe(op)))
             return 0
-        res = run_seed(binary, a.seed, keep=a.keep, verbose=not a.json, timeout=a.timeout)
+        res = run_seed(binary, a.seed, keep=a.keep, verbose=not a.json, timeout=a.timeout,
+                       ops=parse_ops(a.run) if a.run else None)
         if a.json:
             print(json.dumps(res))
         else:

@@ -21,6 +21,9 @@ nothing. Then the case's own detail.
   loss_c_unreadable_then_rotated
                                the live file mode 000 at start, rotated before
                                it is readable (and again across a restart)
+  unreadable_at_start_then_readable
+                               the live file mode 000 at one start, readable at
+                               the next: read on, never taken for rewritten
   loss_d_dir_unlistable        the move-to directory mode 000 at start: a
                                tracked file is not dropped as gone
   loss_e_forgotten_source      archives gzipped and deleted, entries pruned,
@@ -221,6 +224,16 @@ def loss_c_unreadable_then_rotated(r):
         ("moveto-rename", {"create_now": True}), ("append", {"k": 10}), "restart",
         ("sleep", {"s": 0.5}), "unlock")
     ended(r, "case 4 loss-c unreadable live file rotated")
+
+
+@scenario
+def unreadable_at_start_then_readable(r):
+    # The live file first found unreadable at a start is known by its inode
+    # alone; once readable it is the same file read on, never a rewrite
+    # read again from 0 (its record twice). The rotation fuzzer's seed 2986.
+    ops(r, "start", "stop", "chmod-live", "start", ("sleep", {"s": 0.5}), "stop", "unlock",
+        "start", ("sleep", {"s": 1.0}), ("append", {"k": 5}))
+    ended(r, "unreadable at a start, readable at the next")
 
 
 # ------------------------------------------------------------------ 5

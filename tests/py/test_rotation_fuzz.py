@@ -10,9 +10,9 @@ fixed list of seeds, a few sequences at a time.
 One check per seed; a failing seed prints its failures, its operations and
 the daemon's log lines, and reruns alone with
 `python3 tests/py/rotation_fuzz.py PMTATAIL_BINARY --seed N`. A seed that
-fails is run once more, alone: a failure that does not come again (a
-timing the sequence does not fix) is printed in full as "flaky" and does
-not fail the test; one that comes again does.
+fails is run up to twice more, alone: a failure that does not come every
+time (a timing the sequence does not fix) is printed in full as "flaky"
+and does not fail the test; one that comes all three times does.
 
 Environment:
   PMTATAIL_FUZZ_SEEDS   comma-separated seeds (default: the fixed list)
@@ -30,6 +30,11 @@ import rotation_fuzz as rf  # noqa: E402
 
 # About three minutes on two cores at three at a time (40 took 2 minutes).
 SEEDS = list(range(1, 61))
+
+# A failing seed runs this many more times, alone; it fails the test only if
+# it fails every time (a failure that comes once in three is a timing the
+# sequence does not fix: printed in full as "flaky" all the same).
+RERUNS = 2
 
 # Seeds whose failure is known and open: each still runs and is reported in
 # full, but does not fail the test while it stays open. Remove a seed once
@@ -56,7 +61,10 @@ def main(argv):
     for i, res in enumerate(results):
         if res["ok"]:
             continue
-        again = rf.run_many(binary, [res["seed"]], 1)[0]
+        for _ in range(RERUNS):
+            again = rf.run_many(binary, [res["seed"]], 1)[0]
+            if again["ok"]:
+                break
         if again["ok"]:
             flaky.append(res["seed"])
             info("flaky: %s; passed when run again alone" % rf.summary_line(res))
