@@ -323,8 +323,19 @@ static void finish(struct tfile *f)
                 } else {
                         if (!f->has_copy)
                                 find_done_copy(f);
+                        /* The copy may have gone too (gzipped, deleted) and
+                         * its inode be another file's now: taken only while
+                         * the copy's name leads to it, at the copy's size. */
+                        if (f->has_copy &&
+                            (stat(f->path, &st) < 0 || (uint64_t)st.st_ino != f->copy_ino ||
+                             (uint64_t)st.st_dev != f->copy_dev ||
+                             (uint64_t)st.st_size != f->final_end))
+                                f->has_copy = false;
                         if (f->has_copy)
                                 entry_take_inode(t, f->entry, f->copy_dev, f->copy_ino);
+                        else
+                                /* deleted: its inode is free once closed */
+                                tailer_release_inode(t, f->entry, NULL);
                 }
         }
         if (f->entry)

@@ -24,6 +24,21 @@ static bool pinned_by_other(const struct rc_input *in, size_t i)
         return false;
 }
 
+/* Whether candidate k holds the content of an open file just rewritten
+ * (copy and truncate) other than known file i. Asked only of a closed file
+ * still being read that is on k's inode: rare, so the comparison is cheap
+ * overall. */
+static bool copy_of_rewritten(const struct rc_input *in, size_t i, size_t k)
+{
+        for (size_t j = 0; j < in->nknown; j++) {
+                const struct rc_known *o = &in->known[j];
+                if (j != i && o->open && o->rewritten && size_fits(o, &in->cand[k]) &&
+                    in->relate(in->ctx, j, k, -1) == RC_REL_COPY)
+                        return true;
+        }
+        return false;
+}
+
 void rc_plan(const struct rc_input *in, struct rc_kout *kout, struct rc_cout *cout)
 {
         size_t nk = in->nknown, nc = in->ncand;
@@ -48,6 +63,13 @@ void rc_plan(const struct rc_input *in, struct rc_kout *kout, struct rc_cout *co
                                 continue;
                         if (cout[k].fate != RC_C_UNDECIDED) {
                                 /* another known file is on it: not this one */
+                                kout[i].release = true;
+                                break;
+                        }
+                        if (!kn->open && !kn->finished && copy_of_rewritten(in, i, k)) {
+                                /* the copy a copy-and-truncate just made, on
+                                 * the inode of a file gone before it: the
+                                 * bytes say whose it is */
                                 kout[i].release = true;
                                 break;
                         }

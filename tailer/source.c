@@ -295,8 +295,8 @@ void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile 
                 f->id.dev = f->id.ino = 0;
         if (e && e->ino) {
                 log_info(t->log,
-                         "forgetting the offsets' inode of a file whose inode was reused "
-                         "file=%s",
+                         "forgetting the inode of a file no longer on it (known by its "
+                         "content from now on) file=%s",
                          q(b, sizeof b, e->path));
                 e->dev = e->ino = 0;
                 t->dirty = true;

@@ -299,6 +299,20 @@ static const struct rc_case cases[] = {
         .wc = {{RC_C_KNOWN, 1}},
     },
     {
+        /* copy and truncate with `rotate 1`: the new .1 made on the inode
+         * of the old .1 (deleted, still being read, header only so far):
+         * the copy of the truncated file is the truncated file's, whatever
+         * the old .1's header-only fingerprint says */
+        .name = "a copy on the inode of a file still being read is the copy's",
+        .nk = 2,
+        .nc = 2,
+        .known = {READING(30, 55), REWRITTEN(20, 4436)},
+        .cand = {ARCH(30, 4463), LIVE(20, 0)},
+        .rel = {{0, 0, -1, RC_REL_SAME}, {1, 0, -1, RC_REL_COPY}, {1, 1, -1, RC_REL_TRUNCATED}},
+        .wk = {{RC_GONE, -1, -1, true}, {RC_COPIED, 0, -1, false}},
+        .wc = {{RC_C_KNOWN, 1}, {RC_C_LIVE_NEW, -1}},
+    },
+    {
         /* a finished archive copied elsewhere (another file system) is
          * known as done by its content, not read again */
         .name = "a finished file's copy is done, not new",
