@@ -269,7 +269,7 @@ void tfile_drop_gone(struct tfile *f)
                 f->gone = false;
                 owed_fail(&f->owed, ENOENT, f->path, s->name, time(NULL), t->log);
                 /* not on its inode any more: a file created next may be */
-                tailer_release_inode(t, f->entry, f);
+                tailer_release_inode(t, f->entry, f, "gone from every name");
                 return;
         }
         char b[512];

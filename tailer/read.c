@@ -335,7 +335,7 @@ static void finish(struct tfile *f)
                                 entry_take_inode(t, f->entry, f->copy_dev, f->copy_ino);
                         else
                                 /* deleted: its inode is free once closed */
-                                tailer_release_inode(t, f->entry, NULL);
+                                tailer_release_inode(t, f->entry, NULL, "deleted when finished");
                 }
         }
         if (f->entry)

@@ -218,8 +218,21 @@ enum rc_rel fd_cand_relate(int fd, const struct candidate *c)
 enum rc_rel cands_relate(const struct candidate *on, const struct candidate *c)
 {
         int a = open(on->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-        if (a < 0)
-                return errno == ENOENT ? RC_REL_PREFIX : RC_REL_NONE;
+        if (a < 0) {
+                /* gone since the listing, or unreadable for now (its copy
+                 * readable already): told at a later look; a copy is never
+                 * larger than its original */
+                if (errno == ENOENT)
+                        return RC_REL_PREFIX;
+                if (c->size > on->size)
+                        return RC_REL_NONE;
+                /* a candidate unreadable as well is queued and owed */
+                int b = open(c->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+                if (b < 0)
+                        return RC_REL_NONE;
+                close(b);
+                return RC_REL_PREFIX;
+        }
         struct stat st;
         enum rc_rel r = RC_REL_NONE;
         if (fstat(a, &st) == 0) {

@@ -129,6 +129,13 @@ static bool rewritten_now(const struct tfile *f)
                memcmp(now, f->tail, f->tail_len) != 0;
 }
 
+/* Whether candidate c exists but cannot be read now (mode 000, say): it
+ * may be a copy of a known file, to be told once it can be read. */
+static bool unreadable_now(struct candidate *c)
+{
+        return cand_fingerprint(c) < 0 && c->fp_errno != ENOENT;
+}
+
 /* The reconciler's questions, answered from the disk. */
 static enum rc_rel relate(void *ctx, size_t i, size_t k, long on)
 {
@@ -162,10 +169,14 @@ static enum rc_rel relate(void *ctx, size_t i, size_t k, long on)
                                 enum rc_rel rr = fd_cand_relate(f->fd, c);
                                 return rr == RC_REL_NONE && rewritten_now(f) ? RC_REL_PREFIX : rr;
                         }
-                } else if (same && (!f->verified || f->id.fp_len == 0)) {
-                        /* never read: nothing to tell apart, nothing to lose */
+                } else if (same && f->id.fp_len == 0) {
+                        /* never read: nothing to tell apart, nothing to lose
+                         * (a file read before and unreadable since is told by
+                         * its fingerprint: its inode may be a new file's) */
                         return cand_fingerprint(c) < 0 ? RC_REL_BLOCKED : RC_REL_SAME;
                 }
+                if (!same && unreadable_now(c))
+                        return RC_REL_PREFIX;
                 struct match_saved sv = {
                     .id = f->id, .offset = tfile_read_end(f), .finished = false};
                 enum rc_rel rl = rel_of_match(match_saved(&sv, c));
@@ -177,6 +188,8 @@ static enum rc_rel relate(void *ctx, size_t i, size_t k, long on)
         bool same = sv.id.ino == c->ino && sv.id.dev == c->dev;
         if (sv.id.fp_len == 0 && same)
                 return cand_fingerprint(c) < 0 ? RC_REL_BLOCKED : RC_REL_SAME;
+        if (!same && !sv.finished && unreadable_now(c))
+                return RC_REL_PREFIX;
         return rel_of_match(match_saved(&sv, c));
 }
 
@@ -273,18 +286,20 @@ static int look_known(struct look *lk)
 /* Give entry e the identity (dev, ino): another entry recorded with it
  * belongs to a file that is no longer there (the file on it now is e's, by
  * its content), so it forgets that inode. Never refused. */
+#define REUSED "whose inode was reused"
+
 void entry_take_inode(struct tailer *t, struct state_entry *e, uint64_t dev, uint64_t ino)
 {
         if (e->dev == dev && e->ino == ino)
                 return;
         struct state_entry *other;
         while (ino && (other = state_find_id(t->state, dev, ino)) && other != e)
-                tailer_release_inode(t, other, NULL);
+                tailer_release_inode(t, other, NULL, REUSED);
         state_set_id(t->state, e, dev, ino, NULL);
         t->dirty = true;
 }
 
-void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile *f)
+void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile *f, const char *why)
 {
         char b[512];
         if (!f && e)
@@ -294,9 +309,7 @@ void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile 
         if (f && f->fd < 0)
                 f->id.dev = f->id.ino = 0;
         if (e && e->ino) {
-                log_info(t->log,
-                         "forgetting the inode of a file no longer on it (known by its "
-                         "content from now on) file=%s",
+                log_info(t->log, "forgetting the offsets' inode of a file %s file=%s", why,
                          q(b, sizeof b, e->path));
                 e->dev = e->ino = 0;
                 t->dirty = true;
@@ -415,7 +428,7 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i)
         time_t now = time(NULL);
         char b[512], b2[512];
         if (ko->release)
-                tailer_release_inode(t, e, f);
+                tailer_release_inode(t, e, f, REUSED);
         switch (ko->fate) {
         case RC_ON:
         case RC_BLOCKED:
@@ -688,7 +701,7 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start)
         for (size_t i = 0; i < lk.nk; i++) {
                 if (kout[i].release)
                         tailer_release_inode(t, lk.refs[i].f ? lk.refs[i].f->entry : lk.refs[i].e,
-                                             lk.refs[i].f);
+                                             lk.refs[i].f, REUSED);
         }
         for (size_t i = 0; i < lk.nk; i++)
                 apply_known(&lk, &kout[i], i);

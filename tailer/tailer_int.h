@@ -241,8 +241,10 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start);
 void entry_take_inode(struct tailer *t, struct state_entry *e, uint64_t dev, uint64_t ino);
 /* Forget the inode of entry e and of the closed file f that holds it (f
  * NULL: found by e): it is another file's now, or may become one (the file
- * is gone). Both are known by content alone from then on. */
-void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile *f);
+ * is gone). Both are known by content alone from then on. `why` completes
+ * the log line ("a file ..."). */
+void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile *f,
+                          const char *why);
 
 /* ---- read.c ---- */
 

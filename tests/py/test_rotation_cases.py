@@ -24,6 +24,9 @@ nothing. Then the case's own detail.
   unreadable_at_start_then_readable
                                the live file mode 000 at one start, readable at
                                the next: read on, never taken for rewritten
+  unreadable_original_copied_across_restart
+                               move-to's copy of a mode 000 file, a restart
+                               before the delete: the copy is not read whole
   loss_d_dir_unlistable        the move-to directory mode 000 at start: a
                                tracked file is not dropped as gone
   loss_e_forgotten_source      archives gzipped and deleted, entries pruned,
@@ -234,6 +237,16 @@ def unreadable_at_start_then_readable(r):
     ops(r, "start", "stop", "chmod-live", "start", ("sleep", {"s": 0.5}), "stop", "unlock",
         "start", ("sleep", {"s": 1.0}), ("append", {"k": 5}))
     ended(r, "unreadable at a start, readable at the next")
+
+
+@scenario
+def unreadable_original_copied_across_restart(r):
+    # Move-to by copy while the file read is mode 000, a restart between the
+    # copy and the delete: the copy cannot be told from the original yet,
+    # so it waits to be told (not read whole as rotated while stopped).
+    ops(r, "start", ("append", {"k": 20}), ("sleep", {"s": 0.5}), "chmod-live",
+        ("moveto-copy", {"restart_between": True}), "unlock", ("append", {"k": 5}))
+    ended(r, "unreadable original copied across a restart")
 
 
 # ------------------------------------------------------------------ 5
