@@ -186,7 +186,10 @@ static enum rc_rel relate(void *ctx, size_t i, size_t k, long on)
         }
         struct match_saved sv = saved_of_entry(r->e);
         bool same = sv.id.ino == c->ino && sv.id.dev == c->dev;
-        if (sv.id.fp_len == 0 && same)
+        /* Known by its inode alone, nothing read: nothing to tell apart.
+         * A finished one (an empty file rotated) never grows: match_saved
+         * tells it from a new file on its inode by the size. */
+        if (sv.id.fp_len == 0 && same && !sv.finished)
                 return cand_fingerprint(c) < 0 ? RC_REL_BLOCKED : RC_REL_SAME;
         if (!same && !sv.finished && unreadable_now(c))
                 return RC_REL_PREFIX;

@@ -27,6 +27,9 @@ nothing. Then the case's own detail.
   unreadable_original_copied_across_restart
                                move-to's copy of a mode 000 file, a restart
                                before the delete: the copy is not read whole
+  finished_empty_entry_on_live_inode
+                               a finished entry of an empty file on the
+                               inode the live file has now: the live file is read
   loss_d_dir_unlistable        the move-to directory mode 000 at start: a
                                tracked file is not dropped as gone
   loss_e_forgotten_source      archives gzipped and deleted, entries pruned,
@@ -247,6 +250,30 @@ def unreadable_original_copied_across_restart(r):
     ops(r, "start", ("append", {"k": 20}), ("sleep", {"s": 0.5}), "chmod-live",
         ("moveto-copy", {"restart_between": True}), "unlock", ("append", {"k": 5}))
     ended(r, "unreadable original copied across a restart")
+
+
+@scenario
+def finished_empty_entry_on_live_inode(r):
+    # A finished entry known by its inode alone (an empty file rotated and
+    # finished, then deleted) and the live file written while the daemon was
+    # stopped on that inode: a finished file never grows, so the live file is
+    # not taken for it (its records would never be read), it is read whole.
+    ops(r, "start", ("append", {"k": 3}))
+    wait_all(r)
+    ops(r, "stop", ("moveto-rename", {"create_now": False}), ("append", {"k": 4}))
+    src = r.sources[0]
+    st = os.stat(src.live)
+    path = os.path.join(r.state, "offsets.json")
+    with open(path) as fh:
+        table = json.load(fh)
+    table["files"].append({
+        "source": src.name, "dev": st.st_dev, "ino": st.st_ino, "fp": "0" * 16, "fp_len": 0,
+        "path": os.path.join(src.archive_dir, "bounces-2024-01-04-0009.csv"), "offset": 0,
+        "finished": True, "seen": int(time.time()) - 60})
+    with open(path, "w") as fh:
+        json.dump(table, fh)
+    ops(r, "start", ("sleep", {"s": 1.0}), ("append", {"k": 2}))
+    ended(r, "a finished empty file's entry on the live file's inode")
 
 
 # ------------------------------------------------------------------ 5
