@@ -272,8 +272,11 @@ static bool entry_file_exists(const struct state_entry *e, void *ctx)
 {
         (void)ctx;
         struct stat st;
-        return stat(e->path, &st) == 0 && (uint64_t)st.st_dev == e->dev &&
-               (uint64_t)st.st_ino == e->ino;
+        if (stat(e->path, &st) < 0)
+                /* a directory that cannot be searched for now says nothing:
+                 * pruned, a finished file would be read again as new */
+                return errno != ENOENT && errno != ENOTDIR;
+        return (uint64_t)st.st_dev == e->dev && (uint64_t)st.st_ino == e->ino;
 }
 
 /* f is read to its end and no longer on its inode anywhere: a copy of the

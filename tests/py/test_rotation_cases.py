@@ -30,6 +30,8 @@ nothing. Then the case's own detail.
   finished_empty_entry_on_live_inode
                                a finished entry of an empty file on the
                                inode the live file has now: the live file is read
+  finished_in_unsearchable_dir a finished archive in a mode 000 directory when
+                               another file finishes: kept, not read again
   loss_d_dir_unlistable        the move-to directory mode 000 at start: a
                                tracked file is not dropped as gone
   loss_e_forgotten_source      archives gzipped and deleted, entries pruned,
@@ -274,6 +276,19 @@ def finished_empty_entry_on_live_inode(r):
         json.dump(table, fh)
     ops(r, "start", ("sleep", {"s": 1.0}), ("append", {"k": 2}))
     ended(r, "a finished empty file's entry on the live file's inode")
+
+
+@scenario
+def finished_in_unsearchable_dir(r):
+    # A finished archive whose directory cannot be searched for a while
+    # (mode 000) when another file finishes: the table's pruning cannot tell
+    # whether it is still there, so it keeps it (pruned, it was read again
+    # as new once the directory could be listed).
+    ops(r, "start", ("append", {"k": 5}), ("moveto-rename", {"create_now": True}),
+        ("sleep", {"s": 1.0}), "chmod-dir", ("append", {"k": 3}),
+        ("moveto-rename", {"create_now": True}), ("sleep", {"s": 3.0}), "unlock",
+        ("sleep", {"s": 1.0}), ("append", {"k": 2}))
+    ended(r, "a finished file in a directory that cannot be searched")
 
 
 # ------------------------------------------------------------------ 5
