@@ -120,7 +120,15 @@ static enum rc_rel rel_of_match(enum match_kind m)
 static bool rewritten_now(const struct tfile *f)
 {
         struct stat st;
-        if (f->fd < 0 || !f->tail_len || fstat(f->fd, &st) < 0)
+        if (f->fd < 0 || fstat(f->fd, &st) < 0)
+                return false;
+        /* its first bytes first: a file truncated and written again from
+         * the same header (copy and truncate before its records were read)
+         * keeps the bytes read so far */
+        enum identity_match m = identity_compare(&f->id, f->fd);
+        if (m == IDENTITY_TRUNCATED || m == IDENTITY_INODE_REUSED)
+                return true;
+        if (!f->tail_len)
                 return false;
         if ((uint64_t)st.st_size < f->tail_end)
                 return true;
