@@ -299,6 +299,74 @@ void report_gone(struct tailer *t, const char *source, const char *path, uint64_
                  q(b, sizeof b, path), source, (unsigned long long)offset);
 }
 
+void tailer_keep_newest(struct tailer *t)
+{
+        size_t n = state_count(t->state);
+        for (size_t i = 0; i < n; i++)
+                state_at(t->state, i)->keep = false;
+        for (size_t k = 0; k < t->nsrc; k++) {
+                struct state_entry *best = NULL;
+                for (size_t i = 0; i < n; i++) {
+                        struct state_entry *e = state_at(t->state, i);
+                        if (strcmp(e->source, t->src[k].name) == 0 &&
+                            (!best || e->seen > best->seen))
+                                best = e;
+                }
+                if (best)
+                        best->keep = true;
+        }
+}
+
+/* Give entry e the identity (dev, ino): another entry recorded with it
+ * belongs to a file that is no longer there (the file on it now is e's, by
+ * its content), so it forgets that inode. Never refused. */
+void entry_take_inode(struct tailer *t, struct state_entry *e, uint64_t dev, uint64_t ino)
+{
+        if (e->dev == dev && e->ino == ino)
+                return;
+        struct state_entry *other;
+        while (ino && (other = state_find_id(t->state, dev, ino)) && other != e)
+                tailer_release_inode(t, other, NULL, TAILER_INODE_REUSED);
+        state_set_id(t->state, e, dev, ino, NULL);
+        t->dirty = true;
+}
+
+void tfile_restart(struct tailer *t, struct tfile *f, const struct file_id *id)
+{
+        f->id = *id;
+        f->start = 0;
+        f->acked = 0;
+        f->tail_len = 0;
+        f->tail_end = 0;
+        f->gen++;
+        hver_clear(f);
+        t->requeued = true;
+        if (f->entry) {
+                entry_take_inode(t, f->entry, f->id.dev, f->id.ino);
+                f->entry->offset = 0;
+                entry_from_id(f->entry, &f->id);
+                state_set_header(t->state, f->entry, NULL, 0, NULL);
+        }
+        t->dirty = true;
+}
+
+void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile *f, const char *why)
+{
+        char b[512];
+        if (!f && e)
+                f = tfile_of_entry(t, e);
+        /* An open descriptor pins its inode: only a closed file's can be
+         * another file's now. */
+        if (f && f->fd < 0)
+                f->id.dev = f->id.ino = 0;
+        if (e && e->ino) {
+                log_info(t->log, "forgetting the offsets' inode of a file %s file=%s", why,
+                         q(b, sizeof b, e->path));
+                e->dev = e->ino = 0;
+                t->dirty = true;
+        }
+}
+
 struct tfile *tfile_of_entry(struct tailer *t, const struct state_entry *e)
 {
         for (size_t i = 0; i < t->nsrc; i++) {

@@ -249,25 +249,6 @@ bool tailer_file_truncated(struct tfile *f, uint64_t offset)
         return true;
 }
 
-void tfile_restart(struct tailer *t, struct tfile *f, const struct file_id *id)
-{
-        f->id = *id;
-        f->start = 0;
-        f->acked = 0;
-        f->tail_len = 0;
-        f->tail_end = 0;
-        f->gen++;
-        hver_clear(f);
-        t->requeued = true;
-        if (f->entry) {
-                entry_take_inode(t, f->entry, f->id.dev, f->id.ino);
-                f->entry->offset = 0;
-                entry_from_id(f->entry, &f->id);
-                state_set_header(t->state, f->entry, NULL, 0, NULL);
-        }
-        t->dirty = true;
-}
-
 static bool entry_file_exists(const struct state_entry *e, void *ctx)
 {
         (void)ctx;

@@ -134,6 +134,26 @@ int source_find_moved(const struct tsource *s, uint64_t dev, uint64_t ino, char 
         return failed;
 }
 
+/* Offset just past the last line break before `size`: where to start in a
+ * file met for the first time with start_at = end. */
+uint64_t last_line_end(int fd, uint64_t size)
+{
+        char buf[4096];
+        uint64_t pos = size;
+        while (pos > 0) {
+                size_t n = pos < sizeof buf ? (size_t)pos : sizeof buf;
+                ssize_t r = pread(fd, buf, n, (off_t)(pos - n));
+                if (r != (ssize_t)n)
+                        return 0;
+                for (size_t i = n; i > 0; i--) {
+                        if (buf[i - 1] == '\n')
+                                return pos - n + i;
+                }
+                pos -= n;
+        }
+        return 0;
+}
+
 /* Two files agree when their first bytes and the last bytes they have in
  * common are equal: one is a copy of the other, maybe still being made. */
 #define AGREE_HEAD (64 * 1024)

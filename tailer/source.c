@@ -14,26 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Offset just past the last line break before `size`: where to start in a
- * file met for the first time with start_at = end. */
-uint64_t last_line_end(int fd, uint64_t size)
-{
-        char buf[4096];
-        uint64_t pos = size;
-        while (pos > 0) {
-                size_t n = pos < sizeof buf ? (size_t)pos : sizeof buf;
-                ssize_t r = pread(fd, buf, n, (off_t)(pos - n));
-                if (r != (ssize_t)n)
-                        return 0;
-                for (size_t i = n; i > 0; i--) {
-                        if (buf[i - 1] == '\n')
-                                return pos - n + i;
-                }
-                pos -= n;
-        }
-        return 0;
-}
-
 /* Whether candidate c holds f's last bytes read where f had them. */
 static bool holds_tail(const struct tfile *f, const struct candidate *c)
 {
@@ -294,39 +274,6 @@ static int look_known(struct look *lk)
         return 0;
 }
 
-/* Give entry e the identity (dev, ino): another entry recorded with it
- * belongs to a file that is no longer there (the file on it now is e's, by
- * its content), so it forgets that inode. Never refused. */
-#define REUSED "whose inode was reused"
-
-void entry_take_inode(struct tailer *t, struct state_entry *e, uint64_t dev, uint64_t ino)
-{
-        if (e->dev == dev && e->ino == ino)
-                return;
-        struct state_entry *other;
-        while (ino && (other = state_find_id(t->state, dev, ino)) && other != e)
-                tailer_release_inode(t, other, NULL, REUSED);
-        state_set_id(t->state, e, dev, ino, NULL);
-        t->dirty = true;
-}
-
-void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile *f, const char *why)
-{
-        char b[512];
-        if (!f && e)
-                f = tfile_of_entry(t, e);
-        /* An open descriptor pins its inode: only a closed file's can be
-         * another file's now. */
-        if (f && f->fd < 0)
-                f->id.dev = f->id.ino = 0;
-        if (e && e->ino) {
-                log_info(t->log, "forgetting the offsets' inode of a file %s file=%s", why,
-                         q(b, sizeof b, e->path));
-                e->dev = e->ino = 0;
-                t->dirty = true;
-        }
-}
-
 /* The live file stopped being live: renamed away, deleted or replaced. */
 static void mark_rotated(struct tailer *t, struct tsource *s, struct tfile *f, const char *how)
 {
@@ -439,7 +386,7 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i)
         time_t now = time(NULL);
         char b[512], b2[512];
         if (ko->release)
-                tailer_release_inode(t, e, f, REUSED);
+                tailer_release_inode(t, e, f, TAILER_INODE_REUSED);
         switch (ko->fate) {
         case RC_ON:
         case RC_BLOCKED:
@@ -712,7 +659,7 @@ int source_reconcile(struct tailer *t, struct tsource *s, bool start)
         for (size_t i = 0; i < lk.nk; i++) {
                 if (kout[i].release)
                         tailer_release_inode(t, lk.refs[i].f ? lk.refs[i].f->entry : lk.refs[i].e,
-                                             lk.refs[i].f, REUSED);
+                                             lk.refs[i].f, TAILER_INODE_REUSED);
         }
         for (size_t i = 0; i < lk.nk; i++)
                 apply_known(&lk, &kout[i], i);

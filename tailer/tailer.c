@@ -259,24 +259,6 @@ void tailer_rescan(struct tailer *t)
         }
 }
 
-void tailer_keep_newest(struct tailer *t)
-{
-        size_t n = state_count(t->state);
-        for (size_t i = 0; i < n; i++)
-                state_at(t->state, i)->keep = false;
-        for (size_t k = 0; k < t->nsrc; k++) {
-                struct state_entry *best = NULL;
-                for (size_t i = 0; i < n; i++) {
-                        struct state_entry *e = state_at(t->state, i);
-                        if (strcmp(e->source, t->src[k].name) == 0 &&
-                            (!best || e->seen > best->seen))
-                                best = e;
-                }
-                if (best)
-                        best->keep = true;
-        }
-}
-
 static void earliest(time_t *when, time_t w)
 {
         if (w && (!*when || w < *when))

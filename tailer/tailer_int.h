@@ -192,11 +192,22 @@ void tfile_drop_gone(struct tfile *f);
 void report_gone(struct tailer *t, const char *source, const char *path, uint64_t offset);
 /* Remove e from the table; a file that held it lets go of it first. */
 void entry_forget(struct tailer *t, struct state_entry *e);
+/* Give e the identity (dev, ino); a stale holder forgets it. */
+void entry_take_inode(struct tailer *t, struct state_entry *e, uint64_t dev, uint64_t ino);
+/* f (and its entry) read again from 0 as the file with identity id: a new
+ * generation, so acknowledgements of the old content are ignored and the
+ * reader that read it starts over (tailer_file_gen). */
+void tfile_restart(struct tailer *t, struct tfile *f, const struct file_id *id);
+/* tailer_release_inode's `why` when another file has the inode now */
+#define TAILER_INODE_REUSED "whose inode was reused"
+/* Forget the inode of entry e and of the closed file f that holds it (f
+ * NULL: found by e): it is another file's now, or may become one (the file
+ * is gone). Both are known by content alone from then on. `why` completes
+ * the log line ("a file ..."). */
+void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile *f,
+                          const char *why);
 /* The file that holds e, NULL when none. */
 struct tfile *tfile_of_entry(struct tailer *t, const struct state_entry *e);
-
-/* ---- tailer.c ---- */
-
 /* Mark the newest entry of each source as kept from pruning. */
 void tailer_keep_newest(struct tailer *t);
 
@@ -220,6 +231,8 @@ int source_observe(struct tailer *t, struct tsource *s, struct cand_list *cl, in
 int source_find_moved(const struct tsource *s, uint64_t dev, uint64_t ino, char **out);
 
 bool pread_all(int fd, void *buf, size_t n, uint64_t off);
+/* Offset just past the last line break before `size` in fd (0: none). */
+uint64_t last_line_end(int fd, uint64_t size);
 /* How the file at candidate c relates to the file open as fd (content
  * compared): RC_REL_COPY (one is a copy of the other, maybe still being
  * made), RC_REL_PREFIX (too little to tell, or changed while compared: the
@@ -231,29 +244,16 @@ enum rc_rel cands_relate(const struct candidate *on, const struct candidate *c);
 /* ---- source.c ---- */
 
 struct match_saved saved_of_entry(const struct state_entry *e);
-uint64_t last_line_end(int fd, uint64_t size);
 /* Look at the source's files and act on what changed (reconcile.h): at the
  * start, on events, on ticks, when a file read was rewritten. Returns 0,
  * the errno of a directory that could not be listed, or -1 when out of
  * memory. */
 int source_reconcile(struct tailer *t, struct tsource *s, bool start);
-/* Give e the identity (dev, ino); a stale holder forgets it. */
-void entry_take_inode(struct tailer *t, struct state_entry *e, uint64_t dev, uint64_t ino);
-/* Forget the inode of entry e and of the closed file f that holds it (f
- * NULL: found by e): it is another file's now, or may become one (the file
- * is gone). Both are known by content alone from then on. `why` completes
- * the log line ("a file ..."). */
-void tailer_release_inode(struct tailer *t, struct state_entry *e, struct tfile *f,
-                          const char *why);
 
 /* ---- read.c ---- */
 
 time_t tfile_final_at(const struct tfile *f);
 /* f's size now: fstat of its descriptor, or as last seen while closed. */
 uint64_t tfile_size_now(const struct tfile *f);
-/* f (and its entry) read again from 0 as the file with identity id: a new
- * generation, so acknowledgements of the old content are ignored and the
- * reader that read it starts over (tailer_file_gen). */
-void tfile_restart(struct tailer *t, struct tfile *f, const struct file_id *id);
 
 #endif
