@@ -49,8 +49,6 @@ static uint64_t hash(const char *p, size_t n)
         return (uint64_t)XXH3_64bits(p, n);
 }
 
-/* Whether a fingerprint of the first `len` bytes of `p` reaches past the
- * first line. */
 /* Whether the first len bytes of head are those fingerprinted as fp. No
  * bytes (len 0) always are, whatever fp holds: an identity known by its
  * inode alone ({dev, ino, 0, 0}) is written with fp 0, not the hash of
@@ -60,6 +58,8 @@ static int prefix_is(const char *head, size_t len, uint64_t fp)
         return len == 0 || hash(head, len) == fp;
 }
 
+/* Whether a fingerprint of the first `len` bytes of `p` reaches past the
+ * first line. */
 static int strong(const char *p, size_t len)
 {
         const char *nl = memchr(p, '\n', len);

@@ -319,7 +319,7 @@ static void finish(struct tfile *f)
                                 entry_take_inode(t, f->entry, f->copy_dev, f->copy_ino);
                         else
                                 /* deleted: its inode is free once closed */
-                                tailer_release_inode(t, f->entry, NULL, "deleted when finished");
+                                tailer_release_inode(t, f->entry, f, "deleted when finished");
                 }
         }
         if (f->entry)

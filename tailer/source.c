@@ -94,13 +94,13 @@ static enum rc_rel rel_of_match(enum match_kind m)
         }
 }
 
-/* Whether the open file f no longer holds what was read from it: shorter
- * than that, or other bytes where the last ones read were (copy and
- * truncate, then written again). */
+/* Whether the open file f no longer holds what was read from it: its
+ * fingerprinted first bytes gone or other, shorter than what was read, or
+ * other bytes where the last ones read were (copy and truncate, then
+ * written again). */
 static bool rewritten_now(const struct tfile *f)
 {
-        struct stat st;
-        if (f->fd < 0 || fstat(f->fd, &st) < 0)
+        if (f->fd < 0)
                 return false;
         /* its first bytes first: a file truncated and written again from
          * the same header (copy and truncate before its records were read)
@@ -108,7 +108,8 @@ static bool rewritten_now(const struct tfile *f)
         enum identity_match m = identity_compare(&f->id, f->fd);
         if (m == IDENTITY_TRUNCATED || m == IDENTITY_INODE_REUSED)
                 return true;
-        if (!f->tail_len)
+        struct stat st;
+        if (!f->tail_len || fstat(f->fd, &st) < 0)
                 return false;
         if ((uint64_t)st.st_size < f->tail_end)
                 return true;
@@ -385,8 +386,7 @@ static void apply_known(struct look *lk, const struct rc_kout *ko, size_t i)
         struct candidate *c = ko->cand >= 0 ? &lk->cl.v[ko->cand] : NULL;
         time_t now = time(NULL);
         char b[512], b2[512];
-        if (ko->release)
-                tailer_release_inode(t, e, f, TAILER_INODE_REUSED);
+        /* ko->release was carried out before any plan was applied */
         switch (ko->fate) {
         case RC_ON:
         case RC_BLOCKED:
